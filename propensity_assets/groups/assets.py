@@ -1,0 +1,106 @@
+"""Product groups as partitions: the catalogue asset, the sync sensor and the sync function."""
+
+
+import hashlib
+
+import dagster as dg
+
+from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
+from propensity_assets.partitions import product_group_partitions
+from propensity_assets.resources import LakeResource, ProductGroupsResource
+
+MEMBERS_TABLE = "product_group_members"
+
+
+def sync_requests(catalog_keys: list[str], existing: list[str]) -> list:
+    """The dynamic-partition requests that make `existing` equal the catalogue.
+
+    Removed groups are deleted from the partitions so nothing schedules them; their
+    run history and lake partitions stay readable.
+    """
+    existing_set, wanted = set(existing), set(catalog_keys)
+    requests = []
+    added = [key for key in catalog_keys if key not in existing_set]
+    removed = [key for key in existing if key not in wanted]
+    if added:
+        requests.append(product_group_partitions.build_add_request(added))
+    if removed:
+        requests.append(product_group_partitions.build_delete_request(removed))
+    return requests
+
+
+def sync_product_groups(instance: dg.DagsterInstance, path: str) -> tuple[list[str], list[str]]:
+    """Make the instance's `product_group` partitions match the catalogue file.
+
+    For headless use (`propensity-assets sync-groups`): Dagster's CLI cannot add
+    dynamic partitions. Returns (added, removed).
+    """
+    keys = [group.key for group in load_catalog(path)]
+    existing = instance.get_dynamic_partitions(product_group_partitions.name)
+    added = [key for key in keys if key not in existing]
+    removed = [key for key in existing if key not in keys]
+    if added:
+        instance.add_dynamic_partitions(product_group_partitions.name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(product_group_partitions.name, key)
+    return added, removed
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Keeps the `product_group` partitions in sync with data/product_groups.yaml: a new group "
+        "appears as a partition, a removed one stops being scheduled (its history stays). "
+        "When the catalogue changes it re-resolves the groups' products."
+    ),
+)
+def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_groups: ProductGroupsResource):
+    try:
+        text = open(product_groups.path, "rb").read()
+        groups = load_catalog(product_groups.path)
+    except CatalogError as exc:
+        return dg.SkipReason(f"Invalid product-group catalogue, partitions left unchanged: {exc}")
+    keys = [group.key for group in groups]
+    existing = context.instance.get_dynamic_partitions(product_group_partitions.name)
+    requests = sync_requests(keys, existing)
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    run_requests = []
+    if context.cursor != digest:
+        run_requests.append(dg.RunRequest(run_key=f"catalogue-{digest}", asset_selection=[dg.AssetKey(MEMBERS_TABLE)]))
+    if not requests and not run_requests:
+        return dg.SkipReason(f"{len(keys)} product groups, already in sync")
+    return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests, cursor=digest)
+
+
+@dg.asset(
+    name=MEMBERS_TABLE,
+    group_name="ingest",
+    kinds={"pandas", "parquet"},
+    deps=["products"],
+    description=(
+        "The product-group catalogue resolved against `products`: one row per "
+        "(product_group, product_id). Groups may overlap. Metadata lists each group's "
+        "description, selectors and product count."
+    ),
+)
+def product_group_members(product_groups: ProductGroupsResource, lake: LakeResource) -> dg.MaterializeResult:
+    groups = load_catalog(product_groups.path)
+    products = lake.lake.read_pandas("products")
+    members = resolve(groups, products, product_groups.path)
+    lake.lake.write_pandas(MEMBERS_TABLE, members)
+    counts = members.groupby("product_group").size()
+    def selectors(group) -> str:
+        return "; ".join(f"{kind}: {', '.join(map(str, values))}" for kind, values in group.selectors.items())
+
+    lines = [f"| {g.key} | {g.description} | {selectors(g)} | {counts[g.key]:,} |" for g in groups]
+    table = "| group | description | selectors | products |\n|---|---|---|---:|\n" + "\n".join(lines)
+    return dg.MaterializeResult(
+        metadata={
+            "groups": len(groups),
+            "rows": len(members),
+            "catalogue": dg.MetadataValue.md(table),
+            "catalogue_file": product_groups.path,
+            **{f"products:{g.key}": int(counts[g.key]) for g in groups},
+        }
+    )

@@ -1,0 +1,149 @@
+"""Raw assets: the seven tables of CONTRACTS §1, validated and written to the lake as Parquet."""
+
+
+from typing import Optional
+
+import dagster as dg
+
+from propensity_assets.ingest.sources import SCHEMA, read_source
+from propensity_assets.ingest.validation import ValidationRules, empty_table, validate
+from propensity_assets.resources import LakeResource, SourceResource
+
+QUARANTINE_TABLE = "quarantine"
+
+
+class IngestConfig(dg.Config):
+    """Validation thresholds, editable in the launchpad."""
+
+    max_invalid_share: float = 0.01
+    # An exact duplicate loses nothing (one copy is kept), so it has its own, looser bound:
+    # the embedded `coupons` table repeats 4.2% of its rows; a double-loaded file repeats 50%.
+    max_duplicate_share: float = 0.10
+    max_suspicious_share: float = 0.01
+    min_timestamp: str = "2000-01-01"
+    max_timestamp: Optional[str] = None  # default: tomorrow
+
+
+def _reason_table(counts: dict[str, int]) -> dg.MetadataValue:
+    if not counts:
+        return dg.MetadataValue.md("none")
+    rows = "\n".join(f"| {reason} | {n:,} |" for reason, n in sorted(counts.items()))
+    return dg.MetadataValue.md(f"| reason | rows |\n|---|---:|\n{rows}")
+
+
+def _build_raw_asset(table: str) -> dg.AssetsDefinition:
+    required, optional = SCHEMA[table]
+    checks = [
+        dg.AssetCheckSpec(
+            "invalid_rows",
+            asset=table,
+            blocking=True,
+            description="Fails the run when the share of quarantined rows exceeds max_invalid_share.",
+        )
+    ]
+    if table == "transactions":
+        checks.append(
+            dg.AssetCheckSpec(
+                "suspicious_rows",
+                asset=table,
+                description=(
+                    "Counts kept-but-suspicious rows: non-positive quantity with positive "
+                    "sales_value, and product ids unknown to `products`. Warns above max_suspicious_share."
+                ),
+            )
+        )
+
+    @dg.asset(
+        name=table,
+        group_name="ingest",
+        kinds={"pandas", "parquet"},
+        deps=["products"] if table == "transactions" else [],
+        check_specs=checks,
+        description=(
+            f"Raw `{table}` from the source (the embedded Complete Journey data by default), "
+            f"validated and written to `<lake>/{table}/`. Required columns: {', '.join(required)}"
+            + (f"; optional: {', '.join(optional)}" if optional else "")
+            + ". Invalid rows go to `<lake>/quarantine/` with a reason."
+        ),
+    )
+    def raw_table(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource, source: SourceResource):
+        raw = read_source(table, source.directory)
+        if raw.frame is None:
+            lake.lake.write_pandas(table, empty_table(table))
+            yield dg.MaterializeResult(
+                metadata={"rows": 0, "source": raw.origin, "note": f"the source has no {table} table"}
+            )
+            yield dg.AssetCheckResult(check_name="invalid_rows", passed=True, metadata={"rows_in": 0})
+            if table == "transactions":
+                yield dg.AssetCheckResult(check_name="suspicious_rows", passed=True)
+            return
+
+        known_products = (
+            lake.lake.read_pandas("products", columns=["product_id"])["product_id"]
+            if table == "transactions"
+            else None
+        )
+        rules = ValidationRules(config.min_timestamp, config.max_timestamp)
+        result = validate(raw, rules, known_products)
+        lake.lake.write_pandas(
+            QUARANTINE_TABLE, result.quarantine, ["source_table"], specs=[{"source_table": table}]
+        )
+        invalid_ok = (
+            result.invalid_share <= config.max_invalid_share
+            and result.duplicate_share <= config.max_duplicate_share
+        )
+        invalid_meta = {
+            "rows_in": result.rows_in,
+            "quarantined": len(result.quarantine),
+            "invalid_share": round(result.invalid_share, 6),
+            "max_invalid_share": config.max_invalid_share,
+            "duplicate_share": round(result.duplicate_share, 6),
+            "max_duplicate_share": config.max_duplicate_share,
+            "reasons": _reason_table(result.invalid_counts),
+        }
+        if not invalid_ok:
+            # Refuse before writing: the lake keeps the previous good version of the table.
+            raise dg.Failure(
+                description=(
+                    f"{raw.origin}: {len(result.quarantine):,} of {result.rows_in:,} rows of table "
+                    f"{table!r} are invalid (invalid share {result.invalid_share:.2%}, limit "
+                    f"max_invalid_share={config.max_invalid_share:.2%}; duplicate share "
+                    f"{result.duplicate_share:.2%}, limit max_duplicate_share="
+                    f"{config.max_duplicate_share:.2%}). They are in the lake's quarantine table "
+                    f"(source_table={table}); the previous version of {table!r} is kept."
+                ),
+                metadata=invalid_meta,
+            )
+        lake.lake.write_pandas(table, result.valid)
+        metadata = {
+            "rows": len(result.valid),
+            "source": raw.origin,
+            "lake_path": lake.lake.uri(table),
+            "quarantined": len(result.quarantine),
+            **{f"invalid:{reason}": n for reason, n in result.invalid_counts.items()},
+            **{f"suspicious:{reason}": n for reason, n in result.suspicious_counts.items()},
+        }
+        if "transaction_timestamp" in result.valid.columns and len(result.valid):
+            ts = result.valid["transaction_timestamp"]
+            metadata.update(first_timestamp=str(ts.min()), last_timestamp=str(ts.max()))
+            metadata["households"] = int(result.valid["household_id"].nunique())
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(check_name="invalid_rows", passed=True, metadata=invalid_meta)
+        if table == "transactions":
+            suspicious = sum(result.suspicious_counts.values())
+            share = suspicious / len(result.valid) if len(result.valid) else 0.0
+            yield dg.AssetCheckResult(
+                check_name="suspicious_rows",
+                passed=share <= config.max_suspicious_share,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "suspicious_rows": suspicious,
+                    "suspicious_share": round(share, 6),
+                    "reasons": _reason_table(result.suspicious_counts),
+                },
+            )
+
+    return raw_table
+
+
+raw_assets = [_build_raw_asset(table) for table in SCHEMA]

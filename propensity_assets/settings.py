@@ -1,0 +1,64 @@
+"""Deployment knobs, read once from the environment.
+
+Every knob has a default that runs on the embedded Complete Journey data with
+nothing set. These are the only places the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Directory for config and generated state (lake, MLflow, Dagster)."""
+    return Path(os.environ.get("PROPENSITY_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+
+def lake_uri() -> str:
+    """Root of the lake: a local path or any URI Spark and pyarrow understand."""
+    return os.environ.get("PROPENSITY_LAKE_URI", str(data_dir() / "lake"))
+
+
+def product_groups_file() -> Path:
+    return Path(os.environ.get("PROPENSITY_PRODUCT_GROUPS", data_dir() / "product_groups.yaml"))
+
+
+def source_dir() -> str | None:
+    """A directory of Parquet/CSV files in the canonical schema; None means the embedded data."""
+    return os.environ.get("PROPENSITY_SOURCE_DIR") or None
+
+
+def as_of_start() -> str:
+    return os.environ.get("PROPENSITY_AS_OF_START", "2017-01-01")
+
+
+def as_of_end() -> str:
+    """Exclusive end of the as_of partitions. The embedded data ends on 2018-01-01."""
+    return os.environ.get("PROPENSITY_AS_OF_END", "2018-01-02")
+
+
+def spark_conf() -> dict[str, str]:
+    """Spark conf: local defaults, then SPARK_MASTER, then PROPENSITY_SPARK_CONF (k=v,k=v)."""
+    conf = {
+        "spark.master": os.environ.get("SPARK_MASTER", "local[*]"),
+        "spark.app.name": "propensity_assets",
+        # The contract's day is the stored date part of naive timestamps: never shift them.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "4g"),
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    }
+    extra = os.environ.get("PROPENSITY_SPARK_CONF", "")
+    for item in filter(None, (part.strip() for part in extra.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(
+                f"PROPENSITY_SPARK_CONF: expected key=value pairs separated by commas, got {item!r}"
+            )
+        conf[key.strip()] = value.strip()
+    return conf
