@@ -4,6 +4,7 @@
   persistent instance (the `dagster` CLI cannot add dynamic partitions).
 - `partition-range START [END] [--group G]`: print the `--partition-range` argument
   that covers those dates for one group or for all groups, in the instance's order.
+- `summary --as-of D`: what the lake holds for one as_of.
 """
 
 import argparse
@@ -61,6 +62,28 @@ def cmd_partition_range(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_summary(args: argparse.Namespace) -> int:
+    """What the lake holds for one as_of: the numbers a user checks after `make demo`."""
+    import pyarrow.dataset as ds
+
+    from propensity_assets.lake import Lake
+
+    lake = Lake(settings.lake_uri())
+    filt = ds.field("as_of") == args.as_of
+    try:
+        hh = lake.read_pandas("household_features", filters=filt, columns=["household_id"])
+        grp = lake.read_pandas("group_features", filters=filt, columns=["product_group", "household_id"])
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"lake: {lake.root}")
+    print(f"household_features as_of {args.as_of}: {len(hh):,} households")
+    print(f"group_features as_of {args.as_of}:")
+    for group, rows in grp.groupby("product_group").size().items():
+        print(f"  {group:<22} {rows:>7,} rows")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="propensity-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     rng.add_argument("end", nargs="?", help="last as_of (inclusive); default: start")
     rng.add_argument("--group", help="one product group; default: all groups")
     rng.set_defaults(func=cmd_partition_range)
+    summary = sub.add_parser("summary", help="print what the lake holds for one as_of")
+    summary.add_argument("--as-of", required=True)
+    summary.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)
     return args.func(args)
 

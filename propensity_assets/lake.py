@@ -161,16 +161,40 @@ class Lake:
         path = f"{root}/{table}"
         if fs.get_file_info(path).type != pafs.FileType.Directory:
             raise FileNotFoundError(f"Lake table {table!r} does not exist at {self.uri(table)}")
+        # Partition values are strings: type inference would turn a group key such as
+        # `2024` (a valid [a-z0-9_]+ key) into an int, and string filters would then fail.
+        keys = self._partition_keys(fs, path)
         dataset = ds.dataset(
             path,
             filesystem=fs,
             format="parquet",
-            partitioning=ds.HivePartitioning.discover(infer_dictionary=False, schema=None)
-            if self.partitions_in(table)
+            partitioning=ds.partitioning(pa.schema([(key, pa.string()) for key in keys]), flavor="hive")
+            if keys
             else None,
             ignore_prefixes=["_", "."],
         )
         return dataset.to_table(filter=filters, columns=list(columns) if columns else None).to_pandas()
+
+    @staticmethod
+    def _partition_keys(fs: pafs.FileSystem, path: str) -> list[str]:
+        """The Hive partition columns of the dataset at `path`, outermost first."""
+        keys: list[str] = []
+        while True:
+            infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+            sub = next(
+                (
+                    info
+                    for info in sorted(infos, key=lambda info: info.base_name)
+                    if info.type == pafs.FileType.Directory
+                    and "=" in info.base_name
+                    and not info.base_name.startswith(("_", "."))
+                ),
+                None,
+            )
+            if sub is None:
+                return keys
+            keys.append(sub.base_name.split("=", 1)[0])
+            path = sub.path
 
     def partitions_in(self, table: str) -> bool:
         fs, root = self._fs_and_root

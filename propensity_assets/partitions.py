@@ -2,6 +2,7 @@
 
 
 import dagster as dg
+from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from propensity_assets import settings
@@ -16,6 +17,19 @@ as_of_partitions = dg.DailyPartitionsDefinition(
 
 as_of_group_partitions = dg.MultiPartitionsDefinition(
     {"as_of": as_of_partitions, "product_group": product_group_partitions}
+)
+
+# Weekly training cutoffs, on Fridays like the CONTRACTS §7 holdout (2017-12-01).
+# The dimension is named `cutoff` so that keys read `YYYY-MM-DD|<group>` too.
+cutoff_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=settings.training_start(),
+    end_date=settings.as_of_end(),
+    day_offset=5,
+    fmt="%Y-%m-%d",
+)
+
+cutoff_group_partitions = dg.MultiPartitionsDefinition(
+    {"cutoff": cutoff_partitions, "product_group": product_group_partitions}
 )
 
 
@@ -33,10 +47,11 @@ def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
     start = tags.get(ASSET_PARTITION_RANGE_START_TAG)
     end = tags.get(ASSET_PARTITION_RANGE_END_TAG)
     if start and end and partitions_def is not None:
-        for key in partitions_def.get_partition_keys_in_range(
-            dg.PartitionKeyRange(start, end), dynamic_partitions_store=context.instance
-        ):
-            keys.setdefault(str(key))
+        # Only some partitions definitions take a `dynamic_partitions_store` argument (a
+        # daily one does not); the loading context serves every kind.
+        with partition_loading_context(dynamic_partitions_store=context.instance):
+            for key in partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)):
+                keys.setdefault(str(key))
     return list(keys)
 
 

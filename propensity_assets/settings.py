@@ -40,6 +40,28 @@ def as_of_end() -> str:
     return os.environ.get("PROPENSITY_AS_OF_END", "2018-01-02")
 
 
+def training_start() -> str:
+    """First weekly training cutoff (a Friday): enough history for a year-long window is not
+    required, but the first snapshots need some population."""
+    return os.environ.get("PROPENSITY_TRAINING_START", "2017-04-07")
+
+
+def today() -> str | None:
+    """A configurable "today" (YYYY-MM-DD) for schedules and sensors. The embedded data ends
+    on 2018-01-01, so the demo sets it; unset means the real date."""
+    return os.environ.get("PROPENSITY_TODAY") or None
+
+
+def auto_promote() -> bool:
+    """Promote a vetted challenger to champion automatically (on in the demo, off by default)."""
+    return os.environ.get("PROPENSITY_AUTO_PROMOTE", "false").lower() in ("1", "true", "yes")
+
+
+def rescore_lookback_days() -> int:
+    """On promotion, rescore the latest as_of and this many earlier dates."""
+    return int(os.environ.get("PROPENSITY_RESCORE_LOOKBACK_DAYS", "0"))
+
+
 def spark_conf() -> dict[str, str]:
     """Spark conf: local defaults, then SPARK_MASTER, then PROPENSITY_SPARK_CONF (k=v,k=v)."""
     conf = {

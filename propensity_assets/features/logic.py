@@ -3,16 +3,18 @@
 A feature *as of d* sees only transactions whose day is before d; a window of W
 days at d covers d − W ≤ day < d.
 
-The computation runs for many as_of dates at once. Rather than re-summing a
-sliding window for every date, it builds one row per entity and day (from the
-entity's first day to the last as_of − 1), takes running sums, and reads each
-window as the running sum at d − 1 minus the running sum W rows earlier. An
-entity is a household, or a (household, product group) pair.
+The computation runs for many as_of dates at once, in one Spark job. Rather than
+re-summing a sliding window for every date, it reduces transactions to daily
+events per entity (a household, or a household and product group), places one
+query row per (entity, as_of) among them, and reads every window with range
+frames ending the day before as_of: Spark sorts each entity's rows once and
+evaluates all frames in that pass.
 
 Distinct baskets use each basket's first and last day: a basket is in the window
 when it starts before d and ends on or after d − W, so the count is
-(baskets started by d − 1) − (baskets ended by d − W − 1). That is exact for
-baskets that span consecutive days (in the embedded data none spans two).
+(baskets started by d − 1) − (baskets ended by d − W − 1). A basket is a run of
+consecutive days (in the embedded data none spans two); a basket id that comes
+back after a gap counts as a new basket.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-WINDOWS = (30, 90, 365)
+CONTRACT_WINDOWS = (30, 90, 365)
+# Short windows beyond the contract: a 30-day purchase horizon is best predicted by
+# the last week or two.
+WINDOWS = (7, 14, *CONTRACT_WINDOWS)
 _EPOCH = "1970-01-01"
 _ZEROS = (("spend", "double"), ("units", "double"), ("started", "bigint"), ("ended", "bigint"))
 METRICS = ("baskets", "spend", "units", "days")
 
 
 def household_feature_columns() -> list[str]:
-    return [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last"]
+    return [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last", "hh_days_since_first"]
 
 
 def group_feature_columns() -> list[str]:
     cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
-    return cols + ["grp_days_since_last"] + [f"grp_spend_share_{w}d" for w in WINDOWS]
+    return cols + ["grp_days_since_last", "grp_days_since_first"] + [f"grp_spend_share_{w}d" for w in WINDOWS]
 
 
 def with_day(transactions: DataFrame) -> DataFrame:
@@ -56,7 +61,13 @@ def _events(tx: DataFrame, keys: Sequence[str]) -> DataFrame:
         F.sum("sales_value").alias("spend"), F.sum("quantity").alias("units")
     ).withColumn("t", F.datediff("day", F.lit(_EPOCH)))
     days = basket_days.groupBy(*keys, "t").agg(F.sum("spend").alias("spend"), F.sum("units").alias("units"))
-    spans = basket_days.groupBy(*keys, "basket_id").agg(F.min("t").alias("first"), F.max("t").alias("last"))
+    # A basket is a run of consecutive days; a basket id seen again after a gap is a new
+    # run, so no run's end ever lies beyond a day it has no lines on (no future leaks).
+    by_basket = Window.partitionBy(*keys, "basket_id").orderBy("t")
+    runs = basket_days.withColumn(
+        "run", F.sum(F.coalesce((F.col("t") - F.lag("t", 1).over(by_basket) > 1).cast("int"), F.lit(0))).over(by_basket)
+    )
+    spans = runs.groupBy(*keys, "basket_id", "run").agg(F.min("t").alias("first"), F.max("t").alias("last"))
     zero, one = F.lit(0).cast("bigint"), F.lit(1).cast("bigint")
     return (
         days.select(*keys, "t", "spend", "units", zero.alias("started"), zero.alias("ended"), F.lit(1).alias("active"))
@@ -91,9 +102,9 @@ def _windowed(events: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date
         firsts.crossJoin(F.broadcast(wanted))
         .select(*keys, F.datediff("as_of", F.lit(_EPOCH)).alias("t"), "first_t")
         .where(F.col("first_t") < F.col("t"))
-        .select(*keys, "t", *[F.lit(0).cast(c).alias(n) for n, c in _ZEROS], F.lit(None).cast("int").alias("active"))
+        .select(*keys, "t", *[F.lit(0).cast(c).alias(n) for n, c in _ZEROS], F.lit(None).cast("int").alias("active"), "first_t")
     )
-    rows = events.unionByName(queries)
+    rows = events.withColumn("first_t", F.lit(None).cast("int")).unionByName(queries)
     by_day = Window.partitionBy(*keys).orderBy("t")
 
     def frame(lo, hi):
@@ -113,6 +124,7 @@ def _windowed(events: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date
             F.coalesce(F.sum("active").over(recent), F.lit(0)).alias(f"{prefix}_days_{w}d"),
         ]
     out.append((F.col("t") - F.max(F.when(F.col("active") == 1, F.col("t"))).over(before)).alias(f"{prefix}_days_since_last"))
+    out.append((F.col("t") - F.col("first_t")).alias(f"{prefix}_days_since_first"))
     return rows.select(*out, "active").where(F.col("active").isNull()).drop("active")
 
 
@@ -159,7 +171,7 @@ def group_features(
         for w in WINDOWS
     ]
     return joined.select(
-        "as_of", "product_group", "household_id", *zero_cols, "grp_days_since_last", *shares
+        "as_of", "product_group", "household_id", *zero_cols, "grp_days_since_last", "grp_days_since_first", *shares
     )
 
 

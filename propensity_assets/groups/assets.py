@@ -2,6 +2,7 @@
 
 
 import hashlib
+from pathlib import Path
 
 import dagster as dg
 
@@ -47,6 +48,9 @@ def sync_product_groups(instance: dg.DagsterInstance, path: str) -> tuple[list[s
 
 
 @dg.sensor(
+    # Without a target, Dagster rejects the sensor's RunRequest and fails the whole tick,
+    # partition requests included.
+    target=dg.AssetSelection.assets(MEMBERS_TABLE),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -57,9 +61,9 @@ def sync_product_groups(instance: dg.DagsterInstance, path: str) -> tuple[list[s
 )
 def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_groups: ProductGroupsResource):
     try:
-        text = open(product_groups.path, "rb").read()
         groups = load_catalog(product_groups.path)
-    except CatalogError as exc:
+        text = Path(product_groups.path).read_bytes()
+    except (CatalogError, OSError) as exc:
         return dg.SkipReason(f"Invalid product-group catalogue, partitions left unchanged: {exc}")
     keys = [group.key for group in groups]
     existing = context.instance.get_dynamic_partitions(product_group_partitions.name)
@@ -67,7 +71,11 @@ def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_group
     digest = hashlib.sha256(text).hexdigest()[:16]
     run_requests = []
     if context.cursor != digest:
-        run_requests.append(dg.RunRequest(run_key=f"catalogue-{digest}", asset_selection=[dg.AssetKey(MEMBERS_TABLE)]))
+        # No run_key: the cursor already dedups, and a key derived from the digest would
+        # make the daemon skip the re-resolution when a change is reverted (A → B → A).
+        run_requests.append(
+            dg.RunRequest(asset_selection=[dg.AssetKey(MEMBERS_TABLE)], tags={"product_groups/catalogue": digest})
+        )
     if not requests and not run_requests:
         return dg.SkipReason(f"{len(keys)} product groups, already in sync")
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests, cursor=digest)

@@ -135,7 +135,11 @@ def validate(
         {
             "source_table": raw.name,
             "reason": problem[bad].astype(str).to_numpy(),
-            "record": [json.dumps(rec, default=str) for rec in quarantined.to_dict("records")],
+            # Missing values as JSON null: `NaN` is not JSON, and strict readers (DuckDB, Spark) refuse it.
+            "record": [
+                json.dumps(rec, default=str)
+                for rec in quarantined.astype(object).where(quarantined.notna(), None).to_dict("records")
+            ],
         }
     )
     valid = typed.loc[~bad].reset_index(drop=True)

@@ -1,0 +1,358 @@
+"""Benchmark the feature assets on the full embedded Complete Journey data, as a user runs them.
+
+Usage (from the repository root, in the project's virtualenv):
+
+    .venv/bin/python benchmarks/features_benchmark.py                # 3 repetitions, medians
+    .venv/bin/python benchmarks/features_benchmark.py --repeat 1     # one quick pass
+    .venv/bin/python benchmarks/features_benchmark.py --only one_day --repeat 5
+    .venv/bin/python benchmarks/features_benchmark.py --workdir /tmp/bench --keep   # reuse the ingest
+
+Scenarios, each timed from the `dagster` command's start to its exit, so the Dagster
+start-up, the Spark JVM start-up and the lake commit are all included:
+
+    one_day   group_features, as_of 2017-12-01 × every product group, as one run
+    year      household_features then group_features, every as_of of 2017 (365 dates)
+              × every product group, as one single-run backfill per asset (two runs)
+
+How: the raw tables are ingested once (`propensity-assets sync-groups` and `dagster job
+execute -j ingest_job`) into a temporary lake. Every repetition of a scenario then gets a
+fresh temporary DAGSTER_HOME (with the project's dagster.yaml linked in and the groups
+synced) and runs the real `dagster asset materialize ... --partition-range` in a fresh
+subprocess, hence a fresh JVM. While it runs, the resident memory of the whole process
+tree (the dagster process, the Spark JVM, Python workers) is sampled every 0.2 s, with
+psutil when installed and /proc otherwise. Afterwards the lake is read for the rows and
+partitions the range holds, and the instance for the number of runs (must be one per
+asset) and their status.
+
+Spark settings come from the environment as for any run (SPARK_MASTER, SPARK_DRIVER_MEMORY,
+PROPENSITY_SPARK_CONF); the data always is the embedded set (PROPENSITY_SOURCE_DIR and
+PROPENSITY_AS_OF_START/END are ignored) and the catalogue is data/product_groups.yaml
+unless PROPENSITY_PRODUCT_GROUPS names another. Nothing under data/ is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODULE = ["-m", "propensity_assets.definitions"]
+ONE_DAY = "2017-12-01"
+YEAR = ("2017-01-01", "2017-12-31")
+SAMPLE_SECONDS = 0.2
+
+try:
+    import psutil
+except ImportError:  # /proc fallback below
+    psutil = None
+
+
+# -- memory of a process tree ------------------------------------------------------------
+
+
+def _tree_rss_proc(root: int) -> int:
+    """Sum of VmRSS (bytes) of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            # The command name may hold spaces and parentheses: fields resume after the last ')'.
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            with open(f"/proc/{pid}/statm") as f:
+                rss[pid] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def _tree_rss_psutil(root: int) -> int:
+    try:
+        proc = psutil.Process(root)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_rss(root: int) -> int:
+    return _tree_rss_psutil(root) if psutil is not None else _tree_rss_proc(root)
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss: int
+    returncode: int
+    output: str
+
+
+def run_measured(command: list[str], env: dict[str, str], log: Path) -> Measured:
+    """Run `command`, sampling the RSS of its process tree until it exits."""
+    peak = 0
+    with open(log, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss(proc.pid))
+                done.wait(SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        returncode = proc.wait()
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    return Measured(seconds, peak, returncode, log.read_text())
+
+
+# -- set-up ------------------------------------------------------------------------------
+
+
+def base_env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("PROPENSITY_SOURCE_DIR", "PROPENSITY_AS_OF_START", "PROPENSITY_AS_OF_END", "DAGSTER_HOME"):
+        env.pop(name, None)
+    env.update(
+        PROPENSITY_DATA_DIR=str(work),
+        PROPENSITY_LAKE_URI=str(work / "lake"),
+        PYSPARK_PYTHON=env.get("PYSPARK_PYTHON", sys.executable),
+    )
+    env.setdefault("PROPENSITY_PRODUCT_GROUPS", str(REPO / "data" / "product_groups.yaml"))
+    return env
+
+
+def run_checked(command: list[str], env: dict[str, str], what: str) -> str:
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{what} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc.stdout
+
+
+def fresh_home(work: Path, name: str, env: dict[str, str]) -> dict[str, str]:
+    """A new DAGSTER_HOME with the project's dagster.yaml and the groups synced."""
+    home = work / "homes" / name
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+    env = {**env, "DAGSTER_HOME": str(home)}
+    run_checked([str(BIN / "propensity-assets"), "sync-groups"], env, "propensity-assets sync-groups")
+    return env
+
+
+def ingest(work: Path, env: dict[str, str]) -> float:
+    lake = work / "lake"
+    if (lake / "transactions").is_dir() and (lake / "product_group_members").is_dir():
+        print(f"ingest: reusing the lake at {lake}")
+        return 0.0
+    env = fresh_home(work, "ingest", env)
+    start = time.perf_counter()
+    run_checked([str(BIN / "dagster"), "job", "execute", *MODULE, "-j", "ingest_job"], env, "ingest_job")
+    seconds = time.perf_counter() - start
+    print(f"ingest: {seconds:.1f} s (once, not part of the figures below)")
+    return seconds
+
+
+def _with_instance(env: dict[str, str], fn):
+    import dagster as dg
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        with dg.DagsterInstance.get() as instance:
+            return fn(instance)
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def _instance_groups(env: dict[str, str]) -> list[str]:
+    return _with_instance(env, lambda instance: instance.get_dynamic_partitions("product_group"))
+
+
+def _runs(env: dict[str, str]) -> list[tuple[str, str]]:
+    return _with_instance(env, lambda instance: [(r.job_name, r.status.value) for r in instance.get_runs()])
+
+
+# -- counting what the lake holds --------------------------------------------------------
+
+
+def lake_counts(work: Path, table: str, dates: list[str], group_keys: list[str] | None) -> tuple[int, int]:
+    """(rows, partitions holding data) of `table` over those dates (× groups)."""
+    import pyarrow.parquet as pq
+
+    rows = partitions = 0
+    for as_of in dates:
+        base = work / "lake" / table / f"as_of={as_of}"
+        dirs = [base / f"product_group={g}" for g in group_keys] if group_keys else [base]
+        for directory in dirs:
+            files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+            if files:
+                partitions += 1
+                rows += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return rows, partitions
+
+
+def date_list(start: str, end: str) -> list[str]:
+    from datetime import date, timedelta
+
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+# -- scenarios ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    scenario: str
+    seconds: float
+    rows: int
+    partitions: int
+    peak_rss: int
+
+
+def materialize(work: Path, env: dict[str, str], asset: str, partition_range: str, tag: str) -> Measured:
+    command = [str(BIN / "dagster"), "asset", "materialize", *MODULE, "--select", asset]
+    command += ["--partition-range", partition_range]
+    measured = run_measured(command, env, work / "logs" / f"{tag}.log")
+    if measured.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({measured.returncode}); log: {work / 'logs' / f'{tag}.log'}\n"
+                 + measured.output[-6000:])
+    return measured
+
+
+def scenario_one_day(work: Path, env: dict[str, str], rep: int) -> list[Result]:
+    env = fresh_home(work, f"one_day_{rep}", env)
+    keys = _instance_groups(env)
+    m = materialize(work, env, "group_features", f"{ONE_DAY}|{keys[0]}...{ONE_DAY}|{keys[-1]}", f"one_day_{rep}")
+    _expect_runs(env, 1)
+    rows, parts = lake_counts(work, "group_features", [ONE_DAY], keys)
+    return [Result(f"one_day: group_features {ONE_DAY} × {len(keys)} groups", m.seconds, rows, parts, m.peak_rss)]
+
+
+def scenario_year(work: Path, env: dict[str, str], rep: int) -> list[Result]:
+    env = fresh_home(work, f"year_{rep}", env)
+    keys = _instance_groups(env)
+    start, end = YEAR
+    dates = date_list(start, end)
+    hh = materialize(work, env, "household_features", f"{start}...{end}", f"year_household_{rep}")
+    _expect_runs(env, 1)
+    grp = materialize(work, env, "group_features", f"{start}|{keys[0]}...{end}|{keys[-1]}", f"year_group_{rep}")
+    _expect_runs(env, 2)
+    hh_rows, hh_parts = lake_counts(work, "household_features", dates, None)
+    grp_rows, grp_parts = lake_counts(work, "group_features", dates, keys)
+    label = f"{len(dates)} dates"
+    return [
+        Result(f"year: household_features {label}", hh.seconds, hh_rows, hh_parts, hh.peak_rss),
+        Result(f"year: group_features {label} × {len(keys)} groups", grp.seconds, grp_rows, grp_parts, grp.peak_rss),
+        Result(
+            "year: both assets (2 runs)",
+            hh.seconds + grp.seconds,
+            hh_rows + grp_rows,
+            hh_parts + grp_parts,
+            max(hh.peak_rss, grp.peak_rss),
+        ),
+    ]
+
+
+def _expect_runs(env: dict[str, str], count: int) -> None:
+    runs = _runs(env)
+    if len(runs) != count or any(status != "SUCCESS" for _, status in runs):
+        sys.exit(f"expected {count} successful run(s) on {env['DAGSTER_HOME']}, found {runs}")
+
+
+SCENARIOS = {"one_day": scenario_one_day, "year": scenario_year}
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def print_table(results: dict[str, list[Result]], repeat: int) -> None:
+    header = f"{'scenario':<50} {'wall s':>9} {'rows':>12} {'partitions':>11} {'peak RSS MiB':>13}"
+    title = f"median of {repeat} repetition(s)" if repeat > 1 else "1 repetition"
+    print(f"\nFeature assets on the full embedded data — {title}")
+    print(header)
+    print("-" * len(header))
+    for name, runs in results.items():
+        print(
+            f"{name:<50} {statistics.median(r.seconds for r in runs):>9.1f} "
+            f"{int(statistics.median(r.rows for r in runs)):>12,} "
+            f"{int(statistics.median(r.partitions for r in runs)):>11,} "
+            f"{statistics.median(r.peak_rss for r in runs) / 2**20:>13,.0f}"
+        )
+        if len(runs) > 1:
+            print(f"{'':<4}runs: " + ", ".join(f"{r.seconds:.1f} s / {r.peak_rss / 2**20:,.0f} MiB" for r in runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per scenario (median reported)")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="run only this scenario")
+    parser.add_argument("--workdir", type=Path, help="work directory (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (lake, logs, homes)")
+    args = parser.parse_args(argv)
+
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="features_benchmark_"))).resolve()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    env = base_env(work)
+    print(f"work dir: {work}")
+    print(f"memory sampling: {'psutil' if psutil is not None else '/proc'}; "
+          f"SPARK_MASTER={env.get('SPARK_MASTER', 'local[*]')}, cpus={os.cpu_count()}")
+    try:
+        ingest(work, env)
+        results: dict[str, list[Result]] = {}
+        for rep in range(1, args.repeat + 1):
+            for name in args.only or list(SCENARIOS):
+                for result in SCENARIOS[name](work, env, rep):
+                    results.setdefault(result.scenario, []).append(result)
+                    print(
+                        f"[{rep}/{args.repeat}] {result.scenario}: {result.seconds:.1f} s, "
+                        f"{result.rows:,} rows, {result.partitions:,} partitions, "
+                        f"peak RSS {result.peak_rss / 2**20:,.0f} MiB",
+                        flush=True,
+                    )
+        print_table(results, args.repeat)
+    finally:
+        if args.keep or args.workdir:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""MLflow names and registry operations shared by every modelling stage (CONTRACTS §6)."""
+
+import os
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from propensity_assets import settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+STAGES = ("propensity", "ltv", "incentive")
+
+
+def model_name(stage: str, group: str) -> str:
+    """`propensity__<group>`, `ltv__<group>`, `incentive__<group>`."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown model stage {stage!r}; expected one of {STAGES}")
+    return f"{stage}__{group}"
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.data_dir() / 'mlflow' / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return (settings.data_dir() / "mlflow" / "artifacts").as_uri()
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None = None) -> str:
+    """The experiment's id, creating it with artifacts under data/mlflow for a local store."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if artifact_root:
+        location = f"{artifact_root.rstrip('/')}/{name}"
+        if location.startswith("file:"):
+            Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=location)
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version an alias points at, or None when the model or alias does not exist."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def promote(client: MlflowClient, name: str, version: str | int, reason: str, by: str = "manual") -> ModelVersion:
+    """Move `champion` to `version`, recording who and why on the version's tags."""
+    mv = client.get_model_version(name, str(version))  # raises for an unknown version
+    previous = version_by_alias(client, name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_model_version_tag(name, str(version), "promotion.by", by)
+    client.set_model_version_tag(name, str(version), "promotion.reason", reason)
+    if previous is not None and previous.version != mv.version:
+        client.set_model_version_tag(name, str(version), "promotion.replaced_version", previous.version)
+    return client.get_model_version(name, str(version))

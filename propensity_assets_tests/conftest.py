@@ -1,0 +1,46 @@
+"""Shared fixtures: one real local Spark session per test session, temp lakes and instances."""
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    from propensity_assets import settings
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    conf = settings.spark_conf()
+    conf.update({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> str:
+    root = tmp_path / "lake"
+    root.mkdir()
+    return str(root)
+
+
+def tx_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Transactions from (household_id, basket_id, product_id, quantity, sales_value, 'YYYY-MM-DD HH:MM:SS')."""
+    frame = pd.DataFrame(
+        rows,
+        columns=["household_id", "basket_id", "product_id", "quantity", "sales_value", "transaction_timestamp"],
+    )
+    frame["transaction_timestamp"] = pd.to_datetime(frame["transaction_timestamp"])
+    frame["quantity"] = frame["quantity"].astype(float)
+    frame["sales_value"] = frame["sales_value"].astype(float)
+    return frame

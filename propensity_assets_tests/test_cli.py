@@ -1,0 +1,349 @@
+"""End to end through the command line, as a user runs it headless (README):
+
+    propensity-assets sync-groups
+    dagster job execute -m propensity_assets.definitions -j ingest_job
+    dagster asset materialize ... --partition / --partition-range "$(propensity-assets partition-range ...)"
+
+Every command runs in a subprocess against a temporary DAGSTER_HOME, a tiny source
+directory and a temporary lake. Each `dagster asset materialize` starts a Spark JVM,
+so the module shares one set-up and keeps the number of those calls to five.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODULE = ["-m", "propensity_assets.definitions"]
+
+PRODUCTS = """\
+product_id,product_category,department
+1,SOFT DRINKS,GROCERY
+2,BAG SNACKS,GROCERY
+3,BEERS/ALES,GROCERY
+4,CHEESE,GROCERY
+"""
+
+# Households start on different days, so the population grows over the range.
+TRANSACTIONS = """\
+household_id,basket_id,product_id,quantity,sales_value,transaction_timestamp
+1,101,1,2,3.00,2017-03-01 10:00:00
+1,101,4,1,5.00,2017-03-01 10:00:00
+2,201,2,1,2.50,2017-03-02 11:00:00
+1,102,3,6,9.00,2017-03-03 18:30:00
+3,301,4,1,4.00,2017-03-04 09:15:00
+2,202,1,1,1.50,2017-03-04 12:00:00
+4,401,2,2,5.00,2017-03-06 16:00:00
+"""
+
+# `party` overlaps both other groups (SOFT DRINKS, BAG SNACKS).
+GROUPS_YAML = """\
+product_groups:
+  soft_drinks:
+    description: Soft drinks
+    categories: [SOFT DRINKS]
+  snacks:
+    description: Bag snacks
+    categories: [BAG SNACKS]
+  party:
+    description: Party
+    categories: [SOFT DRINKS, BAG SNACKS, BEERS/ALES]
+"""
+GROUPS = ["soft_drinks", "snacks", "party"]  # catalogue order = partition order
+DATES = ["2017-03-02", "2017-03-03", "2017-03-04", "2017-03-05", "2017-03-06"]
+
+# Light Spark for a few rows: one core, no UI, no adaptive re-planning, and a JIT that
+# compiles fast rather than well (a cold JVM spends most of a tiny job compiling).
+SPARK_CONF = ",".join(
+    [
+        "spark.sql.shuffle.partitions=2",
+        "spark.ui.enabled=false",
+        "spark.sql.adaptive.enabled=false",
+        "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    ]
+)
+
+
+def population(as_of: str) -> set[int]:
+    """Households with a transaction whose day is before as_of (CONTRACTS §4)."""
+    tx = pd.read_csv(io.StringIO(TRANSACTIONS), parse_dates=["transaction_timestamp"])
+    return set(tx.loc[tx["transaction_timestamp"].dt.normalize() < pd.Timestamp(as_of), "household_id"])
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """A source dir, catalogue, lake and DAGSTER_HOME; groups synced and raw tables ingested."""
+    root = tmp_path_factory.mktemp("cli")
+    source, home, lake = root / "source", root / "dagster_home", root / "lake"
+    for path in (source, home, lake):
+        path.mkdir()
+    (source / "products.csv").write_text(PRODUCTS)
+    (source / "transactions.csv").write_text(TRANSACTIONS)
+    groups_file = root / "product_groups.yaml"
+    groups_file.write_text(GROUPS_YAML)
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PROPENSITY_DATA_DIR": str(root),
+        "PROPENSITY_SOURCE_DIR": str(source),
+        "PROPENSITY_LAKE_URI": str(lake),
+        "PROPENSITY_PRODUCT_GROUPS": str(groups_file),
+        "SPARK_MASTER": "local[1]",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "PROPENSITY_SPARK_CONF": SPARK_CONF,
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+    def run(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess:
+        command = [str(BIN / args[0]), *args[1:]]
+        proc = subprocess.run(
+            command, env={**env, **overrides}, capture_output=True, text=True, timeout=600, cwd=root
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                f"\n--- stderr\n{proc.stderr[-8000:]}"
+            )
+        return proc
+
+    sync = run("propensity-assets", "sync-groups")
+    run("dagster", "job", "execute", *MODULE, "-j", "ingest_job")
+    return SimpleNamespace(root=root, home=home, lake=lake, groups_file=groups_file, run=run, sync=sync)
+
+
+@contextmanager
+def instance_at(home: Path):
+    """The persistent instance the CLI used (its dagster.yaml reads DAGSTER_HOME)."""
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def run_ids(home: Path) -> set[str]:
+    with instance_at(home) as instance:
+        return {run.run_id for run in instance.get_runs()}
+
+
+def materialize(cli, asset: str, *partition_args: str):
+    """`dagster asset materialize` for one asset; returns the one run it made."""
+    before = run_ids(cli.home)
+    cli.run("dagster", "asset", "materialize", *MODULE, "--select", asset, *partition_args)
+    with instance_at(cli.home) as instance:
+        new = [run for run in instance.get_runs() if run.run_id not in before]
+    assert len(new) == 1, f"expected exactly one new run, got {len(new)}"
+    assert new[0].status == dg.DagsterRunStatus.SUCCESS
+    return new[0]
+
+
+def read_table(lake: Path, table: str) -> pd.DataFrame:
+    """The table as DuckDB reads it straight from the lake (Hive partitions)."""
+    depth = {"household_features": 1, "group_features": 2}[table]
+    glob = str(lake / table / "/".join(["*"] * depth) / "*.parquet")
+    frame = duckdb.sql(
+        f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, hive_types_autocast = false)"
+    ).df()
+    frame["as_of"] = frame["as_of"].astype(str)
+    return frame
+
+
+def partition_files(lake: Path, table: str) -> dict[str, list[str]]:
+    """Partition dir → its Parquet file names: a rewritten partition gets new names."""
+    return {
+        str(part.parent.relative_to(lake / table)): sorted(p.name for p in part.parent.glob("*.parquet"))
+        for part in sorted((lake / table).glob("**/*.parquet"))
+    }
+
+
+def pairs_of(files: dict[str, list[str]]) -> set[tuple[str, str]]:
+    """(as_of, product_group) of each partition dir of group_features."""
+    pairs = set()
+    for part in files:
+        as_of, group = (piece.split("=", 1)[1] for piece in part.split("/"))
+        pairs.add((as_of, group))
+    return pairs
+
+
+def check_group_partitions(frame: pd.DataFrame, pairs) -> None:
+    """Each (as_of, group) holds exactly the population at as_of, one row per household."""
+    for as_of, group in pairs:
+        rows = frame[(frame["as_of"] == as_of) & (frame["product_group"] == group)]
+        assert len(rows) == len(population(as_of)), (as_of, group)
+        assert set(rows["household_id"]) == population(as_of), (as_of, group)
+
+
+def normalised(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("as_of", "product_group", "household_id") if c in frame.columns]
+    return frame.sort_values(keys).reset_index(drop=True)[sorted(frame.columns)]
+
+
+# -- sync-groups -------------------------------------------------------------------------
+
+
+def test_sync_groups_reports_partitions(cli):
+    assert cli.sync.stdout.splitlines() == [
+        "product groups: 3 (soft_drinks, snacks, party)",
+        "added: soft_drinks, snacks, party; removed: none",
+    ]
+    with instance_at(cli.home) as instance:
+        assert instance.get_dynamic_partitions("product_group") == GROUPS
+
+
+def test_sync_groups_is_idempotent_follows_edits_and_links_dagster_yaml(cli, tmp_path):
+    home = tmp_path / "fresh_home"  # no dagster.yaml yet: the CLI links the project's
+    catalogue = tmp_path / "groups.yaml"
+    catalogue.write_text(GROUPS_YAML)
+
+    def sync() -> list[str]:
+        args = ("sync-groups", "--file", str(catalogue))
+        return cli.run("propensity-assets", *args, DAGSTER_HOME=str(home)).stdout.splitlines()
+
+    sync()
+    assert (home / "dagster.yaml").resolve() == (REPO / "dagster.yaml").resolve()
+    assert sync()[1] == "added: none; removed: none"
+    catalogue.write_text(GROUPS_YAML.replace("  snacks:", "  crisps:"))
+    assert sync() == [
+        "product groups: 3 (soft_drinks, party, crisps)",
+        "added: crisps; removed: snacks",
+    ]
+
+
+def test_sync_groups_rejects_invalid_catalogue_naming_the_group(cli, tmp_path):
+    bad = tmp_path / "bad_groups.yaml"
+    bad.write_text(GROUPS_YAML + "  beer_only:\n    description: Beer, but no selector\n")
+    proc = cli.run("propensity-assets", "sync-groups", "--file", str(bad), check=False)
+    assert proc.returncode == 2
+    assert "beer_only" in proc.stderr and str(bad) in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    with instance_at(cli.home) as instance:  # nothing changed
+        assert instance.get_dynamic_partitions("product_group") == GROUPS
+
+
+# -- materializing -----------------------------------------------------------------------
+
+
+def test_one_partition_of_each_feature_asset(cli):
+    run = materialize(cli, "household_features", "--partition", "2017-03-05")
+    assert run.tags["dagster/partition"] == "2017-03-05"
+    households = read_table(cli.lake, "household_features")
+    assert set(households["as_of"]) == {"2017-03-05"}
+    assert sorted(households["household_id"]) == sorted(population("2017-03-05")) == [1, 2, 3]
+    one = households.set_index("household_id").loc[1]
+    assert (one["hh_spend_30d"], one["hh_baskets_30d"], one["hh_days_since_last"]) == (17.0, 2, 2)
+
+    before = pairs_of(partition_files(cli.lake, "group_features"))
+    run = materialize(cli, "group_features", "--partition", "2017-03-05|party")
+    assert run.tags["dagster/partition"] == "2017-03-05|party"
+    assert pairs_of(partition_files(cli.lake, "group_features")) == before | {("2017-03-05", "party")}
+    groups = read_table(cli.lake, "group_features")
+    check_group_partitions(groups, [("2017-03-05", "party")])
+    party = groups[(groups["as_of"] == "2017-03-05") & (groups["product_group"] == "party")]
+    party = party.set_index("household_id")
+    # Household 1: soft drinks 3.00 + beer 9.00 of 17.00; household 3 only bought cheese.
+    assert party.loc[1, "grp_spend_30d"] == 12.0
+    assert party.loc[1, "grp_spend_share_30d"] == pytest.approx(12.0 / 17.0)
+    assert party.loc[3, "grp_spend_30d"] == 0.0 and pd.isna(party.loc[3, "grp_days_since_last"])
+
+
+def _range(cli, group: str | None = None) -> str:
+    args = ["partition-range", DATES[0], DATES[-1]] + (["--group", group] if group else [])
+    return cli.run("propensity-assets", *args).stdout.strip()
+
+
+def test_date_range_for_one_group_is_one_run(cli):
+    partition_range = _range(cli, "snacks")
+    assert partition_range == "2017-03-02|snacks...2017-03-06|snacks"
+    before = partition_files(cli.lake, "group_features")
+
+    run = materialize(cli, "group_features", "--partition-range", partition_range)
+    assert run.tags["dagster/asset_partition_range_start"] == "2017-03-02|snacks"
+    assert run.tags["dagster/asset_partition_range_end"] == "2017-03-06|snacks"
+
+    frame = read_table(cli.lake, "group_features")
+    written = set(zip(frame["as_of"], frame["product_group"]))
+    expected = {(d, "snacks") for d in DATES}
+    assert expected <= written
+    # Only that group: other groups' partitions are untouched.
+    assert written - expected == {(as_of, g) for as_of, g in pairs_of(before) if g != "snacks"}
+    after = partition_files(cli.lake, "group_features")
+    for part, files in before.items():
+        if "product_group=snacks" not in part:
+            assert after[part] == files, part
+    check_group_partitions(frame, sorted(expected))
+    snacks = frame[frame["product_group"] == "snacks"].set_index(["as_of", "household_id"])
+    assert snacks.loc[("2017-03-06", 2), "grp_days_since_last"] == 4
+    assert snacks.loc[("2017-03-06", 1), "grp_spend_90d"] == 0.0
+
+
+def test_date_range_for_all_groups_is_one_run(cli):
+    partition_range = _range(cli)
+    assert partition_range == "2017-03-02|soft_drinks...2017-03-06|party"
+    earlier = read_table(cli.lake, "group_features") if (cli.lake / "group_features").is_dir() else None
+
+    run = materialize(cli, "group_features", "--partition-range", partition_range)
+    assert run.tags["dagster/asset_partition_range_start"] == "2017-03-02|soft_drinks"
+    assert run.tags["dagster/asset_partition_range_end"] == "2017-03-06|party"
+
+    frame = read_table(cli.lake, "group_features")
+    rectangle = {(d, g) for d in DATES for g in GROUPS}
+    assert set(zip(frame["as_of"], frame["product_group"])) == rectangle
+    check_group_partitions(frame, sorted(rectangle))
+    assert not frame.duplicated(["as_of", "product_group", "household_id"]).any()
+    # Overlapping groups: a soft drink counts in both soft_drinks and party.
+    at = frame.set_index(["as_of", "product_group", "household_id"])
+    assert at.loc[("2017-03-06", "soft_drinks", 2), "grp_spend_30d"] == 1.5
+    assert at.loc[("2017-03-06", "party", 2), "grp_spend_30d"] == 4.0
+
+    with instance_at(cli.home) as instance:
+        materialized = instance.get_materialized_partitions(dg.AssetKey("group_features"))
+    assert {f"{d}|{g}" for d, g in rectangle} <= set(materialized)
+
+    if earlier is not None and len(earlier):
+        # Partitions written by earlier runs come out the same when the range recomputes them.
+        keys = ["as_of", "product_group", "household_id"]
+        again = frame.merge(earlier[keys], on=keys)
+        assert len(again) == len(earlier)
+        pd.testing.assert_frame_equal(normalised(again), normalised(earlier))
+
+
+def test_rerunning_a_range_is_idempotent(cli):
+    partition_range = "2017-03-02|snacks...2017-03-06|snacks"
+    if not all((cli.lake / "group_features" / f"as_of={d}" / "product_group=snacks").is_dir() for d in DATES):
+        materialize(cli, "group_features", "--partition-range", partition_range)
+    before_frame = read_table(cli.lake, "group_features")
+    before_files = partition_files(cli.lake, "group_features")
+
+    materialize(cli, "group_features", "--partition-range", partition_range)
+
+    after_frame = read_table(cli.lake, "group_features")
+    after_files = partition_files(cli.lake, "group_features")
+    pd.testing.assert_frame_equal(normalised(after_frame), normalised(before_frame))
+    assert not after_frame.duplicated(["as_of", "product_group", "household_id"]).any()
+    assert after_files.keys() == before_files.keys()
+    for part in before_files:
+        if "product_group=snacks" in part:
+            assert after_files[part] != before_files[part], f"{part} was not rewritten"
+        else:
+            assert after_files[part] == before_files[part], f"{part} was touched"
+    assert not any((cli.lake / "_staging").glob("*")), "staging left behind"

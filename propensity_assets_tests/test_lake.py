@@ -1,0 +1,263 @@
+"""The lake (CONTRACTS §5): Hive-partitioned Parquet, partition-exact replacement,
+and failed writes that leave the previous version readable."""
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from propensity_assets.lake import Lake, partition_dir
+
+PARTS = ["as_of", "product_group"]
+
+
+def features(as_of: str, group: str, households: list[int], value: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "as_of": as_of,
+            "product_group": group,
+            "household_id": pd.Series(households, dtype="int64"),
+            "score": [value] * len(households),
+        }
+    )
+
+
+def initial(lake: Lake) -> pd.DataFrame:
+    """Four partitions: 2 as_of × 2 groups, 2 households each."""
+    df = pd.concat(
+        [
+            features("2017-11-01", "eggs", [1, 2], 0.1),
+            features("2017-11-01", "beef", [1, 2], 0.2),
+            features("2017-12-01", "eggs", [1, 2], 0.3),
+            features("2017-12-01", "beef", [1, 2], 0.4),
+        ],
+        ignore_index=True,
+    )
+    assert lake.write_pandas("scores", df, PARTS) == 4
+    return df
+
+
+def canonical(df: pd.DataFrame) -> pd.DataFrame:
+    cols = ["as_of", "product_group", "household_id", "score"]
+    out = df[cols].copy()
+    out["as_of"] = out["as_of"].astype(str)
+    out["product_group"] = out["product_group"].astype(str)
+    out["household_id"] = out["household_id"].astype("int64")
+    return out.sort_values(cols).reset_index(drop=True)
+
+
+def files_under(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def staging_leftovers(root: Path) -> list[Path]:
+    staging = root / "_staging"
+    return sorted(staging.rglob("*")) if staging.exists() else []
+
+
+@pytest.fixture
+def lake(lake_root) -> Lake:
+    return Lake(lake_root)
+
+
+def test_unpartitioned_write_read_and_replace(lake, lake_root):
+    df = pd.DataFrame(
+        {
+            "product_id": pd.Series([1, 2, 3], dtype="Int64"),
+            "product_category": ["EGGS", "BEEF", None],
+            "ts": pd.to_datetime(["2017-01-01 10:00", "2017-06-01 11:30", "2017-12-31 23:59"]),
+        }
+    )
+    assert lake.write_pandas("products", df) == 1
+    assert lake.exists("products")
+    assert not lake.partitions_in("products")
+    back = lake.read_pandas("products")
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    # Written as microseconds: Spark 4 refuses nanosecond Parquet timestamps.
+    files = list(Path(lake_root, "products").glob("*.parquet"))
+    assert len(files) == 1
+    assert pq.read_schema(files[0]).field("ts").type == pa.timestamp("us")
+
+    # Re-writing replaces the whole table.
+    lake.write_pandas("products", df.iloc[:1])
+    assert lake.read_pandas("products")["product_id"].tolist() == [1]
+    assert len(list(Path(lake_root, "products").rglob("*.parquet"))) == 1
+    assert staging_leftovers(Path(lake_root)) == []
+
+    # Zero rows is a valid (empty) table with its columns.
+    lake.write_pandas("products", df.iloc[:0])
+    empty = lake.read_pandas("products")
+    assert len(empty) == 0 and list(empty.columns) == list(df.columns)
+
+
+def test_read_missing_table_names_it(lake):
+    with pytest.raises(FileNotFoundError, match="'nope'"):
+        lake.read_pandas("nope")
+    assert not lake.exists("nope")
+    assert lake.partitions("nope", "as_of") == []
+
+
+def test_partitioned_layout_and_listing(lake, lake_root):
+    df = initial(lake)
+    table = Path(lake_root, "scores")
+    dirs = sorted(str(p.relative_to(table)) for p in table.glob("*/*") if p.is_dir())
+    assert dirs == [
+        "as_of=2017-11-01/product_group=beef",
+        "as_of=2017-11-01/product_group=eggs",
+        "as_of=2017-12-01/product_group=beef",
+        "as_of=2017-12-01/product_group=eggs",
+    ]
+    # The partition values live in the path, not in the files.
+    part_file = next((table / "as_of=2017-11-01/product_group=eggs").glob("*.parquet"))
+    assert set(pq.read_schema(part_file).names) == {"household_id", "score"}
+    assert lake.partitions("scores", "as_of") == ["2017-11-01", "2017-12-01"]
+    assert lake.exists("scores", {"as_of": "2017-12-01", "product_group": "eggs"})
+    assert not lake.exists("scores", {"as_of": "2017-12-02", "product_group": "eggs"})
+    pd.testing.assert_frame_equal(canonical(lake.read_pandas("scores")), canonical(df))
+    only = lake.read_pandas("scores", filters=ds.field("product_group") == "eggs", columns=["household_id"])
+    assert len(only) == 4
+
+
+def test_rewriting_a_partition_replaces_exactly_that_partition(lake, lake_root):
+    df = initial(lake)
+    table = Path(lake_root, "scores")
+    untouched = {
+        d: files_under(table / d)
+        for d in [
+            "as_of=2017-11-01/product_group=eggs",
+            "as_of=2017-11-01/product_group=beef",
+            "as_of=2017-12-01/product_group=beef",
+        ]
+    }
+    # New version of (2017-12-01, eggs): household 2 is gone, 3 is new, values changed.
+    new = features("2017-12-01", "eggs", [1, 3], 0.9)
+    assert lake.write_pandas("scores", new, PARTS) == 1
+    for d, content in untouched.items():
+        assert files_under(table / d) == content, d
+    back = lake.read_pandas("scores")
+    target = back[(back["as_of"] == "2017-12-01") & (back["product_group"] == "eggs")]
+    assert sorted(target["household_id"]) == [1, 3]  # no stale row for 2, no duplicate of 1
+    assert target["score"].tolist() == [0.9, 0.9]
+    expected = pd.concat(
+        [df[~((df["as_of"] == "2017-12-01") & (df["product_group"] == "eggs"))], new], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(canonical(back), canonical(expected))
+    # Writing the same partition twice doesn't accumulate files or rows.
+    lake.write_pandas("scores", new, PARTS)
+    assert len(list((table / "as_of=2017-12-01/product_group=eggs").glob("*.parquet"))) == 1
+    assert len(lake.read_pandas("scores")) == len(expected)
+    assert staging_leftovers(Path(lake_root)) == []
+
+
+def test_a_spec_without_rows_deletes_that_partition(lake, lake_root):
+    initial(lake)
+    new = features("2017-12-01", "eggs", [7], 0.5)
+    specs = [
+        {"as_of": "2017-12-01", "product_group": "eggs"},
+        {"as_of": "2017-12-01", "product_group": "beef"},  # owned by this write, but no rows now
+    ]
+    assert lake.write_pandas("scores", new, PARTS, specs=specs) == 1
+    assert not lake.exists("scores", {"as_of": "2017-12-01", "product_group": "beef"})
+    back = lake.read_pandas("scores")
+    assert set(zip(back["as_of"], back["product_group"])) == {
+        ("2017-11-01", "eggs"),
+        ("2017-11-01", "beef"),
+        ("2017-12-01", "eggs"),
+    }
+    assert back.loc[back["as_of"] == "2017-12-01", "household_id"].tolist() == [7]
+    # A spec for a partition that never existed, with no rows, is a no-op.
+    assert lake.write_pandas("scores", new.iloc[:0], PARTS, specs=[{"as_of": "2018-01-01", "product_group": "eggs"}]) == 0
+    assert lake.partitions("scores", "as_of") == ["2017-11-01", "2017-12-01"]
+
+
+def test_an_unconvertible_frame_leaves_the_previous_version(lake, lake_root):
+    df = initial(lake)
+    before = files_under(Path(lake_root, "scores"))
+    bad = features("2017-12-01", "eggs", [1, 2], 0.0)
+    bad["score"] = pd.Series([0.5, "not a number"], dtype=object)  # pyarrow cannot convert it
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        lake.write_pandas("scores", bad, PARTS)
+    assert files_under(Path(lake_root, "scores")) == before
+    pd.testing.assert_frame_equal(canonical(lake.read_pandas("scores")), canonical(df))
+    assert staging_leftovers(Path(lake_root)) == []
+
+
+def test_a_write_failing_midway_leaves_the_previous_version(lake, lake_root):
+    """The first partition is staged, the second one raises: nothing is swapped in."""
+    df = initial(lake)
+    before = files_under(Path(lake_root, "scores"))
+    new = features("2017-12-01", "eggs", [1, 2, 3], 0.9)
+    specs = [{"as_of": "2017-12-01", "product_group": "eggs"}, {"as_of": "2017-12-01", "no_such_column": "x"}]
+    with pytest.raises(KeyError):
+        lake.write_pandas("scores", new, PARTS, specs=specs)
+    assert files_under(Path(lake_root, "scores")) == before
+    pd.testing.assert_frame_equal(canonical(lake.read_pandas("scores")), canonical(df))
+    assert staging_leftovers(Path(lake_root)) == []
+
+
+def test_a_killed_write_is_invisible_to_readers(lake, lake_root):
+    """Staged but never committed (the process died): readers see the previous version."""
+    df = initial(lake)
+    staging = lake.staging_uri()
+    part = Path(staging, partition_dir({"as_of": "2017-12-01", "product_group": "eggs"}))
+    part.mkdir(parents=True)
+    pq.write_table(pa.table({"household_id": [99], "score": [1.0]}), part / "part-00000.parquet")
+
+    table = str(Path(lake_root, "scores"))
+    assert staging.startswith(lake_root) and not staging.startswith(table)
+    pd.testing.assert_frame_equal(canonical(lake.read_pandas("scores")), canonical(df))
+    assert 99 not in pd.read_parquet(table)["household_id"].tolist()
+    assert 99 not in duckdb.sql(f"select household_id from read_parquet('{table}/**/*.parquet')").df()[
+        "household_id"
+    ].tolist()
+
+    # Committing it later swaps in exactly that partition; discard would have dropped it.
+    assert lake.commit("scores", staging, [{"as_of": "2017-12-01", "product_group": "eggs"}]) == 1
+    back = lake.read_pandas("scores")
+    assert back.loc[(back["as_of"] == "2017-12-01") & (back["product_group"] == "eggs"), "household_id"].tolist() == [99]
+    assert len(back) == len(df) - 2 + 1
+    assert staging_leftovers(Path(lake_root)) == []
+
+    other = lake.staging_uri()
+    Path(other, "data").mkdir(parents=True)
+    lake.discard(other)
+    assert not Path(other).exists()
+    lake.discard(other)  # idempotent
+
+
+def test_hive_table_is_readable_by_pandas_pyarrow_and_duckdb(lake, lake_root):
+    df = initial(lake)
+    table = str(Path(lake_root, "scores"))
+    expected = canonical(df)
+
+    via_pandas = pd.read_parquet(table)
+    pd.testing.assert_frame_equal(canonical(via_pandas), expected)
+
+    via_arrow = ds.dataset(table, format="parquet", partitioning="hive").to_table().to_pandas()
+    pd.testing.assert_frame_equal(canonical(via_arrow), expected)
+
+    via_duckdb = duckdb.sql(
+        f"select as_of::varchar as as_of, product_group, household_id, score "
+        f"from read_parquet('{table}/*/*/*.parquet', hive_partitioning = true)"
+    ).df()
+    pd.testing.assert_frame_equal(canonical(via_duckdb), expected)
+    counts = duckdb.sql(
+        f"select product_group, count(*) n from read_parquet('{table}/**/*.parquet', hive_partitioning = true) "
+        "group by 1 order by 1"
+    ).fetchall()
+    assert counts == [("beef", 4), ("eggs", 4)]
+
+
+def test_read_pandas_returns_partition_values_as_strings(lake):
+    """Group keys may be all digits ([a-z0-9_]+): they must still come back as strings."""
+    df = pd.concat([features("2017-12-01", "2024", [1], 0.1), features("2017-12-01", "7", [2], 0.2)])
+    lake.write_pandas("scores", df, PARTS)
+    back = lake.read_pandas("scores")
+    assert sorted(back["product_group"]) == ["2024", "7"]
+    assert back["as_of"].tolist() == ["2017-12-01", "2017-12-01"]
+    filtered = lake.read_pandas("scores", filters=ds.field("product_group") == "2024")
+    assert filtered["household_id"].tolist() == [1]
