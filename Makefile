@@ -28,14 +28,30 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/dagster.yaml $@
 
-## demo: ingest the embedded data, then features for $(AS_OF) across all product groups
+## demo: the whole propensity lifecycle on the embedded data, for the holdout as_of $(AS_OF):
+##   ingest -> features -> labels -> train all groups -> vet/promote -> score -> profile
+HISTORY_FROM ?= 2017-01-01
+# The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
+# auto-promotes vetted models (off by default elsewhere).
+demo: export PROPENSITY_TODAY ?= $(AS_OF)
+demo: export PROPENSITY_AUTO_PROMOTE ?= true
 demo: install
 	propensity-assets sync-groups
 	$(DG) job execute $(MODULE) -j ingest_job
-	$(DG) asset materialize $(MODULE) --select household_features --partition $(AS_OF)
-	$(DG) asset materialize $(MODULE) --select group_features \
+	$(DG) asset materialize $(MODULE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
+	$(DG) asset materialize $(MODULE) --select group_features,propensity_labels \
+	    --partition-range "$$(propensity-assets partition-range $(HISTORY_FROM) $(AS_OF))"
+	$(DG) asset materialize $(MODULE) --select propensity_model,propensity_champion \
 	    --partition-range "$$(propensity-assets partition-range $(AS_OF))"
+	$(DG) asset materialize $(MODULE) --select propensity_scores \
+	    --partition-range "$$(propensity-assets partition-range $(AS_OF))"
+	$(DG) asset materialize $(MODULE) --select customer_profile --partition $(AS_OF)
 	propensity-assets summary --as-of $(AS_OF)
+
+## mlflow-ui: the MLflow UI on http://localhost:5000 (runs, registered models, aliases)
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db \
+	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --port 5000
 
 ## test: the whole suite (real Spark, MLflow and Dagster; about 10 minutes on 2 cores)
 test: install

@@ -5,6 +5,7 @@
 - `partition-range START [END] [--group G]`: print the `--partition-range` argument
   that covers those dates for one group or for all groups, in the instance's order.
 - `summary --as-of D`: what the lake holds for one as_of.
+- `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
 """
 
 import argparse
@@ -49,16 +50,15 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
 
 
 def cmd_partition_range(args: argparse.Namespace) -> int:
+    from propensity_assets.partitions import group_range_tags
+
     with _instance() as instance:
-        groups = instance.get_dynamic_partitions("product_group")
-    if not groups:
-        print("error: no product_group partitions; run `propensity-assets sync-groups` first", file=sys.stderr)
-        return 2
-    if args.group and args.group not in groups:
-        print(f"error: product group {args.group!r} is not a partition; known: {', '.join(groups)}", file=sys.stderr)
-        return 2
-    first, last = (args.group, args.group) if args.group else (groups[0], groups[-1])
-    print(f"{args.start}|{first}...{args.end or args.start}|{last}")
+        try:
+            tags = group_range_tags(instance, args.start, args.end, args.group)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print("...".join(tags.values()))
     return 0
 
 
@@ -81,6 +81,36 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"group_features as_of {args.as_of}:")
     for group, rows in grp.groupby("product_group").size().items():
         print(f"  {group:<22} {rows:>7,} rows")
+    if lake.exists("propensity_scores", {"as_of": args.as_of}) and lake.exists("propensity_labels", {"as_of": args.as_of}):
+        from propensity_assets.propensity.evaluation import holdout_report
+
+        report = holdout_report(lake, args.as_of)
+        cols = ["group", "model_version", "roc_auc", "average_precision", "recency_auc", "baskets90_ap", "beats_baselines"]
+        print(f"propensity on the holdout as_of {args.as_of} (labels {args.as_of} + 30 days):")
+        print(report[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"mean ROC AUC {report['roc_auc'].mean():.4f}, mean average precision {report['average_precision'].mean():.4f}")
+    if lake.exists("customer_profile", {"as_of": args.as_of}):
+        profile = lake.read_pandas("customer_profile", filters=filt)
+        print(f"customer_profile as_of {args.as_of}: {len(profile):,} households x "
+              f"{sum(c.startswith('propensity__') for c in profile.columns)} groups")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Move `champion` of propensity__<group> to a version (manual promotion)."""
+    from mlflow.exceptions import MlflowException
+
+    from propensity_assets import registry
+    from propensity_assets.resources import MlflowResource
+
+    client = MlflowResource().client()
+    name = registry.model_name(args.stage, args.group)
+    try:
+        mv = registry.promote(client, name, args.version, args.reason, by="manual")
+    except MlflowException as exc:
+        print(f"error: cannot promote {name} version {args.version}: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"{name}: champion -> version {mv.version}")
     return 0
 
 
@@ -98,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="print what the lake holds for one as_of")
     summary.add_argument("--as-of", required=True)
     summary.set_defaults(func=cmd_summary)
+    promote = sub.add_parser("promote", help="move the champion alias of a group's model to a version")
+    promote.add_argument("group")
+    promote.add_argument("version")
+    promote.add_argument("--stage", default="propensity", choices=["propensity", "ltv", "incentive"])
+    promote.add_argument("--reason", default="manual promotion")
+    promote.set_defaults(func=cmd_promote)
     args = parser.parse_args(argv)
     return args.func(args)
 

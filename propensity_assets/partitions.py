@@ -61,3 +61,24 @@ def split_key(key: str) -> tuple[str, str]:
     if not sep:
         raise ValueError(f"Partition key {key!r} is not of the form YYYY-MM-DD|<product_group>")
     return as_of, group
+
+
+def group_range_tags(
+    instance: dg.DagsterInstance, start: str, end: str | None = None, group: str | None = None
+) -> dict[str, str]:
+    """Run tags for one run over dates start..end × one group or all groups.
+
+    A multi-partition range is the rectangle between its two keys, and the dynamic
+    dimension is ordered as the instance holds it, so "all groups" runs from the
+    first to the last group there.
+    """
+    groups = instance.get_dynamic_partitions(product_group_partitions.name)
+    if not groups:
+        raise ValueError("no product_group partitions: run `propensity-assets sync-groups` first")
+    if group is not None and group not in groups:
+        raise ValueError(f"product group {group!r} is not a partition; known: {', '.join(groups)}")
+    first, last = (group, group) if group else (groups[0], groups[-1])
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: f"{start}|{first}",
+        ASSET_PARTITION_RANGE_END_TAG: f"{end or start}|{last}",
+    }

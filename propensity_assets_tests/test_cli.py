@@ -1,4 +1,4 @@
-"""End to end through the command line, as a user runs it headless (README):
+"""End to end through the command line, as a user runs the pipeline headless:
 
     propensity-assets sync-groups
     dagster job execute -m propensity_assets.definitions -j ingest_job
@@ -6,7 +6,8 @@
 
 Every command runs in a subprocess against a temporary DAGSTER_HOME, a tiny source
 directory and a temporary lake. Each `dagster asset materialize` starts a Spark JVM,
-so the module shares one set-up and keeps the number of those calls to five.
+so the module shares one set-up, keeps those calls few (six) and runs independent
+ones side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,20 +111,36 @@ def cli(tmp_path_factory):
     }
 
     def run(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess:
-        command = [str(BIN / args[0]), *args[1:]]
-        proc = subprocess.run(
-            command, env={**env, **overrides}, capture_output=True, text=True, timeout=600, cwd=root
-        )
-        if check and proc.returncode != 0:
-            pytest.fail(
-                f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-                f"\n--- stderr\n{proc.stderr[-8000:]}"
+        return run_all([args], check=check, **overrides)[0]
+
+    def run_all(commands, check: bool = True, **overrides: str) -> list[subprocess.CompletedProcess]:
+        """Run the commands side by side (each dagster run starts its own JVM)."""
+        logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in commands]
+        procs = [
+            subprocess.Popen(
+                [str(BIN / args[0]), *args[1:]], env={**env, **overrides}, stdout=out, stderr=err, text=True, cwd=root
             )
-        return proc
+            for args, (out, err) in zip(commands, logs)
+        ]
+        results = []
+        for args, proc, (out, err) in zip(commands, procs, logs):
+            proc.wait(timeout=600)
+            out.seek(0), err.seek(0)
+            done = subprocess.CompletedProcess(list(args), proc.returncode, out.read(), err.read())
+            out.close(), err.close()
+            if check and done.returncode != 0:
+                pytest.fail(
+                    f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout[-4000:]}"
+                    f"\n--- stderr\n{done.stderr[-8000:]}"
+                )
+            results.append(done)
+        return results
 
     sync = run("propensity-assets", "sync-groups")
     run("dagster", "job", "execute", *MODULE, "-j", "ingest_job")
-    return SimpleNamespace(root=root, home=home, lake=lake, groups_file=groups_file, run=run, sync=sync)
+    return SimpleNamespace(
+        root=root, home=home, lake=lake, groups_file=groups_file, run=run, run_all=run_all, sync=sync
+    )
 
 
 @contextmanager
@@ -147,13 +165,25 @@ def run_ids(home: Path) -> set[str]:
 
 def materialize(cli, asset: str, *partition_args: str):
     """`dagster asset materialize` for one asset; returns the one run it made."""
+    return materialize_together(cli, {asset: partition_args})[asset]
+
+
+def materialize_together(cli, requests: dict[str, tuple[str, ...]]) -> dict:
+    """`dagster asset materialize` for each asset at the same time: one new run each."""
     before = run_ids(cli.home)
-    cli.run("dagster", "asset", "materialize", *MODULE, "--select", asset, *partition_args)
+    cli.run_all(
+        [("dagster", "asset", "materialize", *MODULE, "--select", asset, *args) for asset, args in requests.items()]
+    )
     with instance_at(cli.home) as instance:
         new = [run for run in instance.get_runs() if run.run_id not in before]
-    assert len(new) == 1, f"expected exactly one new run, got {len(new)}"
-    assert new[0].status == dg.DagsterRunStatus.SUCCESS
-    return new[0]
+    assert len(new) == len(requests), f"expected {len(requests)} new run(s), got {len(new)}"
+    runs = {}
+    for run in new:
+        [asset_key] = run.asset_selection
+        runs[asset_key.to_user_string()] = run
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert runs.keys() == requests.keys()
+    return runs
 
 
 def read_table(lake: Path, table: str) -> pd.DataFrame:
@@ -244,17 +274,21 @@ def test_sync_groups_rejects_invalid_catalogue_naming_the_group(cli, tmp_path):
 
 
 def test_one_partition_of_each_feature_asset(cli):
-    run = materialize(cli, "household_features", "--partition", "2017-03-05")
-    assert run.tags["dagster/partition"] == "2017-03-05"
+    before = pairs_of(partition_files(cli.lake, "group_features"))
+    # Two runs at once on one instance and lake (dagster.yaml allows two concurrent runs).
+    runs = materialize_together(
+        cli,
+        {"household_features": ("--partition", "2017-03-05"), "group_features": ("--partition", "2017-03-05|party")},
+    )
+    assert runs["household_features"].tags["dagster/partition"] == "2017-03-05"
+    assert runs["group_features"].tags["dagster/partition"] == "2017-03-05|party"
+
     households = read_table(cli.lake, "household_features")
     assert set(households["as_of"]) == {"2017-03-05"}
     assert sorted(households["household_id"]) == sorted(population("2017-03-05")) == [1, 2, 3]
     one = households.set_index("household_id").loc[1]
     assert (one["hh_spend_30d"], one["hh_baskets_30d"], one["hh_days_since_last"]) == (17.0, 2, 2)
 
-    before = pairs_of(partition_files(cli.lake, "group_features"))
-    run = materialize(cli, "group_features", "--partition", "2017-03-05|party")
-    assert run.tags["dagster/partition"] == "2017-03-05|party"
     assert pairs_of(partition_files(cli.lake, "group_features")) == before | {("2017-03-05", "party")}
     groups = read_table(cli.lake, "group_features")
     check_group_partitions(groups, [("2017-03-05", "party")])
@@ -276,9 +310,22 @@ def test_date_range_for_one_group_is_one_run(cli):
     assert partition_range == "2017-03-02|snacks...2017-03-06|snacks"
     before = partition_files(cli.lake, "group_features")
 
-    run = materialize(cli, "group_features", "--partition-range", partition_range)
+    # Alongside, the same dates of household_features, as the headless flow does.
+    runs = materialize_together(
+        cli,
+        {
+            "group_features": ("--partition-range", partition_range),
+            "household_features": ("--partition-range", f"{DATES[0]}...{DATES[-1]}"),
+        },
+    )
+    run = runs["group_features"]
     assert run.tags["dagster/asset_partition_range_start"] == "2017-03-02|snacks"
     assert run.tags["dagster/asset_partition_range_end"] == "2017-03-06|snacks"
+    households = read_table(cli.lake, "household_features")
+    assert set(households["as_of"]) == set(DATES)
+    for as_of in DATES:
+        assert set(households.loc[households["as_of"] == as_of, "household_id"]) == population(as_of), as_of
+    assert not households.duplicated(["as_of", "household_id"]).any()
 
     frame = read_table(cli.lake, "group_features")
     written = set(zip(frame["as_of"], frame["product_group"]))

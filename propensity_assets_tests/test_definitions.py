@@ -31,22 +31,30 @@ def _partitions_type(partitions_def) -> str | None:
 
 
 # An unintended change to the asset graph shows up here, in review. Update it on purpose.
+DAILY = "DailyPartitionsDefinition"
+GROUPS = "DynamicPartitionsDefinition[product_group]"
+AS_OF_X_GROUP = f"MultiPartitionsDefinition(as_of: {DAILY}, product_group: {GROUPS})"
+CUTOFF_X_GROUP = f"MultiPartitionsDefinition(cutoff: WeeklyPartitionsDefinition, product_group: {GROUPS})"
 EXPECTED_ASSET_GRAPH = [
     ("campaign_descriptions", "ingest", None, []),
     ("campaigns", "ingest", None, []),
     ("coupon_redemptions", "ingest", None, []),
     ("coupons", "ingest", None, []),
-    (
-        "group_features",
-        "features",
-        "MultiPartitionsDefinition(as_of: DailyPartitionsDefinition, "
-        "product_group: DynamicPartitionsDefinition[product_group])",
-        ["product_group_members", "transactions"],
-    ),
-    ("household_features", "features", "DailyPartitionsDefinition", ["transactions"]),
+    ("customer_profile", "profile", DAILY, ["propensity_scores"]),
+    ("group_features", "features", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
+    ("household_features", "features", DAILY, ["transactions"]),
     ("households", "ingest", None, []),
     ("product_group_members", "ingest", None, ["products"]),
     ("products", "ingest", None, []),
+    ("propensity_champion", "propensity", CUTOFF_X_GROUP, ["propensity_model"]),
+    ("propensity_labels", "propensity", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
+    (
+        "propensity_model",
+        "propensity",
+        CUTOFF_X_GROUP,
+        ["group_features", "household_features", "propensity_labels"],
+    ),
+    ("propensity_scores", "propensity", AS_OF_X_GROUP, ["group_features", "household_features"]),
     ("transactions", "ingest", None, ["products"]),
 ]
 

@@ -102,7 +102,9 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
             "reasons": _reason_table(result.invalid_counts),
         }
         if not invalid_ok:
-            # Refuse before writing: the lake keeps the previous good version of the table.
+            # Record the failed check, then refuse before writing: the lake keeps the
+            # previous good version of the table and nothing downstream runs.
+            yield dg.AssetCheckResult(check_name="invalid_rows", passed=False, metadata=invalid_meta)
             raise dg.Failure(
                 description=(
                     f"{raw.origin}: {len(result.quarantine):,} of {result.rows_in:,} rows of table "

@@ -379,20 +379,20 @@ def vet(lake: Lake, mlflow_res: MlflowResource, group: str, cutoff: str, config:
         f"vetting.candidate_{metric}": f"{cand[metric]:.6f}",
     }
     if champ is not None:
-        tags["vetting.champion_version"] = champion.version
+        tags["vetting.champion_version"] = str(champion.version)
         tags[f"vetting.champion_{metric}"] = f"{champ[metric]:.6f}"
     for key, value in tags.items():
         client.set_model_version_tag(name, candidate.version, key, value)
     current = registry.version_by_alias(client, name, registry.CHAMPION)
     return {
         "model_name": name,
-        "candidate_version": candidate.version,
+        "candidate_version": str(candidate.version),
         "decision": decision,
         "reason": reason,
         "candidate": cand,
-        "champion_before": None if champion is None else champion.version,
+        "champion_before": None if champion is None else str(champion.version),
         "champion_metrics": champ,
-        "champion_now": None if current is None else current.version,
+        "champion_now": None if current is None else str(current.version),
     }
 
 
@@ -488,7 +488,7 @@ def propensity_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
         scored["model_version"] = str(champion.version)
         frames.append(scored)
         dist = score_distribution(scored["score"])
-        summary.append({"group": group, "version": champion.version, "rows": len(scored), "mean_score": dist["mean"], "p90": dist["p90"]})
+        summary.append({"group": group, "version": str(champion.version), "rows": len(scored), "mean_score": dist["mean"], "p90": dist["p90"]})
     scores = pd.concat(frames, ignore_index=True)
     missing = [d for d in sorted({d for d, _ in pairs}) if d not in set(scores["as_of"])]
     if missing:

@@ -1,0 +1,543 @@
+"""The propensity lifecycle end to end on real Dagster, real MLflow (SQLite in a temp dir)
+and a synthetic lake: train + register → vet + promote → score → look up.
+
+The lake holds household_features, group_features and propensity_labels partitions with
+the columns the real feature assets write, for the weekly snapshots a cutoff of
+2017-06-02 needs with `history_weeks=4` (training 03-08 .. 03-29, validation 05-03), and
+features for the scoring date 2017-06-02.
+
+Signals. In `grp_a` the label depends on grp_baskets_30d and grp_spend_share_30d plus
+noise, while grp_days_since_last and grp_baskets_90d (what the naive baselines rank by)
+are noise: a fitted model beats the baselines clearly, so vetting is not a coin toss,
+and a one-split stump is clearly worse than the full model. In `grp_b` the label *is*
+recency (bought in the last 30 days), so the recency baseline is perfect and no model
+can beat it: vetting must reject it, and grp_b is left without a champion.
+
+One module-scoped world trains, in order:
+  v1 grp_a  good search space, auto_promote off → champion (none existed)
+  v2 grp_a  a stump (num_leaves 2, 1 round), auto_promote on → rejected, champion stays v1
+  v3 grp_a  the good space again (same model), auto_promote off → challenger only
+  v4 grp_a  the good space again, auto_promote on → champion
+  v1 grp_b  → rejected (does not beat the recency baseline), no champion
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from propensity_assets import registry
+from propensity_assets.features import logic as feature_logic
+from propensity_assets.lake import Lake
+from propensity_assets.profile.assets import build_profile
+from propensity_assets.propensity import model as M
+from propensity_assets.propensity.assets import (
+    propensity_champion,
+    propensity_model,
+    propensity_scores,
+)
+from propensity_assets.propensity.pyfunc import FeatureLookupError
+from propensity_assets.resources import LakeResource, MlflowResource
+
+BIN = Path(sys.executable).parent
+CUTOFF = "2017-06-02"  # a Friday
+SCORE_AS_OF = "2017-06-02"
+NAME = "propensity__grp_a"
+HOUSEHOLDS = list(range(1, 241))
+LATE_JOINERS = list(range(241, 261))  # in the population from 2017-05-03 on
+
+GOOD = {
+    "history_weeks": 4,
+    "num_leaves": [7, 15],
+    "learning_rate": [0.1],
+    "min_child_samples": [20],
+    "feature_fraction": [1.0],
+    "lambda_l2": [0.0],
+    "balance_classes": [False],
+    "max_trials": 2,
+    "max_rounds": 60,
+    "early_stopping_rounds": 15,
+}
+STUMP = {**GOOD, "num_leaves": [2], "max_trials": 1, "max_rounds": 1}
+
+
+# -- the synthetic lake --------------------------------------------------------------------
+
+
+def _dates() -> tuple[list[date], list[date]]:
+    return M.snapshot_dates(date.fromisoformat(CUTOFF), history_weeks=GOOD["history_weeks"])
+
+
+def _population(as_of: str) -> list[int]:
+    return HOUSEHOLDS + (LATE_JOINERS if as_of >= "2017-05-03" else [])
+
+
+def _household_features(as_of: str, hids: list[int], rng) -> pd.DataFrame:
+    n = len(hids)
+    frame = {"as_of": as_of, "household_id": np.asarray(hids, dtype="int64")}
+    for w in feature_logic.WINDOWS:
+        baskets = rng.poisson(w / 7 * 1.5, n) + (1 if w == 365 else 0)
+        frame[f"hh_baskets_{w}d"] = baskets.astype("int64")
+        frame[f"hh_spend_{w}d"] = baskets * rng.gamma(4.0, 8.0, n)
+        frame[f"hh_units_{w}d"] = baskets * rng.integers(1, 12, n).astype(float)
+        frame[f"hh_days_{w}d"] = np.minimum(baskets, w).astype("int32")
+    frame["hh_days_since_last"] = rng.integers(1, 40, n).astype("int32")
+    frame["hh_days_since_first"] = rng.integers(60, 365, n).astype("int32")
+    df = pd.DataFrame(frame)
+    assert list(df.columns[2:]) == feature_logic.household_feature_columns()
+    return df
+
+
+def _group_features(as_of: str, group: str, hh: pd.DataFrame, rng) -> pd.DataFrame:
+    n = len(hh)
+    frame = {"as_of": as_of, "product_group": group, "household_id": hh["household_id"].to_numpy()}
+    for w in feature_logic.WINDOWS:
+        baskets = rng.poisson(1.5 if w == 30 else w / 30 * 1.2, n)
+        frame[f"grp_baskets_{w}d"] = baskets.astype("int64")
+        frame[f"grp_spend_{w}d"] = baskets * rng.gamma(2.0, 3.0, n)
+        frame[f"grp_units_{w}d"] = baskets.astype(float)
+        frame[f"grp_days_{w}d"] = baskets.astype("int32")
+    since = rng.integers(1, 120, n).astype(float)
+    since[rng.random(n) < 0.1] = np.nan  # never bought in the group
+    frame["grp_days_since_last"] = since
+    frame["grp_days_since_first"] = np.where(np.isnan(since), np.nan, since + 30)
+    for w in feature_logic.WINDOWS:
+        frame[f"grp_spend_share_{w}d"] = rng.random(n)
+    df = pd.DataFrame(frame)
+    assert list(df.columns[3:]) == feature_logic.group_feature_columns()
+    return df
+
+
+def _labels(group: str, grp: pd.DataFrame, rng) -> pd.DataFrame:
+    if group == "grp_a":
+        logit = -0.8 + 1.0 * (grp["grp_baskets_30d"] - 1.5) + 5.0 * (grp["grp_spend_share_30d"] - 0.5)
+        label = (rng.random(len(grp)) < 1 / (1 + np.exp(-logit))).astype("int32")
+    else:  # grp_b: the label is recency itself
+        label = (grp["grp_days_since_last"] <= 30).astype("int32")
+    return pd.DataFrame(
+        {"as_of": grp["as_of"], "product_group": group, "household_id": grp["household_id"], "label": label}
+    )
+
+
+def build_lake(root: str) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(20170602)
+    train, valid = _dates()
+    hh_parts, grp_parts, label_parts = [], [], []
+    for d in [*(str(x) for x in train + valid), SCORE_AS_OF]:
+        hh = _household_features(d, _population(d), rng)
+        hh_parts.append(hh)
+        for group in ("grp_a", "grp_b"):
+            grp = _group_features(d, group, hh, rng)
+            grp_parts.append(grp)
+            if d != SCORE_AS_OF:  # the scoring date's labels lie in the future
+                label_parts.append(_labels(group, grp, rng))
+    tables = {
+        "household_features": pd.concat(hh_parts, ignore_index=True),
+        "group_features": pd.concat(grp_parts, ignore_index=True),
+        "propensity_labels": pd.concat(label_parts, ignore_index=True),
+    }
+    lake = Lake(root)
+    lake.write_pandas("household_features", tables["household_features"], ["as_of"])
+    lake.write_pandas("group_features", tables["group_features"], ["as_of", "product_group"])
+    lake.write_pandas("propensity_labels", tables["propensity_labels"], ["as_of", "product_group"])
+    return tables
+
+
+# -- the world: one lake, one MLflow store, one Dagster instance, five trainings -----------
+
+
+def _run_config(training: dict, auto_promote: bool) -> dict:
+    return {
+        "ops": {
+            "propensity_model": {"config": training},
+            "propensity_champion": {"config": {"auto_promote": auto_promote}},
+        }
+    }
+
+
+def _materializations(result, node: str) -> dict:
+    [mat] = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _aliases(client: MlflowClient, name: str) -> dict:
+    # MLflow 3.17 reports versions as ints, earlier releases as strings.
+    return dict(sorted({a: str(v) for a, v in client.get_registered_model(name).aliases.items()}.items()))
+
+
+def _champion(client: MlflowClient, name: str = NAME) -> str | None:
+    mv = registry.version_by_alias(client, name, registry.CHAMPION)
+    return None if mv is None else str(mv.version)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("propensity_lifecycle")
+    lake_root = str(tmp / "lake")
+    tables = build_lake(lake_root)
+    tracking_uri = f"sqlite:///{tmp}/mlflow.db"
+    resources = {
+        "lake": LakeResource(uri=lake_root),
+        "mlflow": MlflowResource(tracking_uri=tracking_uri, artifact_root=(tmp / "artifacts").as_uri()),
+    }
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PROPENSITY_LAKE_URI")}
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("product_group", ["grp_a", "grp_b"])
+            client = resources["mlflow"].client()
+
+            def train(training: dict, auto_promote: bool, key: str = f"{CUTOFF}|grp_a"):
+                result = dg.materialize(
+                    [propensity_model, propensity_champion],
+                    partition_key=key,
+                    instance=instance,
+                    resources=resources,
+                    run_config=_run_config(training, auto_promote),
+                )
+                assert result.success
+                return SimpleNamespace(
+                    model=_materializations(result, "propensity_model"),
+                    champion=_materializations(result, "propensity_champion"),
+                    aliases=_aliases(client, registry.model_name("propensity", key.split("|")[1])),
+                )
+
+            steps = {
+                "v1": train(GOOD, auto_promote=False),
+                "v2": train(STUMP, auto_promote=True),
+                "v3": train(GOOD, auto_promote=False),
+                "v4": train(GOOD, auto_promote=True),
+                "b1": train(GOOD, auto_promote=True, key=f"{CUTOFF}|grp_b"),
+            }
+            yield SimpleNamespace(
+                tmp=tmp, lake_root=lake_root, lake=Lake(lake_root), tables=tables, tracking_uri=tracking_uri,
+                resources=resources, instance=instance, client=client, steps=steps,
+            )
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# -- training and registration -------------------------------------------------------------
+
+
+def test_first_version_is_registered_with_everything_logged(world):
+    client = world.client
+    mv = client.get_model_version(NAME, "1")
+    run = client.get_run(mv.run_id)
+    train, valid = _dates()
+
+    params = run.data.params
+    assert params["best.num_leaves"] in ("7", "15")
+    assert params["best.learning_rate"] == "0.1"
+    assert {"best_iteration", "train_rows", "valid_rows", "search_space"} <= set(params)
+    assert int(params["valid_rows"]) == len(_population(str(valid[0])))
+    assert int(params["train_rows"]) == len(HOUSEHOLDS) * len(train)
+
+    metrics = run.data.metrics
+    for m in ("roc_auc", "average_precision", "brier", "log_loss", "lift_top_decile"):
+        assert f"valid_{m}" in metrics, m
+    assert 0.7 < metrics["valid_roc_auc"] <= 1.0  # the signal is learnable
+    assert metrics["valid_roc_auc"] > metrics["baseline_recency_roc_auc"]
+    assert metrics["valid_roc_auc"] > metrics["baseline_baskets_90d_roc_auc"]
+
+    tags = run.data.tags
+    assert tags["cutoff"] == CUTOFF
+    assert tags["product_group"] == "grp_a"
+    assert tags["train_as_of_min"] == "2017-03-08" and tags["train_as_of_max"] == "2017-03-29"
+    assert tags["validation_as_of"] == "2017-05-03"
+    assert tags["code_version"].startswith("propensity_assets ")
+    assert tags["dagster_run_id"]
+    # The training window is on the registered version too, where vetting reads it.
+    assert mv.tags["cutoff"] == CUTOFF and mv.tags["validation_as_of"] == "2017-05-03"
+
+    plots = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "plots")}
+    assert {"roc_curve.png", "precision_recall_curve.png", "calibration_curve.png", "feature_importance.png"} <= plots
+    features = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/features.json")["features"]
+    assert "grp_baskets_30d" in features and "grp_overdue_ratio" in features
+    assert set(features) >= set(feature_logic.household_feature_columns())
+    assert set(features) >= set(feature_logic.group_feature_columns())
+
+    info = mlflow.models.get_model_info(f"models:/{NAME}/1")
+    inputs = info.signature.inputs.input_names()
+    assert inputs[:2] == ["household_id", "as_of"]
+    assert inputs[2:] == features  # the model records its features in the signature ...
+    assert info.signature.outputs.input_names() == ["household_id", "as_of", "score"]
+    config = info.flavors["python_function"]["config"]
+    assert mlflow.pyfunc.load_model(f"models:/{NAME}/1").model_config == config
+    assert config["features"] == features  # ... and in its model_config
+    assert config["product_group"] == "grp_a"
+    assert config["lake_uri"] == world.lake_root
+
+
+def test_materialization_metadata(world):
+    v1 = world.steps["v1"]
+    assert v1.model["model_name"] == NAME
+    assert v1.model["model_version"] == "1"
+    run_id = world.client.get_model_version(NAME, "1").run_id
+    assert v1.model["mlflow_run_id"] == run_id
+    assert v1.model["mlflow_run"].endswith(f"/runs/{run_id}")
+    assert v1.model["training_window"].startswith("2017-03-08 .. 2017-03-29")
+    assert 0 <= v1.model["valid_roc_auc"] <= 1
+    assert v1.champion["model_version"] == "1"
+    assert v1.champion["decision"] == "champion"
+    assert v1.champion["champion_version"] == "1"
+
+
+# -- vetting and promotion -----------------------------------------------------------------
+
+
+def test_first_good_version_becomes_champion(world):
+    v1 = world.steps["v1"]
+    assert v1.aliases == {"champion": "1"}  # auto_promote was off: no champion existed
+    tags = world.client.get_model_version(NAME, "1").tags
+    assert tags["vetting.decision"] == "champion"
+    assert "no champion existed" in tags["vetting.reason"]
+    assert tags["promotion.by"] == "vetting"
+
+
+def test_worse_model_is_rejected_even_with_auto_promote(world):
+    v2 = world.steps["v2"]
+    assert v2.model["model_version"] == "2"
+    assert v2.champion["decision"] == "rejected"
+    assert v2.champion["champion_version"] == "1"
+    assert v2.aliases == {"champion": "1"}
+    tags = world.client.get_model_version(NAME, "2").tags
+    assert tags["vetting.decision"] == "rejected"
+    # A stump (one split) is worse than the champion's full model on the same window.
+    assert "< champion v1" in tags["vetting.reason"]
+    assert tags["vetting.champion_version"] == "1"
+    assert float(tags["vetting.candidate_average_precision"]) < float(tags["vetting.champion_average_precision"])
+    assert tags["vetting.reason"] == v2.champion["reason"]
+
+
+def test_as_good_model_without_auto_promote_is_challenger_only(world):
+    v3 = world.steps["v3"]
+    assert v3.champion["decision"] == "challenger"
+    assert v3.aliases == {"champion": "1", "challenger": "3"}
+    tags = world.client.get_model_version(NAME, "3").tags
+    assert tags["vetting.decision"] == "challenger"
+    assert "≥ champion v1" in tags["vetting.reason"]
+
+
+def test_as_good_model_with_auto_promote_becomes_champion(world):
+    v4 = world.steps["v4"]
+    assert v4.champion["decision"] == "champion"
+    assert v4.champion["champion_version"] == "4"
+    assert v4.aliases == {"champion": "4", "challenger": "4"}
+    tags = world.client.get_model_version(NAME, "4").tags
+    assert tags["promotion.by"] == "vetting"
+    assert tags["promotion.replaced_version"] == "1"
+    assert tags["promotion.reason"].startswith("auto-promoted")
+
+
+def test_model_that_does_not_beat_the_baselines_is_rejected(world):
+    b1 = world.steps["b1"]
+    assert b1.champion["decision"] == "rejected"
+    assert "baseline" in b1.champion["reason"] and "recency" in b1.champion["reason"]
+    assert b1.aliases == {}
+    tags = world.client.get_model_version("propensity__grp_b", "1").tags
+    assert tags["vetting.decision"] == "rejected"
+
+
+# -- scoring -------------------------------------------------------------------------------
+
+
+def test_scores_with_the_champion(world):
+    result = dg.materialize(
+        [propensity_scores], partition_key=f"{SCORE_AS_OF}|grp_a", instance=world.instance, resources=world.resources
+    )
+    assert result.success
+    meta = _materializations(result, "propensity_scores")
+    champion = _champion(world.client)
+    assert meta["model_version"] == champion
+    assert meta["partitions_written"] == 1
+
+    assert world.lake.exists("propensity_scores", {"as_of": SCORE_AS_OF, "product_group": "grp_a"})
+    scores = world.lake.read_pandas("propensity_scores")
+    assert sorted(scores.columns) == sorted(
+        ["as_of", "product_group", "household_id", "score", "model_name", "model_version"]
+    )
+    assert set(scores["as_of"]) == {SCORE_AS_OF} and set(scores["product_group"]) == {"grp_a"}
+    population = _population(SCORE_AS_OF)
+    assert sorted(scores["household_id"]) == population  # every household, once
+    assert scores["score"].between(0, 1).all() and scores["score"].notna().all()
+    assert set(scores["model_name"]) == {NAME} and set(scores["model_version"]) == {champion}
+    assert meta["rows"] == len(population)
+    # They are the champion's lookup scores for those keys.
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    looked_up = model.predict(scores[["household_id", "as_of"]].assign(household_id=lambda f: f["household_id"].astype("int64")))
+    np.testing.assert_allclose(scores["score"].to_numpy(), looked_up["score"].to_numpy(), rtol=1e-12)
+
+
+def test_scoring_without_a_champion_says_how_to_get_one(world):
+    with pytest.raises(dg.Failure) as info:
+        dg.materialize(
+            [propensity_scores], partition_key=f"{SCORE_AS_OF}|grp_b", instance=world.instance,
+            resources=world.resources,
+        )
+    message = str(info.value)
+    assert "propensity__grp_b" in message
+    assert "propensity-assets promote grp_b <version>" in message
+    assert not world.lake.exists("propensity_scores", {"as_of": SCORE_AS_OF, "product_group": "grp_b"})
+
+
+# -- the lookup pyfunc ---------------------------------------------------------------------
+
+
+def _explicit_features(world, hids: list[int], as_of: str = SCORE_AS_OF) -> pd.DataFrame:
+    hh = world.tables["household_features"]
+    grp = world.tables["group_features"]
+    hh = hh[(hh["as_of"] == as_of) & hh["household_id"].isin(hids)]
+    grp = grp[(grp["as_of"] == as_of) & (grp["product_group"] == "grp_a") & grp["household_id"].isin(hids)]
+    frame = M.feature_matrix(hh, grp.drop(columns=["product_group"]))
+    return frame.set_index("household_id").loc[hids].reset_index()
+
+
+@pytest.mark.parametrize("lake_from", ["env", "recorded"])
+def test_lookup_pyfunc_matches_explicit_features(world, lake_from, monkeypatch):
+    if lake_from == "env":
+        # Point the model at the lake through the environment, not the recorded URI.
+        monkeypatch.setenv("PROPENSITY_LAKE_URI", world.lake_root)
+    else:
+        monkeypatch.delenv("PROPENSITY_LAKE_URI", raising=False)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    hids = [5, 1, 250, 77, 3]
+    keys = pd.DataFrame({"household_id": hids, "as_of": [SCORE_AS_OF] * len(hids)})
+    looked_up = model.predict(keys)
+    assert looked_up.columns.tolist() == ["household_id", "as_of", "score"]
+    assert looked_up["household_id"].tolist() == hids  # input order is kept
+
+    features = model.metadata.signature.inputs.input_names()[2:]
+    explicit = _explicit_features(world, hids)
+    direct = model.predict(explicit[["household_id", "as_of", *features]])
+    np.testing.assert_allclose(looked_up["score"].to_numpy(), direct["score"].to_numpy(), rtol=1e-12)
+    assert looked_up["score"].between(0, 1).all()
+
+
+
+def test_lookup_pyfunc_lake_from_the_environment_wins(world, tmp_path, monkeypatch):
+    # PROPENSITY_LAKE_URI overrides the lake recorded at training: an empty lake there
+    # means no features, although the recorded lake has them.
+    monkeypatch.setenv("PROPENSITY_LAKE_URI", str(tmp_path))
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    with pytest.raises(Exception, match=f"household_features.*as_of={SCORE_AS_OF}"):
+        model.predict(pd.DataFrame({"household_id": [1], "as_of": [SCORE_AS_OF]}))
+
+
+def test_lookup_pyfunc_unknown_household_gets_nan(world):
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    keys = pd.DataFrame({"household_id": [1, 999_999, 2], "as_of": [SCORE_AS_OF] * 3})
+    scores = model.predict(keys)["score"]
+    assert np.isnan(scores.iloc[1])
+    assert scores.iloc[[0, 2]].notna().all()
+
+
+def test_lookup_pyfunc_late_joiner_not_in_population_gets_nan(world):
+    # Household 250 joins the population on 2017-05-03: at 2017-03-29 it has no features.
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/1")
+    scores = model.predict(pd.DataFrame({"household_id": [250, 1], "as_of": ["2017-03-29"] * 2}))["score"]
+    assert np.isnan(scores.iloc[0]) and not np.isnan(scores.iloc[1])
+
+
+def test_lookup_pyfunc_missing_partition_names_table_and_partition(world):
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    with pytest.raises(Exception) as info:
+        model.predict(pd.DataFrame({"household_id": [1], "as_of": ["2017-07-07"]}))
+    assert isinstance(info.value, FeatureLookupError) or "household_features" in str(info.value)
+    assert "household_features" in str(info.value)
+    assert "as_of=2017-07-07" in str(info.value)
+
+
+# -- manual promotion ----------------------------------------------------------------------
+
+
+def test_manual_promotion_via_registry_and_cli(world):
+    client = world.client
+    before = _champion(client)
+    try:
+        mv = registry.promote(client, NAME, "2", "marketing asked for it")
+        assert mv.aliases and "champion" in mv.aliases
+        assert _champion(client) == "2"
+        assert mv.tags["promotion.by"] == "manual"
+        assert mv.tags["promotion.reason"] == "marketing asked for it"
+        assert mv.tags["promotion.replaced_version"] == before
+
+        env = {**os.environ, "MLFLOW_TRACKING_URI": world.tracking_uri}
+        env.pop("MLFLOW_REGISTRY_URI", None)
+        cli = [str(BIN / "propensity-assets"), "promote"]
+        # Both commands at once (each start-up imports MLflow); the unknown version changes nothing.
+        procs = [
+            subprocess.Popen([*cli, "grp_a", v], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for v in ("3", "99")
+        ]
+        (ok_out, ok_err), (bad_out, bad_err) = (p.communicate(timeout=300) for p in procs)
+        assert procs[0].returncode == 0, ok_err
+        assert "propensity__grp_a: champion -> version 3" in ok_out
+        assert _champion(client) == "3"
+        tags = client.get_model_version(NAME, "3").tags
+        assert tags["promotion.by"] == "manual" and tags["promotion.replaced_version"] == "2"
+
+        assert procs[1].returncode == 2, bad_err
+        assert "cannot promote propensity__grp_a version 99" in bad_err
+
+        with pytest.raises(Exception):
+            registry.promote(client, NAME, "99", "no such version")
+    finally:
+        registry.promote(client, NAME, before, "restore after the test")
+
+
+# -- the customer profile ------------------------------------------------------------------
+
+
+def test_build_profile_wide_and_long():
+    scores = pd.DataFrame(
+        {
+            "as_of": ["2017-06-02"] * 6 + ["2017-06-09"] * 2,
+            "product_group": ["a", "a", "a", "b", "b", "c", "a", "a"],
+            "household_id": [1, 2, 3, 1, 2, 1, 1, 2],
+            "score": [0.9, 0.1, 0.5, 0.2, 0.8, 0.7, 0.3, 0.4],
+            "model_version": ["4", "4", "4", "1", "1", "2", "4", "4"],
+        }
+    )
+    wide, long = build_profile(scores, ["a", "b"])  # c is not an active group
+
+    assert list(wide.columns) == [
+        "as_of", "household_id", "propensity__a", "propensity_decile__a", "propensity__b", "propensity_decile__b",
+    ]
+    w = wide.set_index(["as_of", "household_id"])
+    assert len(w) == 5
+    assert w.loc[("2017-06-02", 1), "propensity__a"] == 0.9
+    assert w.loc[("2017-06-02", 2), "propensity__b"] == 0.8
+    assert pd.isna(w.loc[("2017-06-02", 3), "propensity__b"])  # not scored for b
+    # Deciles per (as_of, group), 1 = top: a on 06-02 ranks 0.9, 0.5, 0.1 -> ceil(r/3*10) = 4, 7, 10.
+    assert w.loc[("2017-06-02", 1), "propensity_decile__a"] == 4
+    assert w.loc[("2017-06-02", 3), "propensity_decile__a"] == 7
+    assert w.loc[("2017-06-02", 2), "propensity_decile__a"] == 10
+    # On 06-09 the ranking restarts: 0.4 (hh 2) is the top of two -> 5, 0.3 -> 10.
+    assert w.loc[("2017-06-09", 2), "propensity_decile__a"] == 5
+    assert w.loc[("2017-06-09", 1), "propensity_decile__a"] == 10
+    assert str(w["propensity_decile__a"].dtype) == "Int32"
+
+    assert list(long.columns) == ["as_of", "household_id", "product_group", "score", "decile", "model_version"]
+    assert len(long) == 7 and set(long["product_group"]) == {"a", "b"}
+    row = long[(long["household_id"] == 2) & (long["product_group"] == "b")].iloc[0]
+    assert row["score"] == 0.8 and row["decile"] == 5 and row["model_version"] == "1"
+    assert long[["as_of", "household_id", "product_group"]].equals(
+        long[["as_of", "household_id", "product_group"]].sort_values(["as_of", "household_id", "product_group"])
+    )
