@@ -17,11 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
+
+from propensity_assets_tests.cli_helpers import instance_at
 import duckdb
 import pandas as pd
 import pytest
@@ -143,19 +144,6 @@ def cli(tmp_path_factory):
     )
 
 
-@contextmanager
-def instance_at(home: Path):
-    """The persistent instance the CLI used (its dagster.yaml reads DAGSTER_HOME)."""
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
 
 
 def run_ids(home: Path) -> set[str]:

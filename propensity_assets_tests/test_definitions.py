@@ -1,5 +1,5 @@
-"""The code location as Dagster sees it: a snapshot of the asset graph, and one
-single-run backfill of `group_features` over a dates × groups rectangle."""
+"""The code location as Dagster sees it: a snapshot of the asset graph, and runs launched
+the way single-run backfills and `--partition-range` launch them (range tags, one run)."""
 
 from datetime import date
 

@@ -5,6 +5,7 @@ one partition or a year-long backfill, and swaps each partition into the lake.
 """
 
 
+from collections.abc import Callable
 from datetime import date
 
 import warnings
@@ -13,6 +14,7 @@ import dagster as dg
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from dagster_pyspark import PySparkResource
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from propensity_assets.features import logic
@@ -36,6 +38,42 @@ def _summary(df, written: int, as_of_dates: list[date]) -> dict:
         "as_of_max": str(max(as_of_dates)),
         "as_of_dates": len(as_of_dates),
     }
+
+
+def materialize_group_table(
+    context: dg.AssetExecutionContext,
+    spark: PySparkResource,
+    lake: LakeResource,
+    table: str,
+    compute: Callable[[DataFrame, DataFrame, list[date], list[str]], DataFrame],
+    summarize: Callable[[DataFrame, int, list[date], list[str]], dict],
+) -> dg.MaterializeResult:
+    """Compute an as_of × product_group table for every key of the run in one Spark job,
+    keep exactly the requested keys, and swap each partition into the lake.
+
+    `compute(transactions, members, as_of_dates, groups)` returns rows with as_of and
+    product_group columns; a run over a date range × groups computes the rectangle.
+    """
+    pairs = sorted({split_key(key) for key in requested_keys(context)})
+    as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
+    groups = sorted({g for _, g in pairs})
+    session = spark.spark_session
+    tx = logic.read_transactions(session, lake.lake.uri("transactions"))
+    members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
+    missing = set(groups) - {row[0] for row in members.select("product_group").distinct().collect()}
+    if missing:
+        raise dg.Failure(
+            f"Product group(s) {sorted(missing)} are not in the lake table {MEMBERS_TABLE!r}: "
+            f"materialize `{MEMBERS_TABLE}` after editing the catalogue."
+        )
+    wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
+    rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"]).cache()
+    try:
+        specs = [{"as_of": d, "product_group": g} for d, g in pairs]
+        written = lake.write_spark(table, rows, specs)
+        return dg.MaterializeResult(metadata=summarize(rows, written, as_of_dates, groups))
+    finally:
+        rows.unpersist()
 
 
 @dg.asset(
@@ -83,27 +121,7 @@ def household_features(
 def group_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
-    pairs = sorted({split_key(key) for key in requested_keys(context)})
-    as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
-    groups = sorted({g for _, g in pairs})
-    session = spark.spark_session
-    tx = logic.read_transactions(session, lake.lake.uri("transactions"))
-    members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
-    missing = set(groups) - {row[0] for row in members.select("product_group").distinct().collect()}
-    if missing:
-        raise dg.Failure(
-            f"Product group(s) {sorted(missing)} are not in the lake table {MEMBERS_TABLE!r}: "
-            f"materialize `{MEMBERS_TABLE}` after editing the catalogue."
-        )
-    feats = logic.group_features(tx, members, as_of_dates, groups)
-    # A run over a date range × groups computes the rectangle; keep only requested keys.
-    wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
-    feats = feats.join(F.broadcast(wanted), ["as_of", "product_group"]).cache()
-    try:
-        specs = [{"as_of": d, "product_group": g} for d, g in pairs]
-        written = lake.write_spark("group_features", feats, specs)
-        metadata = _summary(feats, written, as_of_dates)
-        metadata["product_groups"] = ", ".join(groups)
-        return dg.MaterializeResult(metadata=metadata)
-    finally:
-        feats.unpersist()
+    def summarize(feats, written, as_of_dates, groups) -> dict:
+        return {**_summary(feats, written, as_of_dates), "product_groups": ", ".join(groups)}
+
+    return materialize_group_table(context, spark, lake, "group_features", logic.group_features, summarize)

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 import propensity_assets
 from propensity_assets import registry, settings
-from propensity_assets.features import logic as feature_logic
+from propensity_assets.features.assets import materialize_group_table
 from propensity_assets.groups.assets import MEMBERS_TABLE
 from propensity_assets.lake import Lake
 from propensity_assets.partitions import (
@@ -67,36 +67,24 @@ def _md_table(rows: list[dict]) -> dg.MetadataValue:
     ),
 )
 def propensity_labels(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
-    pairs = sorted({split_key(key) for key in requested_keys(context)})
-    as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
-    groups = sorted({g for _, g in pairs})
-    session = spark.spark_session
-    tx = feature_logic.read_transactions(session, lake.lake.uri("transactions"))
-    members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
-    try:
-        labels = label_logic.propensity_labels(tx, members, as_of_dates, groups)
-    except label_logic.LabelWindowError as exc:
-        raise dg.Failure(str(exc)) from None
-    wanted = session.createDataFrame(
-        [(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string"
-    )
-    labels = labels.join(F.broadcast(wanted), ["as_of", "product_group"]).cache()
-    try:
-        specs = [{"as_of": d, "product_group": g} for d, g in pairs]
-        written = lake.write_spark(LABELS_TABLE, labels, specs)
+    def compute(tx, members, as_of_dates, groups):
+        try:
+            return label_logic.propensity_labels(tx, members, as_of_dates, groups)
+        except label_logic.LabelWindowError as exc:
+            raise dg.Failure(str(exc)) from None
+
+    def summarize(labels, written, as_of_dates, groups) -> dict:
         rates = labels.groupBy("product_group").agg(F.count("*").alias("rows"), F.avg("label").alias("positive_rate"))
         rows = sorted((r.asDict() for r in rates.collect()), key=lambda r: r["product_group"])
-    finally:
-        labels.unpersist()
-    return dg.MaterializeResult(
-        metadata={
+        return {
             "rows": sum(r["rows"] for r in rows),
             "partitions_written": written,
             "as_of_min": str(min(as_of_dates)),
             "as_of_max": str(max(as_of_dates)),
             "positive_rate": _md_table(rows),
         }
-    )
+
+    return materialize_group_table(context, spark, lake, LABELS_TABLE, compute, summarize)
 
 
 # -- training -----------------------------------------------------------------------------

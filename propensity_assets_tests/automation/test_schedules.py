@@ -187,7 +187,9 @@ def test_schedules_refuse_without_product_groups(monkeypatch):
 
 
 def features_success(instance, tags: dict) -> dg.RunStatusSensorContext:
-    run = dg.DagsterRun(job_name="daily_features_job", run_id="features-run-1", tags=tags, status=dg.DagsterRunStatus.SUCCESS)
+    run = dg.DagsterRun(
+        job_name="daily_features_job", run_id="features-run-1", tags=tags, status=dg.DagsterRunStatus.SUCCESS
+    )
     event = dg.DagsterEvent(
         event_type_value=dg.DagsterEventType.RUN_SUCCESS.value,
         job_name="daily_features_job",
