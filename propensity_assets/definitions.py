@@ -27,6 +27,14 @@ ingest_job = dg.define_asset_job(
     description="Load and validate the raw tables, and resolve the product groups.",
 )
 
+# Evaluates automation conditions (the profile follows any change of its date's scores).
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
 defs = dg.Definitions(
     assets=[
         *raw_assets,
@@ -41,7 +49,7 @@ defs = dg.Definitions(
     ],
     jobs=[ingest_job, *schedules.jobs],
     schedules=schedules.schedules,
-    sensors=[product_group_sync_sensor, champion_rescore_sensor, *schedules.sensors],
+    sensors=[product_group_sync_sensor, champion_rescore_sensor, automation_sensor, *schedules.sensors],
     resources=default_resources(),
     # One process per run: Spark assets share one JVM instead of starting one per step.
     executor=dg.in_process_executor,
