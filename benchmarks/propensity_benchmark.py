@@ -46,7 +46,8 @@ def quality() -> int:
     for group in report["group"]:
         mv = client.get_model_version(registry.model_name("propensity", group), report.set_index("group").loc[group, "model_version"])
         run = client.get_run(mv.run_id)
-        seconds[group] = (run.info.end_time - run.info.start_time) / 1000.0
+        # The hyperparameter search's wall time; older runs lack the metric.
+        seconds[group] = run.data.metrics.get("train_seconds", float("nan"))
     report["train_seconds"] = report["group"].map(seconds)
     cols = ["group", "model_version", "positive_rate", "roc_auc", "recency_auc", "baskets90_auc",
             "average_precision", "recency_ap", "baskets90_ap", "brier", "lift_top_decile", "beats_baselines", "train_seconds"]

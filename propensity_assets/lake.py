@@ -27,6 +27,11 @@ def _pyarrow_uri(uri: str) -> str:
     return "s3://" + uri[len("s3a://") :] if uri.startswith("s3a://") else uri
 
 
+def _fs_path(uri: str) -> str:
+    """A URI or path as the path pyarrow's filesystem for it expects."""
+    return _pyarrow_uri(uri).split("://", 1)[-1] if "://" in uri else uri
+
+
 def partition_dir(spec: PartitionSpec) -> str:
     return "/".join(f"{key}={value}" for key, value in spec.items())
 
@@ -73,7 +78,7 @@ class Lake:
         partitions now hold data.
         """
         fs, root = self._fs_and_root
-        staging = _pyarrow_uri(staging_uri).split("://", 1)[-1] if "://" in staging_uri else staging_uri
+        staging = _fs_path(staging_uri)
         trash = f"{staging}/_replaced"
         written = 0
         for spec in specs:
@@ -89,12 +94,13 @@ class Lake:
                 fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
                 fs.move(source, target)
                 written += 1
-        fs.delete_dir(staging) if fs.get_file_info(staging).type == pafs.FileType.Directory else None
+        if fs.get_file_info(staging).type == pafs.FileType.Directory:
+            fs.delete_dir(staging)
         return written
 
     def discard(self, staging_uri: str) -> None:
         fs, _ = self._fs_and_root
-        path = _pyarrow_uri(staging_uri).split("://", 1)[-1] if "://" in staging_uri else staging_uri
+        path = _fs_path(staging_uri)
         if fs.get_file_info(path).type == pafs.FileType.Directory:
             fs.delete_dir(path)
 
@@ -113,7 +119,7 @@ class Lake:
         """
         staging = self.staging_uri()
         fs, _ = self._fs_and_root
-        path = _pyarrow_uri(staging).split("://", 1)[-1] if "://" in staging else staging
+        path = _fs_path(staging)
         arrow = pa.Table.from_pandas(df, preserve_index=False)
         # Spark 4 refuses nanosecond timestamps (PARQUET_TYPE_ILLEGAL): write microseconds.
         arrow = arrow.cast(

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import tempfile
+import time
 import warnings
 from datetime import date
 from pathlib import Path
@@ -171,7 +172,9 @@ def train_and_register(
     frame = training_frame(lake, group, train_dates + valid_dates)
     train_df = frame[frame["as_of"].isin([str(d) for d in train_dates])]
     valid_df = frame[frame["as_of"].isin([str(d) for d in valid_dates])]
+    started = time.perf_counter()
     trained = M.train(train_df, valid_df, config.space())
+    train_seconds = time.perf_counter() - started
     valid_scores = trained.predict(valid_df)
     baselines = {
         name: M.evaluate(valid_df["label"], scores) for name, scores in M.baseline_scores(valid_df).items()
@@ -192,6 +195,7 @@ def train_and_register(
         mlflow.log_params({"best_iteration": trained.best_iteration, "train_rows": len(train_df), "valid_rows": len(valid_df)})
         mlflow.log_param("search_space", json.dumps(config.space().__dict__, default=str)[:6000])
         mlflow.log_metrics({f"valid_{k}": v for k, v in trained.validation_metrics.items() if np.isfinite(v)})
+        mlflow.log_metric("train_seconds", train_seconds)
         for base, metrics in baselines.items():
             mlflow.log_metrics({f"baseline_{base}_{k}": v for k, v in metrics.items() if k in ("roc_auc", "average_precision")})
         for fname, fig in M.plots(valid_df["label"].to_numpy(), valid_scores, trained.booster, trained.features, group).items():
