@@ -44,3 +44,12 @@ def tx_frame(rows: list[tuple]) -> pd.DataFrame:
     frame["quantity"] = frame["quantity"].astype(float)
     frame["sales_value"] = frame["sales_value"].astype(float)
     return frame
+
+
+@pytest.fixture(scope="module")
+def module_instance():
+    """One Dagster test instance per module: a SQLite instance costs seconds to set up."""
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance

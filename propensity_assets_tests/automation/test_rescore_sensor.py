@@ -67,20 +67,14 @@ def mlflow_res(registry_store):
     return registry_store
 
 
-@pytest.fixture(scope="module")
-def shared_instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 @pytest.fixture
-def instance(shared_instance):
+def instance(module_instance):
     """The module's instance with exactly GROUPS as product_group partitions. Calling the
     sensor launches nothing, so no runs accumulate here (the daemon test has its own)."""
-    for key in shared_instance.get_dynamic_partitions("product_group"):
-        shared_instance.delete_dynamic_partition("product_group", key)
-    shared_instance.add_dynamic_partitions("product_group", GROUPS)
-    return shared_instance
+    for key in module_instance.get_dynamic_partitions("product_group"):
+        module_instance.delete_dynamic_partition("product_group", key)
+    module_instance.add_dynamic_partitions("product_group", GROUPS)
+    return module_instance
 
 
 @pytest.fixture(autouse=True)

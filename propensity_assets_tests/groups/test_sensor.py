@@ -43,18 +43,12 @@ product_groups:
 """
 
 
-@pytest.fixture(scope="module")
-def shared_instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 @pytest.fixture
-def instance(shared_instance):
+def instance(module_instance):
     """The module's instance, with no product_group partitions at the start of each test."""
-    for key in shared_instance.get_dynamic_partitions(PARTITIONS):
-        shared_instance.delete_dynamic_partition(PARTITIONS, key)
-    return shared_instance
+    for key in module_instance.get_dynamic_partitions(PARTITIONS):
+        module_instance.delete_dynamic_partition(PARTITIONS, key)
+    return module_instance
 
 
 def tick(instance, path: Path, cursor: str | None):

@@ -85,12 +85,10 @@ def build_source(src: Path, *, transactions: list[list] | None = None, with_camp
     return src
 
 
-@pytest.fixture(scope="module")
-def instance():
-    # One instance for the module (a SQLite instance costs seconds to set up); every test
-    # has its own source and lake, and compares run ids only within itself.
-    with dg.instance_for_test() as instance:
-        yield instance
+@pytest.fixture
+def instance(module_instance):
+    # Every test has its own source and lake, and compares run ids only within itself.
+    return module_instance
 
 
 @pytest.fixture
