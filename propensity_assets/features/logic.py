@@ -25,6 +25,8 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from propensity_assets.groups.membership import group_transactions
+
 CONTRACT_WINDOWS = (30, 90, 365)
 # Short windows beyond the contract: a 30-day purchase horizon is best predicted by
 # the last week or two.
@@ -154,8 +156,7 @@ def group_features(
     hh = _windowed(_events(tx, ["household_id"]), ["household_id"], as_of_dates, "hh").select(
         "as_of", "household_id", *[f"hh_spend_{w}d" for w in WINDOWS]
     )
-    members = members.where(F.col("product_group").isin(list(groups))).select("product_group", "product_id")
-    grp_tx = tx.join(F.broadcast(members), "product_id")
+    grp_tx = group_transactions(tx, members, groups)
     keys = ["household_id", "product_group"]
     grp = _windowed(_events(grp_tx, keys), keys, as_of_dates, "grp")
     spark = transactions.sparkSession

@@ -99,9 +99,14 @@ def product_group_members(product_groups: ProductGroupsResource, lake: LakeResou
     lake.lake.write_pandas(MEMBERS_TABLE, members)
     counts = members.groupby("product_group").size()
     def selectors(group) -> str:
+        if group.everything:
+            return "all: every product, including ids `products` does not know"
         return "; ".join(f"{kind}: {', '.join(map(str, values))}" for kind, values in group.selectors.items())
 
-    lines = [f"| {g.key} | {g.description} | {selectors(g)} | {counts[g.key]:,} |" for g in groups]
+    def size(group) -> str:
+        return "all" if group.everything else f"{counts[group.key]:,}"
+
+    lines = [f"| {g.key} | {g.description} | {selectors(g)} | {size(g)} |" for g in groups]
     table = "| group | description | selectors | products |\n|---|---|---|---:|\n" + "\n".join(lines)
     return dg.MaterializeResult(
         metadata={
@@ -109,6 +114,6 @@ def product_group_members(product_groups: ProductGroupsResource, lake: LakeResou
             "rows": len(members),
             "catalogue": dg.MetadataValue.md(table),
             "catalogue_file": product_groups.path,
-            **{f"products:{g.key}": int(counts[g.key]) for g in groups},
+            **{f"products:{g.key}": int(counts[g.key]) for g in groups if not g.everything},
         }
     )

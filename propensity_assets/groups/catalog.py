@@ -33,6 +33,8 @@ class ProductGroup:
     key: str
     description: str
     selectors: dict[str, tuple] = field(default_factory=dict)
+    # `all: true`: every product, including product ids that `products` does not know.
+    everything: bool = False
 
     def members(self, products: pd.DataFrame) -> pd.Series:
         """Boolean mask over `products`: the products that belong to this group."""
@@ -79,11 +81,18 @@ def parse_catalog(text: str, source: str = "product_groups.yaml") -> list[Produc
             raise CatalogError(f"{where}: key must be lowercase letters, digits and '_' ([a-z0-9_]+)")
         if not isinstance(body, dict):
             raise CatalogError(f"{where}: expected a mapping with 'description' and 'categories'")
-        unknown = set(body) - set(SELECTORS) - {"description"}
+        unknown = set(body) - set(SELECTORS) - {"description", "all"}
         if unknown:
             raise CatalogError(
-                f"{where}: unknown field(s) {sorted(unknown)}; allowed: description, {', '.join(SELECTORS)}"
+                f"{where}: unknown field(s) {sorted(unknown)}; allowed: description, all, {', '.join(SELECTORS)}"
             )
+        if "all" in body:
+            if body["all"] is not True:
+                raise CatalogError(f"{where}: 'all' must be true (select every product) or left out")
+            if set(body) & set(SELECTORS):
+                raise CatalogError(f"{where}: 'all: true' selects every product; remove the other selectors")
+            groups.append(ProductGroup(key, str(body.get("description") or key), {}, everything=True))
+            continue
         selectors = {}
         for selector in SELECTORS:
             values = body.get(selector)
@@ -94,7 +103,7 @@ def parse_catalog(text: str, source: str = "product_groups.yaml") -> list[Produc
             if values:
                 selectors[selector] = tuple(values)
         if not selectors:
-            raise CatalogError(f"{where}: the group is empty; give at least one of {', '.join(SELECTORS)}")
+            raise CatalogError(f"{where}: the group is empty; give 'all: true' or at least one of {', '.join(SELECTORS)}")
         groups.append(ProductGroup(key, str(body.get("description") or key), selectors))
     if not groups:
         raise CatalogError(f"{source}: no product groups defined")
@@ -114,10 +123,15 @@ def resolve(groups: list[ProductGroup], products: pd.DataFrame, source: str = "p
     """Map each group to its products: a frame (product_group, product_id).
 
     Every selector value must exist in `products` (an exact match: `CHEESES` is not
-    `CHEESE`), and every group must select at least one product.
+    `CHEESE`), and every group must select at least one product. An `all: true` group
+    is one row with a null product_id, which `membership.group_transactions` reads as
+    "every transaction", so product ids unknown to `products` count too.
     """
     frames = []
     for group in groups:
+        if group.everything:
+            frames.append(pd.DataFrame({"product_group": [group.key], "product_id": pd.array([None], dtype="Int64")}))
+            continue
         for selector, values in group.selectors.items():
             column = SELECTORS[selector]
             known = set(products[column].dropna().unique())
@@ -132,5 +146,5 @@ def resolve(groups: list[ProductGroup], products: pd.DataFrame, source: str = "p
         ids = products.loc[group.members(products), "product_id"].drop_duplicates()
         if ids.empty:
             raise CatalogError(f"{source}: product group {group.key!r} selects no products")
-        frames.append(pd.DataFrame({"product_group": group.key, "product_id": ids.to_numpy()}))
+        frames.append(pd.DataFrame({"product_group": group.key, "product_id": pd.array(ids.to_numpy(), dtype="Int64")}))
     return pd.concat(frames, ignore_index=True)

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from propensity_assets.features.logic import with_day
+from propensity_assets.groups.membership import group_transactions
 
 HORIZON_DAYS = 30
 _EPOCH = "1970-01-01"
@@ -57,9 +58,8 @@ def propensity_labels(
     population = firsts.crossJoin(F.broadcast(wanted)).where(F.col("first_day") < F.col("as_of")).select(
         "household_id", "as_of"
     )
-    members = members.where(F.col("product_group").isin(list(groups))).select("product_group", "product_id")
     bought = (
-        tx.join(F.broadcast(members), "product_id")
+        group_transactions(tx, members, groups)
         .select("household_id", "product_group", t.alias("t"))
         .distinct()
         .withColumn("bought", F.lit(1))

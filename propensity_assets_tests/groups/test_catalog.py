@@ -196,12 +196,16 @@ def real_products() -> pd.DataFrame:
 
 def test_shipped_catalogue_is_the_contract(real_products):
     groups = load_catalog(SHIPPED)
-    assert [g.key for g in groups] == list(CONTRACT_GROUPS)
-    for group in groups:
+    assert [g.key for g in groups] == [*CONTRACT_GROUPS, "all_products"]
+    *by_category, everything = groups
+    for group in by_category:
         assert group.selectors == {"categories": tuple(CONTRACT_GROUPS[group.key])}, group.key
-        assert group.description
+        assert group.description and not group.everything
+    assert everything.everything and everything.selectors == {}
 
     members = resolve(groups, real_products, str(SHIPPED))
+    assert members.loc[members["product_group"] == "all_products", "product_id"].isna().tolist() == [True]
+    members = members[members["product_group"] != "all_products"]
     counts = members.groupby("product_group").size()
     assert set(counts.index) == set(CONTRACT_GROUPS) and (counts > 0).all()
     for key, categories in CONTRACT_GROUPS.items():
@@ -228,4 +232,31 @@ def test_first_ten_groups_are_the_most_bought_categories(real_products):
         .sort_values(ascending=False)
     )
     top_ten = {CONTRACT_GROUPS[g.key][0] for g in load_catalog(SHIPPED)[:10]}
+    assert len(top_ten) == 10
     assert top_ten == set(baskets.index[:10])
+
+
+# -- the `all: true` selector ------------------------------------------------------------------
+
+
+def test_all_selector_is_one_null_member(products):
+    groups = parse_catalog(catalog("  everything:\n    all: true\n  cheese:\n    categories: [CHEESE]\n"))
+    members = resolve(groups, products)
+    assert members["product_group"].tolist() == ["everything", "cheese"]
+    assert members["product_id"].isna().tolist() == [True, False]
+    assert members["product_id"].iloc[1] == 3
+    assert str(members["product_id"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("  everything:\n    all: false\n", "product group 'everything': 'all' must be true"),
+        ("  everything:\n    all: true\n    categories: [CHEESE]\n", "'all: true' selects every product; remove"),
+    ],
+)
+def test_all_selector_errors(body, expected):
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(catalog(body), "cat.yaml")
+    assert str(info.value).startswith("cat.yaml: product group 'everything': ")
+    assert expected in str(info.value)

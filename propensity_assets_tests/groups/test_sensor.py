@@ -221,6 +221,6 @@ def test_sync_product_groups(instance, tmp_path):
 
 def test_sync_the_shipped_catalogue(instance):
     added, removed = sync_product_groups(instance, str(PROJECT_ROOT / "data" / "product_groups.yaml"))
-    assert len(added) == 11 and removed == []
+    assert len(added) == 12 and removed == []
     assert instance.get_dynamic_partitions(PARTITIONS)[0] == "soft_drinks"
-    assert instance.get_dynamic_partitions(PARTITIONS)[-1] == "summer_grilling"
+    assert instance.get_dynamic_partitions(PARTITIONS)[-1] == "all_products"

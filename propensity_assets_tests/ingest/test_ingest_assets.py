@@ -345,7 +345,7 @@ def test_embedded_complete_journey_data(env):
     assert set(quarantine["source_table"]) == {"coupons"}
     assert len(quarantine) == coupons["quarantined"]
     members = materialization(result, MEMBERS_TABLE)
-    assert members["groups"] == 11
+    assert members["groups"] == 12
 
 
 def dg_field(name: str, value: str):
