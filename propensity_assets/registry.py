@@ -1,6 +1,7 @@
 """MLflow names and registry operations shared by every modelling stage (CONTRACTS §6)."""
 
 import os
+import re
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -14,11 +15,23 @@ CHALLENGER = "challenger"
 STAGES = ("propensity", "ltv", "incentive")
 
 
+_KEY = re.compile(r"[a-z0-9_]+")
+
+
 def model_name(stage: str, group: str) -> str:
-    """`propensity__<group>`, `ltv__<group>`, `incentive__<group>`."""
+    """`propensity__<group>`, `ltv__<group>`, `incentive__<study>`."""
     if stage not in STAGES:
         raise ValueError(f"unknown model stage {stage!r}; expected one of {STAGES}")
+    if not _KEY.fullmatch(group):
+        raise ValueError(f"invalid product group or study key {group!r}: expected lowercase [a-z0-9_]+")
     return f"{stage}__{group}"
+
+
+def name_filter(name: str) -> str:
+    """An MLflow search filter for one registered model; the name is checked first, so a
+    key can never inject into the filter."""
+    stage, _, key = name.partition("__")
+    return f"name='{model_name(stage, key)}'"
 
 
 def default_tracking_uri() -> str:

@@ -1,10 +1,10 @@
 """Jobs, schedules and the sensors that chain them.
 
 Daily cycle (05:00): household features for the latest as_of; when that succeeds,
-group features and scores for that as_of across all groups, in one run; the profile
-follows by its automation condition. Labels for the newest complete label window
-(as_of = today − 30) are computed daily too, so the weekly retraining (Fridays 06:00)
-finds them. "Today" is the schedule's tick date, or PROPENSITY_TODAY for data that
+group features and every stage's scores for that as_of across all groups, in one run;
+the profile follows by its automation condition. Each stage's labels for the newest
+complete label window (as_of = today − its horizon) are computed daily too, so the
+weekly retraining of every stage (Fridays 06:00) finds them. "Today" is the schedule's tick date, or PROPENSITY_TODAY for data that
 ended in the past, like the embedded dataset.
 """
 
@@ -26,22 +26,20 @@ daily_features_job = dg.define_asset_job(
     description="Household features for one as_of (the first step of the daily cycle).",
 )
 
+# The shared lifecycle tags its assets by step, so these jobs cover every modelling stage.
+SCORE_ASSETS = dg.AssetSelection.tag("lifecycle/step", "score")
+TRAIN_ASSETS = dg.AssetSelection.tag("lifecycle/step", "train") | dg.AssetSelection.tag("lifecycle/step", "vet")
+
 daily_scoring_job = dg.define_asset_job(
     "daily_scoring_job",
-    selection=["group_features", "propensity_scores"],
-    description="Group features and champion scores for one as_of × product groups.",
-)
-
-labels_job = dg.define_asset_job(
-    "labels_job",
-    selection=["propensity_labels"],
-    description="Propensity labels for as_of × product groups (the window must lie inside the data).",
+    selection=dg.AssetSelection.assets("group_features") | SCORE_ASSETS,
+    description="Group features and every stage's champion scores for one as_of × product groups.",
 )
 
 weekly_training_job = dg.define_asset_job(
     "weekly_training_job",
-    selection=["propensity_model", "propensity_champion"],
-    description="Retrain every group's propensity model at the weekly cutoff, then vet and promote.",
+    selection=TRAIN_ASSETS,
+    description="Retrain every stage's model for every group at the weekly cutoff, then vet and promote.",
 )
 
 profile_job = dg.define_asset_job(
@@ -100,34 +98,47 @@ def score_after_features(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"scores:{as_of}:{context.dagster_run.run_id}", tags=tags)
 
 
-@dg.schedule(
-    job=labels_job,
-    cron_schedule="30 5 * * *",
-    description="Daily: labels for the newest as_of whose 30-day window has closed (today − 30).",
-)
-def daily_labels_schedule(context: dg.ScheduleEvaluationContext):
-    as_of = (today(context.scheduled_execution_time) - timedelta(days=30)).isoformat()
-    keys = as_of_partitions.get_partition_keys()
-    if as_of not in keys:
-        # Unlike features and training, labels cannot fall back to the last partition (its
-        # window would run past the data); a run for a missing partition can only fail.
-        return dg.SkipReason(
-            f"labels as_of {as_of} (today − 30) is not an as_of partition ({keys[0]} .. {keys[-1]}); "
-            "set PROPENSITY_TODAY for data that ended in the past, or PROPENSITY_AS_OF_END"
-        )
-    return dg.RunRequest(run_key=f"labels:{as_of}", tags=group_range_tags(context.instance, as_of))
+def labels_schedule(asset_name: str, horizon_days, minute: int = 30) -> tuple:
+    """A job and a daily schedule for one stage's labels at the newest as_of whose label
+    window has closed (today − horizon). `horizon_days` is read at each tick."""
+    job = dg.define_asset_job(
+        f"{asset_name}_job",
+        selection=[asset_name],
+        description=f"{asset_name} for as_of × product groups (the window must lie inside the data).",
+    )
+
+    @dg.schedule(
+        name=f"daily_{asset_name}_schedule",
+        job=job,
+        cron_schedule=f"{minute} 5 * * *",
+        description=f"Daily: {asset_name} for the newest as_of whose label window has closed (today − horizon).",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        horizon = horizon_days()
+        as_of = (today(context.scheduled_execution_time) - timedelta(days=horizon)).isoformat()
+        keys = as_of_partitions.get_partition_keys()
+        if as_of not in keys:
+            # Unlike features and training, labels cannot fall back to the last partition (its
+            # window would run past the data); a run for a missing partition can only fail.
+            return dg.SkipReason(
+                f"{asset_name} as_of {as_of} (today − {horizon}) is not an as_of partition ({keys[0]} .. {keys[-1]}); "
+                "set PROPENSITY_TODAY for data that ended in the past, or PROPENSITY_AS_OF_END"
+            )
+        return dg.RunRequest(run_key=f"{asset_name}:{as_of}", tags=group_range_tags(context.instance, as_of))
+
+    return job, _schedule
 
 
 @dg.schedule(
     job=weekly_training_job,
     cron_schedule="0 6 * * 5",
-    description="Weekly (Fridays): retrain, vet and promote every group at the latest cutoff.",
+    description="Weekly (Fridays): retrain, vet and promote every stage's model for every group at the latest cutoff.",
 )
 def weekly_training_schedule(context: dg.ScheduleEvaluationContext):
     cutoff = latest_cutoff(today(context.scheduled_execution_time))
     return dg.RunRequest(run_key=f"training:{cutoff}", tags=group_range_tags(context.instance, cutoff))
 
 
-jobs = [daily_features_job, daily_scoring_job, labels_job, weekly_training_job, profile_job]
-schedules = [daily_features_schedule, daily_labels_schedule, weekly_training_schedule]
+jobs = [daily_features_job, daily_scoring_job, weekly_training_job, profile_job]
+schedules = [daily_features_schedule, weekly_training_schedule]
 sensors = [score_after_features]

@@ -1,87 +1,146 @@
-"""The customer profile marketing reads: household × product group scores, per as_of."""
+"""The customer profile marketing reads, assembled from the columns each stage declares.
+
+A stage's scores asset carries the tag `profile/prefix`; the profile takes one value
+column per (stage, group) from its scores table, `<prefix>__<group>`, and its decile
+`<prefix>_decile__<group>` (1 = the top 10 %). A group a stage has not scored for the
+date has no column: the profile never invents one.
+"""
+
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 import pyarrow.dataset as ds
 
+from propensity_assets.lifecycle.deciles import deciles
 from propensity_assets.partitions import as_of_partitions, product_group_partitions, requested_keys
-from propensity_assets.propensity.assets import SCORES_TABLE, propensity_scores
-from propensity_assets.propensity.model import deciles
 from propensity_assets.resources import LakeResource
 
 PROFILE_TABLE = "customer_profile"
 LONG_TABLE = "customer_profile_long"
 
 
-def build_profile(scores: pd.DataFrame, groups: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(wide, long) profiles from long scores (as_of, product_group, household_id, score, model_version).
+@dataclass(frozen=True)
+class ProfileSource:
+    """One stage's contribution: its scores asset and table, and the value column in it."""
 
-    Wide: one row per (as_of, household_id), a `propensity__<group>` and a
-    `propensity_decile__<group>` column per group (decile 1 = the top 10 %). Long:
-    one row per (as_of, household_id, product_group) with score, decile, model_version.
+    asset_key: str
+    table: str
+    prefix: str
+    value_column: str
+
+
+def build_profile(scores: dict[str, pd.DataFrame], groups: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(wide, long) profiles from long scores per prefix: frames with as_of, product_group,
+    household_id, value, model_version.
+
+    Wide: one row per (as_of, household_id) with `<prefix>__<group>` and
+    `<prefix>_decile__<group>` per prefix and group, prefixes in the order given, groups
+    in catalogue order. Long: one row per (as_of, household_id, product_group, stage).
     """
-    scores = scores[scores["product_group"].isin(groups)].copy()
-    scores["decile"] = scores.groupby(["as_of", "product_group"])["score"].transform(deciles)
-    long = scores[["as_of", "household_id", "product_group", "score", "decile", "model_version"]]
-    long = long.sort_values(["as_of", "household_id", "product_group"]).reset_index(drop=True)
-    wide = scores.pivot_table(index=["as_of", "household_id"], columns="product_group", values=["score", "decile"], aggfunc="first")
-    columns = {}
-    for group in groups:
-        if ("score", group) in wide.columns:
-            columns[f"propensity__{group}"] = wide[("score", group)]
-            columns[f"propensity_decile__{group}"] = wide[("decile", group)].astype("Int32")
-    wide = pd.DataFrame(columns, index=wide.index).reset_index()
-    return wide, long
+    longs, columns, index = [], {}, None
+    for prefix, frame in scores.items():
+        frame = frame[frame["product_group"].isin(groups)].copy()
+        if frame.empty:
+            continue
+        frame["decile"] = frame.groupby(["as_of", "product_group"])["value"].transform(deciles)
+        frame["stage"] = prefix
+        longs.append(frame[["as_of", "household_id", "product_group", "stage", "value", "decile", "model_version"]])
+        wide = frame.pivot_table(index=["as_of", "household_id"], columns="product_group", values=["value", "decile"], aggfunc="first")
+        index = wide.index if index is None else index.union(wide.index)
+        for group in groups:
+            if ("value", group) in wide.columns:
+                columns[f"{prefix}__{group}"] = wide[("value", group)]
+                columns[f"{prefix}_decile__{group}"] = wide[("decile", group)].astype("Int32")
+    if index is None:
+        empty = pd.DataFrame(columns=["as_of", "household_id"])
+        return empty, pd.DataFrame(columns=["as_of", "household_id", "product_group", "stage", "value", "decile", "model_version"])
+    wide = pd.DataFrame({name: col.reindex(index) for name, col in columns.items()}, index=index).reset_index()
+    order = ["as_of", "household_id"] + [
+        c for prefix in scores for g in groups for c in (f"{prefix}__{g}", f"{prefix}_decile__{g}") if c in wide.columns
+    ]
+    long = pd.concat(longs, ignore_index=True).sort_values(["as_of", "household_id", "product_group", "stage"])
+    return wide[order].sort_values(["as_of", "household_id"]).reset_index(drop=True), long.reset_index(drop=True)
 
 
-@dg.asset(
-    group_name="profile",
-    partitions_def=as_of_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"pandas", "parquet"},
-    deps=[propensity_scores],
-    # Rebuilt whenever any group's scores for the date change (any date, not only the latest).
-    automation_condition=(
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ),
-    description=(
-        "The customer profile (the seed's Figure 1): one row per household with a "
-        "`propensity__<group>` score and a `propensity_decile__<group>` (1 = top 10 %) for every "
-        "active product group. Also writes the long form `customer_profile_long` (household, "
-        "group, score, decile, model_version) for marketing tools to filter. Rebuilt when any "
-        "group's scores for the date change."
-    ),
-)
-def customer_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    dates = sorted(set(requested_keys(context)))
-    groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
-    scores = lake.lake.read_pandas(
-        SCORES_TABLE,
-        filters=ds.field("as_of").isin(dates),
-        columns=["as_of", "product_group", "household_id", "score", "model_version"],
-    ) if lake.lake.exists(SCORES_TABLE) else pd.DataFrame()
-    if scores.empty:
-        raise dg.Failure(f"No propensity_scores for as_of {dates}: score the product groups first")
-    wide, long = build_profile(scores, groups)
-    specs = [{"as_of": d} for d in dates]
-    lake.lake.write_pandas(PROFILE_TABLE, wide, ["as_of"], specs)
-    lake.lake.write_pandas(LONG_TABLE, long, ["as_of"], specs)
-    present = sorted(long["product_group"].unique())
-    absent = sorted(set(groups) - set(present))
-    preview = wide[wide["as_of"] == dates[-1]].head(5)
-    return dg.MaterializeResult(
-        metadata={
-            "rows": len(wide),
-            "households": int(wide["household_id"].nunique()),
-            "as_of_min": dates[0],
-            "as_of_max": dates[-1],
-            "groups": ", ".join(present),
-            "groups_without_scores": ", ".join(absent) or "none",
-            "model_versions": dg.MetadataValue.json(
-                long.groupby("product_group")["model_version"].agg(lambda s: sorted(set(s))).to_dict()
-            ),
-            "preview": dg.MetadataValue.md(preview.round(4).to_markdown(index=False)),
-        }
+def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
+    """The profile asset over whatever stages declare profile columns."""
+
+    @dg.asset(
+        name=PROFILE_TABLE,
+        group_name="profile",
+        partitions_def=as_of_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"pandas", "parquet"},
+        deps=[s.asset_key for s in sources],
+        # Rebuilt whenever any group's scores for the date change (any date, not only the latest).
+        automation_condition=(
+            dg.AutomationCondition.any_deps_updated().since_last_handled()
+            & ~dg.AutomationCondition.any_deps_in_progress()
+            & ~dg.AutomationCondition.in_progress()
+        ),
+        description=(
+            "The customer profile (the seed's Figure 1): one row per household with, for every product group "
+            "a stage has scored, "
+            + ", ".join(f"`{s.prefix}__<group>`" for s in sources)
+            + " and their deciles `<stage>_decile__<group>` (1 = top 10 %). Also writes the long form "
+            "`customer_profile_long` (household, group, stage, value, decile, model_version). Rebuilt when any "
+            "group's scores for the date change; a group without scores has no column."
+        ),
     )
+    def customer_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        dates = sorted(set(requested_keys(context)))
+        groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
+        scores = {}
+        for source in sources:
+            if not lake.lake.exists(source.table):
+                continue
+            frame = lake.lake.read_pandas(
+                source.table, filters=ds.field("as_of").isin(dates),
+                columns=["as_of", "product_group", "household_id", source.value_column, "model_version"],
+            )
+            scores[source.prefix] = frame.rename(columns={source.value_column: "value"})
+        wide, long = build_profile(scores, groups)
+        if wide.empty:
+            raise dg.Failure(
+                f"no scores for as_of {', '.join(dates)} in {', '.join(s.table for s in sources)}: score the product groups first"
+            )
+        specs = [{"as_of": d} for d in dates]
+        lake.lake.write_pandas(PROFILE_TABLE, wide, ["as_of"], specs)
+        lake.lake.write_pandas(LONG_TABLE, long, ["as_of"], specs)
+        present = {prefix: sorted(set(long.loc[long["stage"] == prefix, "product_group"])) for prefix in scores}
+        preview = wide[wide["as_of"] == dates[-1]].head(5)
+        return dg.MaterializeResult(
+            metadata={
+                "rows": len(wide),
+                "households": int(wide["household_id"].nunique()),
+                "as_of_min": dates[0],
+                "as_of_max": dates[-1],
+                "columns": len(wide.columns) - 2,
+                **{f"{prefix}_groups": ", ".join(gs) or "none" for prefix, gs in present.items()},
+                "groups_without_columns": dg.MetadataValue.json(
+                    {s.prefix: sorted(set(groups) - set(present.get(s.prefix, []))) for s in sources}
+                ),
+                "model_versions": dg.MetadataValue.json(
+                    long.groupby(["stage", "product_group"])["model_version"].agg(lambda s: sorted(set(s))).reset_index()
+                    .assign(key=lambda f: f["stage"] + "__" + f["product_group"]).set_index("key")["model_version"].to_dict()
+                ),
+                "preview": dg.MetadataValue.md(preview.round(4).to_markdown(index=False)),
+            }
+        )
+
+    return customer_profile
+
+
+def sources_from(assets) -> list[ProfileSource]:
+    """Profile sources declared by scores assets through their `profile/prefix` tag and
+    `profile/value_column`, `profile/table` tags."""
+    out = []
+    for asset in assets:
+        if not isinstance(asset, dg.AssetsDefinition):
+            continue
+        for key in asset.keys:
+            tags = asset.tags_by_key.get(key, {})
+            if "profile/prefix" in tags:
+                out.append(ProfileSource(key.to_user_string(), tags["profile/table"], tags["profile/prefix"], tags["profile/value_column"]))
+    return out

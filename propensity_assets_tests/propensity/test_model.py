@@ -11,53 +11,70 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from propensity_assets.lifecycle.deciles import deciles
+from propensity_assets.lifecycle.frames import WINDOWS, feature_columns, feature_matrix, selection_split, snapshot_plan
 from propensity_assets.propensity import model as M
 
 HOLDOUT = date(2017, 12, 1)
 
 
-# -- snapshot_dates -----------------------------------------------------------------------
+# -- snapshot_plan (the lifecycle's; propensity's 30-day window) ----------------------------
+
+FIRST = date(2017, 1, 1)
 
 
-@pytest.mark.parametrize(
-    "cutoff, history, validation",
-    [(HOLDOUT, 30, 1), (date(2017, 6, 2), 4, 1), (date(2017, 6, 2), 6, 2), (date(2017, 9, 1), 10, 3)],
-)
-def test_snapshot_dates_never_cross_the_cutoff(cutoff, history, validation):
-    train, valid = M.snapshot_dates(cutoff, history, validation)
-    assert len(train) == history and len(valid) == validation
-    assert train == sorted(train) and valid == sorted(valid)
+@pytest.mark.parametrize("cutoff, history", [(HOLDOUT, 30), (date(2017, 6, 2), 4), (date(2017, 9, 1), 10)])
+def test_snapshot_plan_never_crosses_the_cutoff(cutoff, history):
+    plan = snapshot_plan(cutoff, 30, history, FIRST)
+    train = list(plan.train)
+    assert len(train) == history and train == sorted(train)
     horizon = timedelta(days=30)
-    # Every label window d .. d + 29 ends before the cutoff: d + 30 ≤ cutoff.
-    assert all(d + horizon <= cutoff for d in train + valid)
-    # The latest validation snapshot is the last one allowed.
-    assert valid[-1] == cutoff - horizon
-    # Training label windows end before the first validation as_of (no overlap).
-    assert max(train) + horizon <= min(valid)
-    # Weekly spacing, on one grid across training and validation.
-    for dates in (train, valid):
-        assert all((b - a).days == 7 for a, b in zip(dates, dates[1:]))
-    assert (min(valid) - max(train)).days % 7 == 0
+    # Every label window d .. d + 29 ends by the cutoff: d + 30 ≤ cutoff.
+    assert all(d + horizon <= cutoff for d in [*train, plan.vetting])
+    # The vetting snapshot is the last one allowed, and later than every training snapshot.
+    assert plan.vetting == cutoff - horizon
+    assert max(train) < plan.vetting
+    # Weekly spacing, on one grid with the vetting snapshot.
+    assert all((b - a).days == 7 for a, b in zip(train, [*train[1:], plan.vetting]))
 
 
-def test_snapshot_dates_for_the_holdout_by_hand():
-    # cutoff 2017-12-01: validation 2017-11-01 (= cutoff − 30); training ends 5 weeks
-    # earlier, 2017-09-27 (its window ends 10-26 < 11-01), 30 weekly snapshots back to 2017-03-08.
-    train, valid = M.snapshot_dates(HOLDOUT, 30)
-    assert valid == [date(2017, 11, 1)]
-    assert train[-1] == date(2017, 9, 27)
-    assert train[0] == date(2017, 3, 8)
+def test_snapshot_plan_for_the_holdout_by_hand():
+    # cutoff 2017-12-01: vetting 2017-11-01 (= cutoff − 30); training one week earlier,
+    # 2017-10-25, and 30 weekly snapshots back to 2017-04-05 (10-25 − 29 weeks).
+    plan = snapshot_plan(HOLDOUT, 30, 30, FIRST)
+    assert plan.vetting == date(2017, 11, 1)
+    assert plan.train[-1] == date(2017, 10, 25)
+    assert plan.train[0] == date(2017, 4, 5)
+    assert plan.tags()["train_as_of_max"] == "2017-10-25" and plan.tags()["vetting_as_of"] == "2017-11-01"
 
 
-def test_snapshot_dates_for_the_lifecycle_cutoff():
-    train, valid = M.snapshot_dates(date(2017, 6, 2), history_weeks=4)
-    assert valid == [date(2017, 5, 3)]
-    assert train == [date(2017, 3, 8), date(2017, 3, 15), date(2017, 3, 22), date(2017, 3, 29)]
+def test_snapshot_plan_drops_snapshots_before_the_data():
+    # cutoff 2017-03-03: vetting 2017-02-01; weekly back: 01-25, 01-18, 01-11, 01-04, (12-28 dropped).
+    plan = snapshot_plan(date(2017, 3, 3), 30, 5, FIRST)
+    assert plan.train == (date(2017, 1, 4), date(2017, 1, 11), date(2017, 1, 18), date(2017, 1, 25))
+
+
+def test_snapshot_plan_refuses_a_cutoff_without_history():
+    with pytest.raises(ValueError) as info:
+        snapshot_plan(date(2017, 4, 7), 90, 10, FIRST)
+    assert str(info.value) == (
+        "cutoff 2017-04-07: with a 90-day label window the vetting snapshot is 2017-01-07, and no weekly "
+        "training snapshot before it falls after the first as_of 2017-01-01; choose a later cutoff"
+    )
+
+
+def test_selection_split_is_grouped_by_household():
+    frame = pd.DataFrame({"household_id": [h for h in range(1, 11) for _ in range(3)], "as_of": ["a", "b", "c"] * 10})
+    fit, select = selection_split(frame, share=0.2, seed=1)
+    assert len(select) == 6 and select["household_id"].nunique() == 2  # 20 % of 10 households, all 3 rows each
+    assert not set(fit["household_id"]) & set(select["household_id"])
+    assert len(fit) + len(select) == 30
+    assert selection_split(frame, share=0.2, seed=1)[1].equals(select)
 
 
 # -- SearchSpace --------------------------------------------------------------------------
 
-NAMES = ["num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2", "balance_classes"]
+NAMES = ["num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2"]
 
 
 def _grid(space: M.SearchSpace) -> list[dict]:
@@ -69,7 +86,7 @@ def test_trials_are_a_deterministic_sample_of_the_grid():
     trials = space.trials()
     assert len(trials) == space.max_trials == 6
     grid = _grid(space)
-    assert len(grid) == 3 * 2 * 2 * 2 * 2 * 2
+    assert len(grid) == 3 * 2 * 2 * 2 * 2
     assert all(t in grid for t in trials)
     assert len({tuple(t.values()) for t in trials}) == len(trials)  # no repeats
     assert trials == space.trials() == M.SearchSpace().trials()  # same seed, same sample
@@ -83,7 +100,7 @@ def test_trials_depend_on_the_seed():
 
 def test_small_grid_is_taken_whole():
     space = M.SearchSpace(num_leaves=[7, 15], learning_rate=[0.1], min_child_samples=[20], feature_fraction=[1.0],
-                          lambda_l2=[0.0], balance_classes=[False], max_trials=5)
+                          lambda_l2=[0.0], max_trials=5)
     assert space.trials() == _grid(space)
     assert [t["num_leaves"] for t in space.trials()] == [7, 15]
 
@@ -145,7 +162,7 @@ def test_evaluate_clips_certain_predictions():
 
 def test_deciles_top_is_one():
     scores = pd.Series(np.arange(20, dtype=float)[::-1])  # 19, 18, ..., 0
-    d = M.deciles(scores)
+    d = deciles(scores)
     assert d.dtype == "int32"
     # Rank r (1 = highest) -> ceil(r / 20 * 10): two rows per decile.
     assert d.tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10]
@@ -154,13 +171,13 @@ def test_deciles_top_is_one():
 
 def test_deciles_keep_the_index_and_order_by_score():
     scores = pd.Series([0.1, 0.9, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0], index=list("abcdefghij"))
-    d = M.deciles(scores)
+    d = deciles(scores)
     assert d["b"] == 1 and d["j"] == 10 and d["g"] == 2
     assert d.sort_values().index.tolist() == scores.sort_values(ascending=False).index.tolist()
 
 
 def test_deciles_ties_split_by_rank_order():
-    d = M.deciles(pd.Series([0.5] * 10))
+    d = deciles(pd.Series([0.5] * 10))
     assert sorted(d.tolist()) == list(range(1, 11))
 
 
@@ -186,14 +203,14 @@ def test_baseline_scores():
 
 def _hh_row(as_of, hid, baskets, days):
     row = {"as_of": as_of, "household_id": hid, "hh_days_since_last": 1}
-    for w, b, d in zip(M.WINDOWS, baskets, days):
+    for w, b, d in zip(WINDOWS, baskets, days):
         row.update({f"hh_baskets_{w}d": b, f"hh_days_{w}d": d, f"hh_spend_{w}d": 10.0 * b})
     return row
 
 
 def _grp_row(as_of, hid, baskets, days, since):
     row = {"as_of": as_of, "household_id": hid, "grp_days_since_last": since}
-    for w, b, d in zip(M.WINDOWS, baskets, days):
+    for w, b, d in zip(WINDOWS, baskets, days):
         row.update({f"grp_baskets_{w}d": b, f"grp_days_{w}d": d})
     return row
 
@@ -215,7 +232,7 @@ def test_feature_matrix_ratios():
             _grp_row("2017-06-02", 3, (0, 0, 0), (0, 0, 0), np.nan),
         ]
     )
-    f = M.feature_matrix(hh, grp).set_index("household_id")
+    f = feature_matrix(hh, grp).set_index("household_id")
     assert sorted(f.index) == [1, 2, 3]
     assert (f["as_of"] == "2017-06-02").all()
     # Household 1: 1/4 baskets, 5/10, 10/40; days 1/2, 4/8, 73/30.
@@ -236,7 +253,7 @@ def test_feature_matrix_ratios():
     assert np.isnan(f.loc[3, "grp_overdue_ratio"])
     assert np.isnan(f.loc[3, "grp_days_since_last"])
 
-    features = M.feature_columns(f.reset_index())
+    features = feature_columns(f.reset_index())
     assert "household_id" not in features and "as_of" not in features
     assert all(c.startswith(("hh_", "grp_")) for c in features)
     assert {"grp_overdue_ratio", "grp_basket_share_30d", "grp_day_share_365d", "hh_baskets_30d"} <= set(features)
@@ -247,4 +264,28 @@ def test_feature_matrix_refuses_duplicate_keys():
     hh = pd.DataFrame([_hh_row("2017-06-02", 1, (1, 1, 1), (1, 1, 1))] * 2)
     grp = pd.DataFrame([_grp_row("2017-06-02", 1, (1, 1, 1), (1, 1, 1), 1.0)])
     with pytest.raises(Exception):
-        M.feature_matrix(hh, grp)
+        feature_matrix(hh, grp)
+
+
+def test_no_class_reweighting_is_offered():
+    # Scores must be probabilities: scale_pos_weight would distort them, so it is not a dimension.
+    assert "balance_classes" not in M.SearchSpace.__dataclass_fields__
+    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace())
+    assert "scale_pos_weight" not in params and "is_unbalance" not in params
+
+
+def test_early_stopping_watches_the_selection_metric_only():
+    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace(selection_metric="roc_auc"))
+    assert params["metric"] == "auc" and params["first_metric_only"] is True
+    assert M._params(M.SearchSpace().trials()[0], M.SearchSpace())["metric"] == "average_precision"
+
+
+def test_calibration_table_by_hand():
+    # Ten scores in two quantile bins of five: the low bin averages 0.1 with 1 positive of 5,
+    # the high bin 0.8 with 4 of 5.
+    y = np.array([0, 0, 1, 0, 0, 1, 1, 1, 0, 1])
+    p = np.array([0.1] * 5 + [0.8] * 5)
+    table = M.calibration_table(y, p, bins=2)
+    assert table["mean_predicted"].round(6).tolist() == [0.1, 0.8]
+    assert table["observed_rate"].tolist() == [0.2, 0.8]
+    assert table["rows"].tolist() == [5, 5]

@@ -1,0 +1,393 @@
+"""The Dagster side of the shared lifecycle: one factory makes a stage's model, champion,
+scores and decay assets, its training job, and its rescore and retrain sensors."""
+
+import json
+import warnings
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from propensity_assets import registry, settings
+from propensity_assets.lifecycle import vetting
+from propensity_assets.lifecycle.stage import ModelStage
+from propensity_assets.metadata import md_figure, md_table, mlflow_run_url
+from propensity_assets.partitions import (
+    as_of_group_partitions,
+    cutoff_group_partitions,
+    product_group_partitions,
+    requested_keys,
+    split_key,
+)
+from propensity_assets.resources import LakeResource, MlflowResource
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+FEATURE_DEPS = ["household_features", "group_features"]
+
+
+class TrainingConfig(dg.Config):
+    """What every stage's training shares; a stage's config adds its search space."""
+
+    history_weeks: int = 30
+    seed: int = 42
+
+
+class VettingConfig(dg.Config):
+    """The rule a new version must pass to become challenger, and whether to promote it.
+
+    `metric` empty means the stage's default (average precision for propensity, RMSE for LTV).
+    """
+
+    metric: str = ""
+    # Relative to nothing: the candidate must reach the champion's metric minus this
+    # (plus, when lower is better).
+    tolerance: float = 0.0
+    auto_promote: bool = settings.auto_promote()
+
+
+class DecayConfig(dg.Config):
+    """How the error-over-time curve is built, and when a champion counts as degraded."""
+
+    metric: str = ""
+    # Relative degradation from the value at training that calls for retraining.
+    tolerance: float = 0.03
+    step_days: int = 1
+    versions: int = 3
+
+
+def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
+    metric = config.metric or stage.metric
+    if metric not in stage.higher_is_better:
+        raise dg.Failure(f"vetting metric {metric!r} is not a {stage.name} metric; expected one of {sorted(stage.higher_is_better)}")
+    return vetting.VettingRule(
+        metric=metric,
+        higher_is_better=stage.higher_is_better[metric],
+        tolerance=config.tolerance,
+        baseline_metrics=stage.baseline_metrics,
+        auto_promote=config.auto_promote,
+        directions=stage.higher_is_better,
+    )
+
+
+@dataclass
+class StageDefs:
+    assets: list
+    jobs: list
+    sensors: list
+
+    def definitions(self) -> dg.Definitions:
+        return dg.Definitions(assets=self.assets, jobs=self.jobs, sensors=self.sensors)
+
+
+def stage_definitions(stage: ModelStage, training_config: type, decay_step_days: int) -> StageDefs:
+    """The model → champion → scores → decay assets of one stage, its weekly training job,
+    and the sensors that rescore on promotion and retrain on decay."""
+    model_key, champion_key, scores_key, decay_key = (
+        f"{stage.name}_model", f"{stage.name}_champion", f"{stage.name}_scores", f"{stage.name}_decay"
+    )
+
+    @dg.asset(
+        name=model_key,
+        group_name=stage.name,
+        partitions_def=cutoff_group_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"mlflow"},
+        tags={"lifecycle/step": "train"},
+        deps=[*FEATURE_DEPS, stage.labels_table],
+        description=(
+            f"One {stage.title} model per product group, trained at a weekly cutoff. Training joins features "
+            f"and labels at weekly as_of snapshots before the vetting snapshot (the latest one whose label "
+            f"window closes by the cutoff); a household-grouped 20 % of their rows chooses among the declared "
+            f"search space's trials; the vetting snapshot is left for comparing with the champion. Logged to "
+            f"MLflow (params, trials, metrics, plots, features, signature, window, code version) and registered "
+            f"as a new version of `{stage.name}__<group>`."
+        ),
+    )
+    def model_asset(context: dg.AssetExecutionContext, config: training_config, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.training import train_and_register
+
+        results, failures = [], {}
+        for key in requested_keys(context):
+            cutoff, group = split_key(key)
+            context.log.info(f"training {stage.model_name(group)} at cutoff {cutoff}")
+            try:
+                results.append(train_and_register(
+                    stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config,
+                    {"dagster_run_id": context.run.run_id},
+                ))
+            except Exception as exc:  # one group's failure must not stop the others
+                context.log.error(f"{stage.model_name(group)} at {cutoff}: {type(exc).__name__}: {exc}")
+                failures[key] = f"{type(exc).__name__}: {exc}"
+        m = stage.metric
+        rows = [
+            {
+                "model": r.model_name, "version": r.version, "cutoff": str(r.plan.cutoff),
+                f"holdout_{m}": r.holdout_metrics[m],
+                **{f"{b}_{m}": v[m] for b, v in r.holdout_baselines.items()},
+                "train_rows": r.train_rows, "seconds": round(r.train_seconds, 1),
+            }
+            for r in results
+        ]
+        if failures and not results:
+            raise dg.Failure("every model failed to train:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()))
+        metadata = {"models": md_table(rows), "failed": md_table([{"partition": k, "error": v} for k, v in failures.items()])}
+        for r in results:
+            prefix = "" if len(results) == 1 else f"{r.model_name}."
+            metadata[f"{prefix}mlflow_run"] = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, r.experiment_id, r.run_id))
+        if len(results) == 1:
+            r = results[0]
+            metadata.update(
+                model_name=r.model_name, model_version=r.version, mlflow_run_id=r.run_id,
+                training_window=f"{min(r.plan.train)} .. {max(r.plan.train)} (vetting snapshot {r.plan.vetting})",
+                **{f"holdout_{k}": float(v) for k, v in r.holdout_metrics.items()},
+                **{f"selection_{k}": float(v) for k, v in r.selection_metrics.items()},
+                trials=md_table(r.trials.to_dict("records")),
+                **{report: md_table(table.to_dict("records")) for report, table in r.reports.items()},
+            )
+        if failures:
+            raise dg.Failure(
+                f"{len(failures)} of {len(failures) + len(results)} models failed (the others were registered):\n"
+                + "\n".join(f"{k}: {v}" for k, v in failures.items()),
+                metadata=metadata,
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        name=champion_key,
+        group_name=stage.name,
+        partitions_def=cutoff_group_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"mlflow"},
+        tags={"lifecycle/step": "vet"},
+        deps=[model_key],
+        description=(
+            f"Vets the cutoff's new `{stage.name}__<group>` version against the `champion` on the candidate's "
+            "vetting snapshot, which neither was fitted on (a snapshot not later than the champion's training "
+            "data is refused). It must beat every naive baseline; then it becomes `challenger` when at least as "
+            "good as the champion by the rule, and `champion` when auto_promote is on or none exists. Decisions "
+            "are MLflow tags (vetting.*) and metadata here."
+        ),
+    )
+    def champion_asset(context: dg.AssetExecutionContext, config: VettingConfig, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.promotion import vet
+
+        rule = rule_for(stage, config)
+        rows, results = [], []
+        for key in requested_keys(context):
+            cutoff, group = split_key(key)
+            try:
+                r = vet(stage, lake.lake, mlflow, group, cutoff, rule)
+            except Exception as exc:
+                rows.append({"model": stage.model_name(group), "candidate": "", "decision": "error", "champion": "",
+                             "vetting_as_of": "", rule.metric: "", "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            results.append(r)
+            rows.append({
+                "model": r.model_name, "candidate": r.candidate_version, "decision": r.decision,
+                "champion": str(r.champion_now), "vetting_as_of": r.vetting_as_of,
+                rule.metric: r.candidate[rule.metric], "reason": r.reason,
+            })
+        metadata = {"decisions": md_table(rows), "metric": rule.metric, "auto_promote": rule.auto_promote}
+        if len(results) == 1:
+            r = results[0]
+            metadata.update(model_name=r.model_name, model_version=r.candidate_version, decision=r.decision,
+                            reason=r.reason, champion_version=str(r.champion_now))
+        if not results:
+            raise dg.Failure("no candidate could be vetted:\n" + "\n".join(f"{r['model']}: {r['reason']}" for r in rows))
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        name=scores_key,
+        group_name=stage.name,
+        partitions_def=as_of_group_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"mlflow", "parquet"},
+        deps=FEATURE_DEPS,
+        tags={
+            "lifecycle/step": "score",
+            "profile/prefix": stage.profile.prefix,
+            "profile/table": stage.scores_table,
+            "profile/value_column": stage.profile.value_column,
+        },
+        description=(
+            f"Scores every household of the population with `models:/{stage.name}__<group>@champion`, on "
+            f"features from this run's lake. Lake table `{stage.scores_table}/as_of=/product_group=` with "
+            f"household_id, {stage.score_column}, model_name, model_version. A group without a champion, or an "
+            "as_of not later than the champion's training snapshots (in-sample), is skipped with a warning; "
+            "the other groups are scored."
+        ),
+    )
+    def scores_asset(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.scoring import decile_means, distribution, score_pairs
+
+        pairs = sorted({split_key(key) for key in requested_keys(context)})
+        scored = score_pairs(stage, lake.lake, mlflow, pairs)
+        for key, why in scored.skipped.items():
+            context.log.warning(f"{scores_key}[{key}] skipped: {why}")
+        if scored.scores.empty:
+            raise dg.Failure(
+                f"nothing scored; {len(scored.skipped)} partition(s) skipped:\n"
+                + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items())
+            )
+        done = set(zip(scored.scores["as_of"], scored.scores["product_group"]))
+        specs = [{"as_of": d, "product_group": g} for d, g in pairs if (d, g) in done]
+        written = lake.lake.write_pandas(stage.scores_table, scored.scores, ["as_of", "product_group"], specs)
+        values = scored.scores[stage.score_column]
+        metadata = {
+            "rows": len(scored.scores),
+            "households": int(scored.scores["household_id"].nunique()),
+            "partitions_written": written,
+            "as_of_min": min(d for d, _ in pairs),
+            "as_of_max": max(d for d, _ in pairs),
+            "models": md_table(scored.models),
+            **{f"{stage.score_column}_{k}": v for k, v in distribution(values).items()},
+            "mean_by_decile": dg.MetadataValue.json(decile_means(values)),
+            "skipped": md_table([{"partition": k, "reason": v} for k, v in scored.skipped.items()]),
+            "skipped_count": len(scored.skipped),
+        }
+        if len(scored.models) == 1:
+            metadata.update(model_name=stage.model_name(scored.models[0]["group"]), model_version=scored.models[0]["version"])
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        name=decay_key,
+        group_name=stage.name,
+        partitions_def=product_group_partitions,
+        kinds={"mlflow", "parquet"},
+        deps=[champion_key, stage.labels_table],
+        description=(
+            f"Error over time: the champion's and recent versions' metric at every later as_of whose label "
+            f"window has closed, by model age (days since the cutoff). The plot is the decay curve; "
+            f"`retraining_interval_days` is the age at which the champion's metric degrades past the tolerance "
+            f"from its value at training. Lake table `{decay_key}/product_group=`; the retrain sensor reads it."
+        ),
+    )
+    def decay_asset(context: dg.AssetExecutionContext, config: DecayConfig, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, retraining_interval
+
+        group = context.partition_key
+        metric = config.metric or stage.metric
+        step = config.step_days if config.step_days > 0 else decay_step_days
+        curves = decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
+        if curves.empty:
+            raise dg.Failure(f"{stage.model_name(group)} has no version trained by the lifecycle to evaluate")
+        lake.lake.write_pandas(decay_key, curves.assign(product_group=group), ["product_group"], [{"product_group": group}])
+        champion = curves[curves["is_champion"]]
+        interval = retraining_interval(champion) if not champion.empty else None
+        latest = champion.sort_values("as_of").iloc[-1] if not champion.empty else None
+        return dg.MaterializeResult(metadata={
+            "metric": metric,
+            "tolerance": config.tolerance,
+            "versions": ", ".join(sorted(set(curves["model_version"]), key=int)),
+            "rows": len(curves),
+            "champion_version": "none" if latest is None else str(latest["model_version"]),
+            "champion_max_age_days": -1 if latest is None else int(latest["age_days"]),
+            "champion_latest_value": float("nan") if latest is None else float(latest["value"]),
+            "champion_at_training": float("nan") if latest is None else float(latest["at_training"]),
+            "champion_degraded": bool(latest is not None and latest["degraded"]),
+            "retraining_interval_days": dg.MetadataValue.text(
+                "not reached in the observed ages" if interval is None else str(interval)
+            ),
+            "decay_curve": md_figure(decay_figure(curves, f"{stage.model_name(group)}: {metric} by age"), "decay"),
+            "curve": md_table(curves.drop(columns=["metric"]).tail(60).to_dict("records")),
+        })
+
+    training_job = dg.define_asset_job(
+        f"{stage.name}_training_job",
+        selection=[model_key, champion_key],
+        description=f"Train, vet and promote {stage.title} models at a weekly cutoff × product groups.",
+    )
+    scoring_job = dg.define_asset_job(
+        f"{stage.name}_scoring_job",
+        selection=[scores_key],
+        description=f"Score as_of × product groups with the {stage.title} champions.",
+    )
+    sensors = [rescore_sensor(stage, scoring_job), retrain_sensor(stage, training_job, decay_key)]
+    return StageDefs([model_asset, champion_asset, scores_asset, decay_asset], [training_job, scoring_job], sensors)
+
+
+# -- sensors ------------------------------------------------------------------------------
+
+
+def rescore_sensor(stage: ModelStage, job) -> dg.SensorDefinition:
+    """When a group's `champion` alias moves, rescore that group for the latest as_of (and
+    PROPENSITY_RESCORE_LOOKBACK_DAYS earlier dates)."""
+    target_tag = f"{stage.name}/rescore"
+
+    @dg.sensor(
+        name=f"{stage.name}_rescore_sensor",
+        job=job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Watches the MLflow registry. When a group's `{stage.name}__<group>@champion` is not the version that "
+            "last rescored the latest as_of, requests rescoring of that group (the profile follows by its "
+            "automation condition). The decision reads the instance's runs, not only the cursor, so a lost "
+            "cursor never launches twice and a rollback (v1 → v2 → v1) still rescores."
+        ),
+    )
+    def _sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.sensors import champions_or_skip, latest_dates
+
+        groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
+        champions = champions_or_skip(stage, mlflow, groups)
+        if isinstance(champions, dg.SkipReason):
+            return champions
+        requests = []
+        for group, version in champions.items():
+            if version is None:
+                continue
+            for as_of in latest_dates():
+                target = f"{group}|{as_of}"
+                filters = dg.RunsFilter(tags={target_tag: target})
+                last = context.instance.get_runs(filters=filters, limit=1)
+                if last and last[0].tags.get(f"{stage.name}/champion_version") == version:
+                    continue
+                n = context.instance.get_runs_count(filters=filters) + 1
+                requests.append(dg.RunRequest(
+                    run_key=f"rescore:{stage.name}:{group}:{as_of}:{n}",
+                    partition_key=f"{as_of}|{group}",
+                    tags={target_tag: target, f"{stage.name}/champion_version": version, f"{stage.name}/trigger": "promotion"},
+                ))
+        cursor = json.dumps({g: v for g, v in champions.items() if v is not None}, sort_keys=True)
+        if not requests:
+            return dg.SensorResult(skip_reason="every champion has rescored the latest as_of", cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return _sensor
+
+
+def retrain_sensor(stage: ModelStage, job, decay_table: str) -> dg.SensorDefinition:
+    """Request retraining of a group whose champion's live metric has degraded past the
+    tolerance (from `<stage>_decay`)."""
+
+    @dg.sensor(
+        name=f"{stage.name}_retrain_sensor",
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Reads `{decay_table}`: when a group's champion has degraded past the decay tolerance at its newest "
+            "evaluated as_of, requests training at the latest weekly cutoff. The run key names the stage, group "
+            "and champion version, so one degraded champion is retrained once."
+        ),
+    )
+    def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+        from propensity_assets.lifecycle.sensors import degraded_champions, latest_cutoff_key
+
+        groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
+        degraded = degraded_champions(lake.lake, decay_table, groups)
+        if not degraded:
+            return dg.SkipReason("no champion has degraded past its tolerance")
+        cutoff = latest_cutoff_key()
+        return [
+            dg.RunRequest(
+                run_key=f"retrain:{stage.name}:{group}:v{version}",
+                partition_key=f"{cutoff}|{group}",
+                tags={f"{stage.name}/trigger": "decay", f"{stage.name}/degraded_version": version},
+            )
+            for group, version in degraded.items()
+        ]
+
+    return _sensor

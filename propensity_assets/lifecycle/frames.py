@@ -1,0 +1,162 @@
+"""Training and scoring frames: point-in-time joins of lake features and labels.
+
+Pure pandas and pyarrow, no Spark, no Dagster: the registered models import this
+module to look up their own features, and must load in a bare virtualenv.
+
+The same `feature_matrix` builds the training set from lake snapshots and the scoring
+input from a lake lookup, so training and inference cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from propensity_assets.lake import Lake
+
+KEYS = ["as_of", "household_id"]
+WINDOWS = (30, 90, 365)
+HOUSEHOLD_TABLE = "household_features"
+GROUP_TABLE = "group_features"
+
+
+class FeatureLookupError(LookupError):
+    """The lake lacks the partitions a lookup or a training set needs; the message names them."""
+
+
+def feature_matrix(household: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
+    """One row per (as_of, household_id): household features, the group's features, and ratios.
+
+    `household` has KEYS + hh_*; `group` has KEYS + grp_* for a single product group.
+    """
+    household = household.assign(as_of=household["as_of"].astype(str))
+    group = group.assign(as_of=group["as_of"].astype(str))
+    frame = household.merge(group, on=KEYS, how="inner", validate="one_to_one")
+    for w in WINDOWS:
+        hh_baskets = frame[f"hh_baskets_{w}d"].replace(0, np.nan)
+        hh_days = frame[f"hh_days_{w}d"].replace(0, np.nan)
+        frame[f"grp_basket_share_{w}d"] = (frame[f"grp_baskets_{w}d"] / hh_baskets).fillna(0.0)
+        frame[f"grp_day_share_{w}d"] = (frame[f"grp_days_{w}d"] / hh_days).fillna(0.0)
+    # How overdue the household is relative to its usual gap between group purchases.
+    gap = 365.0 / frame["grp_days_365d"].replace(0, np.nan)
+    frame["grp_overdue_ratio"] = frame["grp_days_since_last"] / gap
+    features = feature_columns(frame)
+    frame[features] = frame[features].astype("float64")
+    return frame
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(("hh_", "grp_"))]
+
+
+def missing_partitions(lake: Lake, group: str, dates: list[str], labels_table: str | None = None) -> list[str]:
+    needed = {HOUSEHOLD_TABLE: {}, GROUP_TABLE: {"product_group": group}}
+    if labels_table:
+        needed[labels_table] = {"product_group": group}
+    return [
+        f"{table}/" + "/".join([f"as_of={d}", *(f"{k}={v}" for k, v in spec.items())])
+        for table, spec in needed.items()
+        for d in dates
+        if not lake.exists(table, {"as_of": d, **spec})
+    ]
+
+
+def read_features(lake: Lake, group: str, dates: list[str]) -> pd.DataFrame:
+    """The feature matrix of one group at `dates`, for every household of each population."""
+    missing = missing_partitions(lake, group, dates)
+    if missing:
+        raise FeatureLookupError(
+            f"the lake at {lake.root} lacks {len(missing)} feature partition(s), e.g. {', '.join(missing[:3])}: "
+            f"materialize household_features and group_features for those as_of dates first"
+        )
+    when = ds.field("as_of").isin(dates)
+    household = lake.read_pandas(HOUSEHOLD_TABLE, filters=when)
+    grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
+    return feature_matrix(household, grp.drop(columns=["product_group"]))
+
+
+def labelled_frame(lake: Lake, group: str, dates: list[str], labels_table: str) -> pd.DataFrame:
+    """Features joined with labels at `dates` (the training and evaluation sets)."""
+    missing = missing_partitions(lake, group, dates, labels_table)
+    if missing:
+        raise FeatureLookupError(
+            f"product group {group!r}: the lake at {lake.root} lacks {len(missing)} partition(s), e.g. "
+            f"{', '.join(missing[:4])}: backfill household_features, group_features and {labels_table} for "
+            f"{min(dates)}..{max(dates)} first (README, 'Materializing from the CLI')"
+        )
+    frame = read_features(lake, group, dates)
+    labels = lake.read_pandas(labels_table, filters=ds.field("as_of").isin(dates) & (ds.field("product_group") == group))
+    return frame.merge(labels[["as_of", "household_id", "label"]], on=KEYS, how="inner", validate="one_to_one")
+
+
+def lookup_features(lake: Lake, keys: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Feature rows for (household_id, as_of) keys. Keys outside the population at their
+    as_of get no row."""
+    dates = sorted(keys["as_of"].astype(str).unique())
+    for d in dates:
+        for table, spec in [(HOUSEHOLD_TABLE, {}), (GROUP_TABLE, {"product_group": group})]:
+            if not lake.exists(table, {"as_of": d, **spec}):
+                where = "/".join([f"as_of={d}", *(f"{k}={v}" for k, v in spec.items())])
+                raise FeatureLookupError(
+                    f"lake table {table!r} has no partition {where}: materialize {table} for as_of {d} first"
+                )
+    return read_features(lake, group, dates)
+
+
+# -- which snapshots a model sees --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """The as_of snapshots of one training at `cutoff`.
+
+    `vetting` is the latest snapshot whose label window has closed by the cutoff
+    (d + horizon ≤ cutoff). Neither fitting, early stopping nor the choice among
+    trials sees it: candidate and champion are compared there. `train` are weekly
+    snapshots before it; a household-grouped share of their rows selects trials.
+    """
+
+    cutoff: date
+    horizon_days: int
+    train: tuple[date, ...]
+    vetting: date
+
+    @property
+    def train_as_of_max(self) -> str:
+        return str(max(self.train))
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "cutoff": str(self.cutoff),
+            "horizon_days": str(self.horizon_days),
+            "train_as_of_min": str(min(self.train)),
+            "train_as_of_max": str(max(self.train)),
+            "train_snapshots": str(len(self.train)),
+            "vetting_as_of": str(self.vetting),
+        }
+
+
+def snapshot_plan(cutoff: date, horizon_days: int, history_weeks: int, first_as_of: date) -> SnapshotPlan:
+    vetting = cutoff - timedelta(days=horizon_days)
+    train = [vetting - timedelta(weeks=k) for k in range(1, history_weeks + 1)]
+    train = tuple(sorted(d for d in train if d > first_as_of))
+    if not train:
+        raise ValueError(
+            f"cutoff {cutoff}: with a {horizon_days}-day label window the vetting snapshot is {vetting}, and no "
+            f"weekly training snapshot before it falls after the first as_of {first_as_of}; choose a later cutoff"
+        )
+    return SnapshotPlan(cutoff, horizon_days, train, vetting)
+
+
+def selection_split(frame: pd.DataFrame, share: float = 0.2, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, select): a household-grouped split, so that no household's snapshots sit on
+    both sides and the choice among trials is not flattered by seeing a household twice."""
+    households = np.sort(frame["household_id"].unique())
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(households, size=max(1, int(round(len(households) * share))), replace=False).tolist())
+    mask = frame["household_id"].isin(chosen)
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)

@@ -1,0 +1,90 @@
+"""Vet a new version against the champion and the naive baselines, and move the aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from propensity_assets import registry
+from propensity_assets.lake import Lake
+from propensity_assets.lifecycle import frames, vetting
+from propensity_assets.lifecycle.stage import ModelStage
+
+
+class VettingError(RuntimeError):
+    pass
+
+
+def candidate_version(client, name: str, cutoff: str):
+    """The newest version of `name` trained at `cutoff`."""
+    versions = [v for v in client.search_model_versions(registry.name_filter(name)) if v.tags.get("cutoff") == cutoff]
+    if not versions:
+        raise VettingError(f"no version of {name} was trained at cutoff {cutoff}: materialize its model for {cutoff} first")
+    return max(versions, key=lambda v: int(v.version))
+
+
+@dataclass
+class Vetted:
+    model_name: str
+    candidate_version: str
+    decision: str
+    reason: str
+    vetting_as_of: str
+    candidate: dict
+    baselines: dict
+    champion_before: str | None
+    champion_metrics: dict | None
+    champion_now: str | None
+
+
+def predict_version(name: str, version: str, frame):
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return model.predict(frame).iloc[:, -1].to_numpy()
+
+
+def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule: vetting.VettingRule) -> Vetted:
+    """Score the cutoff's new version and the champion on the candidate's vetting snapshot
+    (which neither was fitted on) and apply the shared rule."""
+    client = mlflow_res.client()
+    name = stage.model_name(group)
+    candidate = candidate_version(client, name, cutoff)
+    as_of = candidate.tags["vetting_as_of"]
+    frame = frames.labelled_frame(lake, group, [as_of], stage.labels_table)
+    y = frame["label"].to_numpy()
+    cand = stage.evaluate(y, predict_version(name, candidate.version, frame))
+    baselines = {b: stage.evaluate(y, p) for b, p in stage.baselines(frame, int(candidate.tags["horizon_days"])).items()}
+    champion = registry.version_by_alias(client, name, registry.CHAMPION)
+    champ = None
+    if champion is not None and str(champion.version) == str(candidate.version):
+        decision = vetting.Decision(vetting.CHAMPION, f"version {candidate.version} is already the champion")
+    else:
+        trained_until = None if champion is None else champion.tags.get("train_as_of_max")
+        refused = champion is not None and trained_until is not None and as_of <= trained_until
+        if champion is not None and not refused:
+            champ = stage.evaluate(y, predict_version(name, champion.version, frame))
+        decision = vetting.decide(
+            rule, cand, baselines, champ, None if champion is None else str(champion.version),
+            evaluated_on=as_of, champion_trained_until=trained_until,
+        )
+        if decision.challenger:
+            client.set_registered_model_alias(name, registry.CHALLENGER, candidate.version)
+        if decision.promote:
+            registry.promote(client, name, candidate.version, decision.reason, by="vetting")
+    tags = {
+        "vetting.decision": decision.decision,
+        "vetting.reason": decision.reason,
+        "vetting.metric": rule.metric,
+        "vetting.as_of": as_of,
+        f"vetting.candidate_{rule.metric}": f"{cand[rule.metric]:.6f}",
+    }
+    if champ is not None:
+        tags["vetting.champion_version"] = str(champion.version)
+        tags[f"vetting.champion_{rule.metric}"] = f"{champ[rule.metric]:.6f}"
+    for key, value in tags.items():
+        client.set_model_version_tag(name, candidate.version, key, value)
+    current = registry.version_by_alias(client, name, registry.CHAMPION)
+    return Vetted(
+        name, str(candidate.version), decision.decision, decision.reason, as_of, cand, baselines,
+        None if champion is None else str(champion.version), champ, None if current is None else str(current.version),
+    )

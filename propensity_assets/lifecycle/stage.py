@@ -1,0 +1,73 @@
+"""What a modelling stage declares; the shared lifecycle does the rest.
+
+A stage (propensity, LTV, …) names its tables, its label window, its trainer, its
+metrics and baselines, the vetting rule's defaults and its profile columns. Training,
+registration, vetting, promotion, scoring, rescoring and monitoring are the same code
+for every stage (`lifecycle.training`, `lifecycle.assets`, `lifecycle.sensors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class Predictor(Protocol):
+    """What a trained model is: picklable, importing only pandas/numpy/sklearn/lightgbm.
+
+    `features` are the lake columns it reads; `predict` returns one value per row.
+    """
+
+    features: list[str]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+
+@dataclass
+class TrainResult:
+    predictor: Predictor
+    params: dict[str, Any]  # the selected trial, flat (logged as MLflow params)
+    trials: pd.DataFrame  # one row per trial: its parameters and selection metrics
+    selection_metrics: dict[str, float]  # the selected trial on the selection rows
+    importances: pd.Series | None = None
+    # (y, prediction) on the vetting snapshot → {file name: matplotlib figure}, built lazily
+    figures: Callable[[np.ndarray, np.ndarray], dict] | None = None
+
+
+@dataclass(frozen=True)
+class ProfileColumns:
+    """The customer profile's columns from this stage's scores: `<prefix>__<group>` and
+    `<prefix>_decile__<group>` (decile 1 = the top 10 %)."""
+
+    prefix: str
+    value_column: str
+
+
+@dataclass(frozen=True)
+class ModelStage:
+    name: str  # propensity | ltv: the registered models are `<name>__<group>`
+    title: str
+    labels_table: str
+    scores_table: str
+    score_column: str  # the prediction's column in the scores table and the pyfunc output
+    horizon_days: Callable[[], int]  # the label window; configuration may set it
+    train: Callable[[pd.DataFrame, pd.DataFrame, Any], TrainResult]  # (fit, select, config)
+    evaluate: Callable[[np.ndarray, np.ndarray], dict[str, float]]
+    baselines: Callable[[pd.DataFrame, int], dict[str, np.ndarray]]  # naive predictions per name
+    metric: str  # the default selection and vetting metric
+    higher_is_better: dict[str, bool]  # direction of every metric the rule may use
+    baseline_metrics: tuple[str, ...]  # a candidate must beat every baseline on these
+    profile: ProfileColumns
+    # Extra constant columns on each scores row (e.g. LTV's horizon_days).
+    score_extras: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    # (y, prediction) → named tables for MLflow and the UI (calibration, deciles, …)
+    reports: Callable[[np.ndarray, np.ndarray], dict[str, pd.DataFrame]] = field(default=lambda y, p: {})
+    output_min: float = 0.0
+    output_max: float | None = None  # 1.0 for probabilities
+
+    def model_name(self, group: str) -> str:
+        return f"{self.name}__{group}"

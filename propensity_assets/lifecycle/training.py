@@ -1,0 +1,156 @@
+"""Train one stage's model for one group at a cutoff, log it to MLflow and register it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import propensity_assets
+from propensity_assets import settings
+from propensity_assets.lake import Lake
+from propensity_assets.lifecycle import frames
+from propensity_assets.lifecycle.stage import ModelStage
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=settings.PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = "unknown"
+    return f"propensity_assets {getattr(propensity_assets, '__version__', '0.1.0')} git {sha}"
+
+
+def _signature(features: list[str], output: str):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = [ColSpec("long", "household_id"), ColSpec("string", "as_of")]
+    inputs += [ColSpec("double", name, required=False) for name in features]
+    outputs = [ColSpec("long", "household_id"), ColSpec("string", "as_of"), ColSpec("double", output)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+@dataclass
+class Registered:
+    model_name: str
+    version: str
+    run_id: str
+    experiment_id: str
+    selection_metrics: dict
+    holdout_metrics: dict
+    holdout_baselines: dict
+    plan: frames.SnapshotPlan
+    train_seconds: float
+    train_rows: int
+    reports: dict
+    trials: pd.DataFrame
+
+
+def train_and_register(
+    stage: ModelStage,
+    lake: Lake,
+    mlflow_res,
+    group: str,
+    cutoff: date,
+    config,
+    run_tags: dict,
+) -> Registered:
+    """Fit on the plan's training snapshots, choose among trials on a household-grouped
+    share of them, and register a new version of `<stage>__<group>`.
+
+    The vetting snapshot is scored here too (the candidate and the naive baselines), for
+    the record; the vetting step compares it with the champion there.
+    """
+    import mlflow
+
+    horizon = stage.horizon_days()
+    plan = frames.snapshot_plan(cutoff, horizon, config.history_weeks, date.fromisoformat(settings.as_of_start()))
+    dates = [str(d) for d in plan.train]
+    frame = frames.labelled_frame(lake, group, dates + [str(plan.vetting)], stage.labels_table)
+    train_df = frame[frame["as_of"].isin(dates)]
+    holdout = frame[frame["as_of"] == str(plan.vetting)]
+    fit_df, select_df = frames.selection_split(train_df, seed=config.seed)
+    started = time.perf_counter()
+    result = stage.train(fit_df, select_df, config)
+    train_seconds = time.perf_counter() - started
+    y = holdout["label"].to_numpy()
+    predicted = result.predictor.predict(holdout)
+    holdout_metrics = stage.evaluate(y, predicted)
+    reports = stage.reports(y, predicted)
+    holdout_baselines = {name: stage.evaluate(y, p) for name, p in stage.baselines(holdout, horizon).items()}
+
+    name = stage.model_name(group)
+    client = mlflow_res.client()
+    experiment_id = mlflow_res.experiment_id(stage.name)
+    window = plan.tags()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{group} @ {cutoff}") as run:
+        mlflow.set_tags({"stage": stage.name, "product_group": group, "code_version": code_version(), **window, **run_tags})
+        mlflow.log_params({f"best.{k}": v for k, v in result.params.items()})
+        mlflow.log_params({"train_rows": len(train_df), "fit_rows": len(fit_df), "selection_rows": len(select_df),
+                           "holdout_rows": len(holdout), "trials": len(result.trials)})
+        mlflow.log_param("search_space", json.dumps(config.model_dump(), default=str)[:6000])
+        mlflow.log_metrics({f"selection_{k}": v for k, v in result.selection_metrics.items() if _finite(v)})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items() if _finite(v)})
+        for base, metrics in holdout_baselines.items():
+            mlflow.log_metrics({f"baseline_{base}_{k}": v for k, v in metrics.items() if _finite(v)})
+        mlflow.log_metric("train_seconds", train_seconds)
+        if result.figures is not None:
+            import matplotlib.pyplot as plt
+
+            for fname, fig in result.figures(y, predicted).items():
+                mlflow.log_figure(fig, f"plots/{fname}")
+                plt.close(fig)
+        if result.importances is not None:
+            mlflow.log_dict({k: float(v) for k, v in result.importances.items()}, "feature_importance.json")
+        mlflow.log_dict({"features": list(result.predictor.features)}, "features.json")
+        mlflow.log_table(result.trials, "search/trials.json")
+        for report, table in reports.items():
+            mlflow.log_table(table, f"holdout/{report}.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "predictor.pkl"
+            path.write_bytes(pickle.dumps(result.predictor))
+            from propensity_assets.lifecycle.pyfunc import PIP_REQUIREMENTS, LifecycleModel
+
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=LifecycleModel(),
+                artifacts={"predictor": str(path)},
+                model_config={
+                    "stage": stage.name,
+                    "product_group": group,
+                    "output_column": stage.score_column,
+                    "output_min": stage.output_min,
+                    "output_max": stage.output_max,
+                    "features": list(result.predictor.features),
+                    "lake_uri": lake.root,
+                    "horizon_days": horizon,
+                },
+                code_paths=[str(Path(propensity_assets.__file__).parent)],
+                signature=_signature(list(result.predictor.features), stage.score_column),
+                input_example=holdout[["household_id", "as_of"]].head(3).reset_index(drop=True),
+                registered_model_name=name,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+        version = str(info.registered_model_version)
+        for key, value in {**window, f"holdout_{stage.metric}": holdout_metrics[stage.metric]}.items():
+            client.set_model_version_tag(name, version, key, str(value))
+    return Registered(
+        name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
+        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials,
+    )
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and bool(np.isfinite(value))
