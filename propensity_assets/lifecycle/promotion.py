@@ -67,7 +67,7 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
             rule, cand, baselines, champ, None if champion is None else str(champion.version),
             evaluated_on=as_of, champion_trained_until=trained_until,
         )
-        if decision.challenger:
+        if decision.challenger and champion is not None:  # vetted against a champion
             client.set_registered_model_alias(name, registry.CHALLENGER, candidate.version)
         if decision.promote:
             registry.promote(client, name, candidate.version, decision.reason, by="vetting")

@@ -3,8 +3,9 @@ real (test) Dagster instance.
 
 Two ways in: calling the sensor with `build_sensor_context` (what one tick asks for and
 which cursor it leaves), and one tick loop of the sensor daemon itself over a code
-location holding the sensor (what is launched, and what run keys stop it launching twice
-when the cursor is lost, as after a reset or a restart with fresh state).
+location holding the sensor (what is launched). The sensor decides from the instance's
+runs (which version last rescored each group and date), not from its cursor, so a lost
+cursor never launches twice and a rollback after a lost cursor still rescores.
 """
 
 import json
@@ -22,8 +23,10 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from propensity_assets import definitions, registry
 from propensity_assets.partitions import as_of_group_partitions
-from propensity_assets.propensity.sensors import champion_rescore_sensor
+from propensity_assets.propensity.assets import lifecycle
 from propensity_assets.resources import MlflowResource
+
+champion_rescore_sensor = next(s for s in lifecycle.sensors if s.name == "propensity_rescore_sensor")
 
 GROUPS = ["grp_a", "grp_b", "grp_c"]  # grp_c has no model, so no champion
 LATEST, DAY_BEFORE, TWO_BEFORE = "2017-12-01", "2017-11-30", "2017-11-29"
@@ -97,8 +100,9 @@ def keys(result) -> list[tuple[str, str]]:
     return [(r.partition_key, r.run_key) for r in result.run_requests]
 
 
-def expected(group: str, version: int, dates=(LATEST, DAY_BEFORE, TWO_BEFORE)) -> list[tuple[str, str]]:
-    return [(f"{d}|{group}", f"rescore:{group}:v{version}:{d}") for d in dates]
+def expected(group: str, n: int = 1, dates=(LATEST, DAY_BEFORE, TWO_BEFORE)) -> list[tuple[str, str]]:
+    """(partition, run key) of the n-th rescore of each (group, date)."""
+    return [(f"{d}|{group}", f"rescore:propensity:{group}:{d}:{n}") for d in dates]
 
 
 # -- one tick at a time --------------------------------------------------------------------
@@ -106,41 +110,22 @@ def expected(group: str, version: int, dates=(LATEST, DAY_BEFORE, TWO_BEFORE)) -
 
 def test_first_tick_rescores_every_group_with_a_champion(instance, mlflow_res):
     result = evaluate(instance, mlflow_res)
-    assert keys(result) == expected("grp_a", 1) + expected("grp_b", 1)
+    assert keys(result) == expected("grp_a") + expected("grp_b")
     for request in result.run_requests:
-        assert request.tags == {"propensity/champion_version": "1", "propensity/trigger": "promotion"}
+        group = request.partition_key.split("|")[1]
+        assert request.tags == {
+            "propensity/rescore": f"{group}|{request.partition_key.split('|')[0]}",
+            "propensity/champion_version": "1",
+            "propensity/trigger": "promotion",
+        }
     assert json.loads(result.cursor) == {"grp_a": "1", "grp_b": "1"}
 
 
-def test_ticks_rescore_only_when_a_champion_moves(instance, mlflow_res):
+def test_without_launched_runs_the_requests_repeat_exactly(instance, mlflow_res):
+    """Nothing was launched (a bare tick), so the same requests come again, cursor or not."""
     first = evaluate(instance, mlflow_res)
-
-    second = evaluate(instance, mlflow_res, cursor=first.cursor)
-    assert second.run_requests == [] and second.skip_reason.skip_message == "no champion moved"
-    assert second.cursor == first.cursor
-
-    promote(mlflow_res, "grp_a", 2)
-    third = evaluate(instance, mlflow_res, cursor=second.cursor)
-    assert keys(third) == expected("grp_a", 2)
-    assert {r.tags["propensity/champion_version"] for r in third.run_requests} == {"2"}
-    assert json.loads(third.cursor) == {"grp_a": "2", "grp_b": "1"}
-
-    # A restart with the persisted cursor: nothing new.
-    restarted = evaluate(instance, mlflow_res, cursor=third.cursor)
-    assert restarted.run_requests == [] and restarted.cursor == third.cursor
-
-    # Rolling back to v1 is a move too. (No v1 run exists in this instance, so the keys are
-    # the plain ones; the daemon test covers a rollback over launched runs.)
-    promote(mlflow_res, "grp_a", 1)
-    rollback = evaluate(instance, mlflow_res, cursor=third.cursor)
-    assert keys(rollback) == expected("grp_a", 1)
-
-
-def test_without_cursor_the_run_keys_repeat_exactly(instance, mlflow_res):
-    """A lost cursor asks again, with the same run keys: the daemon skips them (next test)."""
-    first = evaluate(instance, mlflow_res)
-    again = evaluate(instance, mlflow_res)
-    assert keys(again) == keys(first)
+    assert keys(evaluate(instance, mlflow_res, cursor=first.cursor)) == keys(first)
+    assert keys(evaluate(instance, mlflow_res)) == keys(first)
 
 
 def test_lookback_and_latest_as_of(instance, mlflow_res, monkeypatch):
@@ -192,13 +177,13 @@ def daemon(tmp_path, mlflow_res):
         textwrap.dedent(
             f"""
             import dagster as dg
-            from propensity_assets.propensity.assets import propensity_scores
-            from propensity_assets.propensity.sensors import champion_rescore_sensor
+            from propensity_assets.propensity.assets import lifecycle
             from propensity_assets.resources import LakeResource, MlflowResource
 
             defs = dg.Definitions(
-                assets=[propensity_scores],
-                sensors=[champion_rescore_sensor],
+                assets=lifecycle.assets,
+                jobs=lifecycle.jobs,
+                sensors=[s for s in lifecycle.sensors if s.name == "propensity_rescore_sensor"],
                 resources={{
                     "lake": LakeResource(uri={str(tmp_path / "lake")!r}),
                     "mlflow": MlflowResource(tracking_uri={mlflow_res.tracking_uri!r}),
@@ -253,53 +238,48 @@ def test_daemon_launches_each_rescore_once(daemon, mlflow_res):
     instance, tick = daemon
     first = tick()
     assert first.status == TickStatus.SUCCESS
-    assert run_keys(instance) == {key for _, key in expected("grp_a", 1) + expected("grp_b", 1)}
+    assert run_keys(instance) == {key for _, key in expected("grp_a") + expected("grp_b")}
     runs = instance.get_runs()
     assert {run.status for run in runs} == {dg.DagsterRunStatus.QUEUED}
     for run in runs:
-        group, version = run.tags["dagster/run_key"].split(":")[1:3]
-        as_of = run.tags["dagster/run_key"].split(":")[3]
+        group, as_of = run.tags["dagster/run_key"].split(":")[2:4]
         assert run.tags["dagster/partition"] == f"{as_of}|{group}"
         assert run.tags["dagster/partition/product_group"] == group
-        assert run.tags["propensity/champion_version"] == version.removeprefix("v")
-        assert run.tags["dagster/sensor_name"] == "champion_rescore_sensor"
+        assert run.tags["propensity/champion_version"] == "1"
+        assert run.tags["dagster/sensor_name"] == "propensity_rescore_sensor"
 
-    # The next tick, cursor persisted: nothing asked, nothing launched.
+    # The next tick: every champion has its rescore run; nothing asked, nothing launched.
     assert tick().status == TickStatus.SKIPPED
     assert len(instance.get_runs()) == 6
 
-    # State lost (cursor reset): every champion is asked for again, the run keys exist,
-    # and the daemon launches none of them.
+    # State lost (cursor reset): the runs say v1 rescored, so nothing is asked again.
     lost = tick(reset_cursor=True)
-    assert lost.status == TickStatus.SKIPPED
-    assert set(lost.run_keys) == run_keys(instance)
+    assert lost.status == TickStatus.SKIPPED and list(lost.run_keys) == []
     assert len(instance.get_runs()) == 6
 
-    # A promotion: grp_a at v2, three new runs, nothing for grp_b.
+    # A promotion: grp_a at v2, three new runs (the second rescore of each date), nothing for grp_b.
     promote(mlflow_res, "grp_a", 2)
-    moved = tick()
+    moved = tick(reset_cursor=True)  # a tick that launched but lost its cursor is the same
     assert moved.status == TickStatus.SUCCESS
     assert set(moved.run_keys) == {key for _, key in expected("grp_a", 2)}
-    assert run_keys(instance) >= set(moved.run_keys)
     assert len(instance.get_runs()) == 9
+    assert tick(reset_cursor=True).status == TickStatus.SKIPPED  # launched once, cursor or not
 
-    # Rolled back to v1: the lake holds v2's scores now, so v1 must score again, under
-    # numbered keys (the plain v1 keys were launched by the first tick).
+    # Rolled back to v1 after a lost cursor: the lake holds v2's scores now, so v1 scores again.
     promote(mlflow_res, "grp_a", 1)
-    rolled_back = tick()
+    rolled_back = tick(reset_cursor=True)
     assert rolled_back.status == TickStatus.SUCCESS
-    assert set(rolled_back.run_keys) == {f"{key}:2" for _, key in expected("grp_a", 1)}
+    assert set(rolled_back.run_keys) == {key for _, key in expected("grp_a", 3)}
+    assert {r.tags["propensity/champion_version"] for r in instance.get_runs(limit=3)} == {"1"}
     assert len(instance.get_runs()) == 12
     assert tick().status == TickStatus.SKIPPED  # and once only
 
-    # ... and again, after another round trip: :3.
+    # ... and again, after another round trip.
     promote(mlflow_res, "grp_a", 2)
-    assert set(tick().run_keys) == {f"{key}:2" for _, key in expected("grp_a", 2)}
+    assert set(tick().run_keys) == {key for _, key in expected("grp_a", 4)}
     promote(mlflow_res, "grp_a", 1)
-    assert set(tick().run_keys) == {f"{key}:3" for _, key in expected("grp_a", 1)}
+    assert set(tick().run_keys) == {key for _, key in expected("grp_a", 5)}
     assert len(instance.get_runs()) == 18
-
-    # A lost cursor still launches nothing: the plain keys of the current champions exist.
     assert tick(reset_cursor=True).status == TickStatus.SKIPPED
     assert len(instance.get_runs()) == 18
 
@@ -308,7 +288,7 @@ def test_daemon_launches_each_rescore_once(daemon, mlflow_res):
 
 
 def test_definitions_hold_the_sensor_targeting_scores():
-    sensor = definitions.defs.get_sensor_def("champion_rescore_sensor")
+    sensor = definitions.defs.get_sensor_def("propensity_rescore_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 60
     assert "mlflow" in sensor.required_resource_keys

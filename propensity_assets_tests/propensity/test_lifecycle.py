@@ -3,8 +3,9 @@ and a synthetic lake: train + register → vet + promote → score → look up.
 
 The lake holds household_features, group_features and propensity_labels partitions with
 the columns the real feature assets write, for the weekly snapshots a cutoff of
-2017-06-02 needs with `history_weeks=4` (training 03-08 .. 03-29, validation 05-03), and
-features for the scoring date 2017-06-02.
+2017-06-02 needs with `history_weeks=4` (training 04-05 .. 04-26, vetting 05-03), one
+more week (03-29) for a cutoff a week earlier, and features for the scoring date
+2017-06-02.
 
 Signals. In `grp_a` the label depends on grp_baskets_30d and grp_spend_share_30d plus
 noise, while grp_days_since_last and grp_baskets_90d (what the naive baselines rank by)
@@ -19,6 +20,8 @@ One module-scoped world trains, in order:
   v3 grp_a  the good space again (same model), auto_promote off → challenger only
   v4 grp_a  the good space again, auto_promote on → champion
   v1 grp_b  → rejected (does not beat the recency baseline), no champion
+  v5 grp_a  at the earlier cutoff 2017-05-26, auto_promote on → refused: its vetting
+            snapshot (04-26) is the champion's own last training snapshot
 """
 
 from __future__ import annotations
@@ -40,18 +43,14 @@ from mlflow import MlflowClient
 from propensity_assets import registry
 from propensity_assets.features import logic as feature_logic
 from propensity_assets.lake import Lake
-from propensity_assets.profile.assets import build_profile
-from propensity_assets.propensity import model as M
-from propensity_assets.propensity.assets import (
-    propensity_champion,
-    propensity_model,
-    propensity_scores,
-)
-from propensity_assets.propensity.pyfunc import FeatureLookupError
+from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
+from propensity_assets.propensity.assets import lifecycle
 from propensity_assets.resources import LakeResource, MlflowResource
 
 BIN = Path(sys.executable).parent
+propensity_model, propensity_champion, propensity_scores, propensity_decay = lifecycle.assets
 CUTOFF = "2017-06-02"  # a Friday
+EARLIER_CUTOFF = "2017-05-26"
 SCORE_AS_OF = "2017-06-02"
 NAME = "propensity__grp_a"
 HOUSEHOLDS = list(range(1, 241))
@@ -64,7 +63,6 @@ GOOD = {
     "min_child_samples": [20],
     "feature_fraction": [1.0],
     "lambda_l2": [0.0],
-    "balance_classes": [False],
     "max_trials": 2,
     "max_rounds": 60,
     "early_stopping_rounds": 15,
@@ -76,7 +74,8 @@ STUMP = {**GOOD, "num_leaves": [2], "max_trials": 1, "max_rounds": 1}
 
 
 def _dates() -> tuple[list[date], list[date]]:
-    return M.snapshot_dates(date.fromisoformat(CUTOFF), history_weeks=GOOD["history_weeks"])
+    plan = snapshot_plan(date.fromisoformat(CUTOFF), 30, GOOD["history_weeks"], date(2017, 1, 1))
+    return list(plan.train), [plan.vetting]
 
 
 def _population(as_of: str) -> list[int]:
@@ -134,7 +133,7 @@ def build_lake(root: str) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(20170602)
     train, valid = _dates()
     hh_parts, grp_parts, label_parts = [], [], []
-    for d in [*(str(x) for x in train + valid), SCORE_AS_OF]:
+    for d in ["2017-03-29", *(str(x) for x in train + valid), SCORE_AS_OF]:
         hh = _household_features(d, _population(d), rng)
         hh_parts.append(hh)
         for group in ("grp_a", "grp_b"):
@@ -218,6 +217,7 @@ def world(tmp_path_factory):
                 "v3": train(GOOD, auto_promote=False),
                 "v4": train(GOOD, auto_promote=True),
                 "b1": train(GOOD, auto_promote=True, key=f"{CUTOFF}|grp_b"),
+                "v5": train(GOOD, auto_promote=True, key=f"{EARLIER_CUTOFF}|grp_a"),
             }
             yield SimpleNamespace(
                 tmp=tmp, lake_root=lake_root, lake=Lake(lake_root), tables=tables, tracking_uri=tracking_uri,
@@ -245,29 +245,36 @@ def test_first_version_is_registered_with_everything_logged(world):
     params = run.data.params
     assert params["best.num_leaves"] in ("7", "15")
     assert params["best.learning_rate"] == "0.1"
-    assert {"best_iteration", "train_rows", "valid_rows", "search_space"} <= set(params)
-    assert int(params["valid_rows"]) == len(_population(str(valid[0])))
+    assert {"best.rounds", "train_rows", "fit_rows", "selection_rows", "holdout_rows", "search_space"} <= set(params)
+    assert int(params["holdout_rows"]) == len(_population(str(valid[0])))
     assert int(params["train_rows"]) == len(HOUSEHOLDS) * len(train)
+    # A household-grouped 20 % of the training rows chooses among trials: 48 of 240 households.
+    assert int(params["selection_rows"]) == 48 * len(train)
+    assert int(params["fit_rows"]) + int(params["selection_rows"]) == int(params["train_rows"])
 
     metrics = run.data.metrics
     for m in ("roc_auc", "average_precision", "brier", "log_loss", "lift_top_decile"):
-        assert f"valid_{m}" in metrics, m
-    assert 0.7 < metrics["valid_roc_auc"] <= 1.0  # the signal is learnable
-    assert metrics["valid_roc_auc"] > metrics["baseline_recency_roc_auc"]
-    assert metrics["valid_roc_auc"] > metrics["baseline_baskets_90d_roc_auc"]
+        assert f"holdout_{m}" in metrics and f"selection_{m}" in metrics, m
+    assert 0.7 < metrics["holdout_roc_auc"] <= 1.0  # the signal is learnable
+    assert metrics["holdout_roc_auc"] > metrics["baseline_recency_roc_auc"]
+    assert metrics["holdout_roc_auc"] > metrics["baseline_baskets_90d_roc_auc"]
+    assert metrics["train_seconds"] > 0
 
     tags = run.data.tags
     assert tags["cutoff"] == CUTOFF
-    assert tags["product_group"] == "grp_a"
-    assert tags["train_as_of_min"] == "2017-03-08" and tags["train_as_of_max"] == "2017-03-29"
-    assert tags["validation_as_of"] == "2017-05-03"
+    assert tags["product_group"] == "grp_a" and tags["stage"] == "propensity"
+    assert tags["train_as_of_min"] == "2017-04-05" and tags["train_as_of_max"] == "2017-04-26"
+    assert tags["vetting_as_of"] == "2017-05-03" and tags["horizon_days"] == "30"
     assert tags["code_version"].startswith("propensity_assets ")
     assert tags["dagster_run_id"]
     # The training window is on the registered version too, where vetting reads it.
-    assert mv.tags["cutoff"] == CUTOFF and mv.tags["validation_as_of"] == "2017-05-03"
+    assert mv.tags["cutoff"] == CUTOFF and mv.tags["vetting_as_of"] == "2017-05-03"
+    assert mv.tags["train_as_of_max"] == "2017-04-26"
 
     plots = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "plots")}
     assert {"roc_curve.png", "precision_recall_curve.png", "calibration_curve.png", "feature_importance.png"} <= plots
+    calibration = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "holdout")}
+    assert calibration == {"calibration.json"}
     features = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/features.json")["features"]
     assert "grp_baskets_30d" in features and "grp_overdue_ratio" in features
     assert set(features) >= set(feature_logic.household_feature_columns())
@@ -281,7 +288,7 @@ def test_first_version_is_registered_with_everything_logged(world):
     config = info.flavors["python_function"]["config"]
     assert mlflow.pyfunc.load_model(f"models:/{NAME}/1").model_config == config
     assert config["features"] == features  # ... and in its model_config
-    assert config["product_group"] == "grp_a"
+    assert config["product_group"] == "grp_a" and config["output_column"] == "score"
     assert config["lake_uri"] == world.lake_root
 
 
@@ -292,8 +299,10 @@ def test_materialization_metadata(world):
     run_id = world.client.get_model_version(NAME, "1").run_id
     assert v1.model["mlflow_run_id"] == run_id
     assert v1.model["mlflow_run"].endswith(f"/runs/{run_id}")
-    assert v1.model["training_window"].startswith("2017-03-08 .. 2017-03-29")
-    assert 0 <= v1.model["valid_roc_auc"] <= 1
+    assert v1.model["training_window"] == "2017-04-05 .. 2017-04-26 (vetting snapshot 2017-05-03)"
+    assert 0 <= v1.model["holdout_roc_auc"] <= 1
+    assert 0 <= v1.model["holdout_brier"] <= 0.25  # better than a coin
+    assert "mean_predicted" in v1.model["calibration"] and "observed_rate" in v1.model["calibration"]
     assert v1.champion["model_version"] == "1"
     assert v1.champion["decision"] == "champion"
     assert v1.champion["champion_version"] == "1"
@@ -355,6 +364,21 @@ def test_model_that_does_not_beat_the_baselines_is_rejected(world):
     assert tags["vetting.decision"] == "rejected"
 
 
+def test_older_cutoff_candidate_is_refused_not_vetted_on_the_champions_training_rows(world):
+    v5 = world.steps["v5"]
+    assert v5.model["model_version"] == "5"
+    assert v5.model["training_window"] == "2017-03-29 .. 2017-04-19 (vetting snapshot 2017-04-26)"
+    assert v5.champion["decision"] == "refused"
+    # The champion (v4, cutoff 06-02) was fitted on snapshots up to 04-26: scoring it there
+    # would flatter it, so nothing is compared and nothing moves.
+    assert v5.champion["reason"].startswith(
+        "the vetting snapshot 2017-04-26 is not later than champion v4's training data (up to 2017-04-26)"
+    )
+    assert v5.aliases == {"champion": "4", "challenger": "4"}
+    tags = world.client.get_model_version(NAME, "5").tags
+    assert tags["vetting.decision"] == "refused" and "vetting.champion_version" not in tags
+
+
 # -- scoring -------------------------------------------------------------------------------
 
 
@@ -405,7 +429,7 @@ def _explicit_features(world, hids: list[int], as_of: str = SCORE_AS_OF) -> pd.D
     grp = world.tables["group_features"]
     hh = hh[(hh["as_of"] == as_of) & hh["household_id"].isin(hids)]
     grp = grp[(grp["as_of"] == as_of) & (grp["product_group"] == "grp_a") & grp["household_id"].isin(hids)]
-    frame = M.feature_matrix(hh, grp.drop(columns=["product_group"]))
+    frame = feature_matrix(hh, grp.drop(columns=["product_group"]))
     return frame.set_index("household_id").loc[hids].reset_index()
 
 
@@ -449,9 +473,9 @@ def test_lookup_pyfunc_unknown_household_gets_nan(world):
 
 
 def test_lookup_pyfunc_late_joiner_not_in_population_gets_nan(world):
-    # Household 250 joins the population on 2017-05-03: at 2017-03-29 it has no features.
+    # Household 250 joins the population on 2017-05-03: at 2017-04-26 it has no features.
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/1")
-    scores = model.predict(pd.DataFrame({"household_id": [250, 1], "as_of": ["2017-03-29"] * 2}))["score"]
+    scores = model.predict(pd.DataFrame({"household_id": [250, 1], "as_of": ["2017-04-26"] * 2}))["score"]
     assert np.isnan(scores.iloc[0]) and not np.isnan(scores.iloc[1])
 
 
@@ -502,42 +526,105 @@ def test_manual_promotion_via_registry_and_cli(world):
         registry.promote(client, NAME, before, "restore after the test")
 
 
-# -- the customer profile ------------------------------------------------------------------
+# -- scoring: isolation, in-sample refusal, the run's lake, standalone loading --------------
 
 
-def test_build_profile_wide_and_long():
-    scores = pd.DataFrame(
-        {
-            "as_of": ["2017-06-02"] * 6 + ["2017-06-09"] * 2,
-            "product_group": ["a", "a", "a", "b", "b", "c", "a", "a"],
-            "household_id": [1, 2, 3, 1, 2, 1, 1, 2],
-            "score": [0.9, 0.1, 0.5, 0.2, 0.8, 0.7, 0.3, 0.4],
-            "model_version": ["4", "4", "4", "1", "1", "2", "4", "4"],
-        }
+def test_one_group_without_a_champion_does_not_stop_the_others(world):
+    tags = {
+        "dagster/asset_partition_range_start": f"{SCORE_AS_OF}|grp_a",
+        "dagster/asset_partition_range_end": f"{SCORE_AS_OF}|grp_b",
+    }
+    lake_root = str(world.tmp / "isolation_lake")
+    import shutil
+
+    shutil.copytree(world.lake_root, lake_root)
+    resources = {**world.resources, "lake": LakeResource(uri=lake_root)}
+    result = dg.materialize([propensity_scores], instance=world.instance, resources=resources, tags=tags)
+    assert result.success
+    mats = result.asset_materializations_for_node("propensity_scores")
+    assert sorted(m.partition for m in mats) == [f"{SCORE_AS_OF}|grp_a", f"{SCORE_AS_OF}|grp_b"]
+    meta = {k: v.value for k, v in mats[0].metadata.items()}
+    assert meta["partitions_written"] == 1 and meta["skipped_count"] == 1
+    assert f"{SCORE_AS_OF}|grp_b" in meta["skipped"] and "no champion for propensity__grp_b" in meta["skipped"]
+    lake = Lake(lake_root)
+    assert lake.exists("propensity_scores", {"as_of": SCORE_AS_OF, "product_group": "grp_a"})
+    assert not lake.exists("propensity_scores", {"as_of": SCORE_AS_OF, "product_group": "grp_b"})
+
+
+def test_in_sample_as_of_is_refused(world):
+    # The champion's training snapshots end on 2017-04-26: scoring that date is refused.
+    with pytest.raises(dg.Failure) as info:
+        dg.materialize(
+            [propensity_scores], partition_key="2017-04-26|grp_a", instance=world.instance, resources=world.resources,
+        )
+    message = str(info.value)
+    assert "2017-04-26|grp_a: as_of 2017-04-26 is not later than propensity__grp_a v" in message
+    assert "training snapshots (up to 2017-04-26): refused, in-sample scores" in message
+    assert not world.lake.exists("propensity_scores", {"as_of": "2017-04-26", "product_group": "grp_a"})
+
+
+def test_scoring_reads_the_runs_lake_not_the_recorded_one(world):
+    import shutil
+
+    other = str(world.tmp / "other_lake")
+    shutil.copytree(world.lake_root, other)
+    lake = Lake(other)
+    grp = lake.read_pandas("group_features", filters=None)
+    grp = grp[(grp["as_of"] == SCORE_AS_OF) & (grp["product_group"] == "grp_a")].copy()
+    grp["grp_baskets_30d"] = grp["grp_baskets_30d"] + 5  # a different world: everyone bought more
+    lake.write_pandas("group_features", grp, ["as_of", "product_group"])
+    result = dg.materialize(
+        [propensity_scores], partition_key=f"{SCORE_AS_OF}|grp_a", instance=world.instance,
+        resources={**world.resources, "lake": LakeResource(uri=other)},
     )
-    wide, long = build_profile(scores, ["a", "b"])  # c is not an active group
+    assert result.success
+    scores = lake.read_pandas("propensity_scores").sort_values("household_id")
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    hh = lake.read_pandas("household_features")
+    features = feature_matrix(hh[hh["as_of"] == SCORE_AS_OF], grp.drop(columns=["product_group"]))
+    expected = model.predict(features).sort_values("household_id")["score"].to_numpy()
+    np.testing.assert_allclose(scores["score"].to_numpy(), expected, rtol=1e-12)
+    recorded = model.predict(scores[["household_id", "as_of"]])["score"].to_numpy()  # the training lake
+    assert np.abs(scores["score"].to_numpy() - recorded).max() > 0.01
 
-    assert list(wide.columns) == [
-        "as_of", "household_id", "propensity__a", "propensity_decile__a", "propensity__b", "propensity_decile__b",
-    ]
-    w = wide.set_index(["as_of", "household_id"])
-    assert len(w) == 5
-    assert w.loc[("2017-06-02", 1), "propensity__a"] == 0.9
-    assert w.loc[("2017-06-02", 2), "propensity__b"] == 0.8
-    assert pd.isna(w.loc[("2017-06-02", 3), "propensity__b"])  # not scored for b
-    # Deciles per (as_of, group), 1 = top: a on 06-02 ranks 0.9, 0.5, 0.1 -> ceil(r/3*10) = 4, 7, 10.
-    assert w.loc[("2017-06-02", 1), "propensity_decile__a"] == 4
-    assert w.loc[("2017-06-02", 3), "propensity_decile__a"] == 7
-    assert w.loc[("2017-06-02", 2), "propensity_decile__a"] == 10
-    # On 06-09 the ranking restarts: 0.4 (hh 2) is the top of two -> 5, 0.3 -> 10.
-    assert w.loc[("2017-06-09", 2), "propensity_decile__a"] == 5
-    assert w.loc[("2017-06-09", 1), "propensity_decile__a"] == 10
-    assert str(w["propensity_decile__a"].dtype) == "Int32"
 
-    assert list(long.columns) == ["as_of", "household_id", "product_group", "score", "decile", "model_version"]
-    assert len(long) == 7 and set(long["product_group"]) == {"a", "b"}
-    row = long[(long["household_id"] == 2) & (long["product_group"] == "b")].iloc[0]
-    assert row["score"] == 0.8 and row["decile"] == 5 and row["model_version"] == "1"
-    assert long[["as_of", "household_id", "product_group"]].equals(
-        long[["as_of", "household_id", "product_group"]].sort_values(["as_of", "household_id", "product_group"])
+STANDALONE = """
+import sys, json
+
+class Absent:
+    # As in a virtualenv made from the model's requirements: these are not installed.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pyspark", "dagster", "dagster_pyspark", "econml", "propensity_assets_tests"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, Absent())
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+frame = pd.read_json(sys.argv[2], orient="split", dtype=False)
+features = [c for c in frame.columns if c.startswith(("hh_", "grp_"))]
+frame[features] = frame[features].astype("float64")
+out = model.predict(frame)
+print(json.dumps({"scores": out["score"].tolist(), "modules": sorted(m for m in ("pyspark", "dagster", "econml") if m in sys.modules)}))
+"""
+
+
+def test_registered_model_loads_on_its_own(world, tmp_path):
+    """A fresh interpreter in which pyspark, dagster and econml cannot be imported, as in a
+    virtualenv made from the model's own requirements: it loads and gives the same scores."""
+    local = mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path=str(tmp_path / "model"))
+    requirements = Path(local, "requirements.txt").read_text().split()
+    assert not any(r.startswith(("pyspark", "dagster")) for r in requirements)
+    assert {"lightgbm", "scikit-learn", "pyarrow", "mlflow"} <= {r.split("=")[0].split("<")[0] for r in requirements}
+    explicit = _explicit_features(world, [1, 2, 3])
+    payload = explicit.drop(columns=["label"], errors="ignore").to_json(orient="split")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PROPENSITY_LAKE_URI")}
+    proc = subprocess.run(
+        [sys.executable, "-c", STANDALONE, local, payload], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert out["modules"] == []
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    np.testing.assert_allclose(out["scores"], model.predict(explicit)["score"].to_numpy(), rtol=1e-12)
