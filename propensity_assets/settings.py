@@ -52,6 +52,19 @@ def today() -> str | None:
     return os.environ.get("PROPENSITY_TODAY") or None
 
 
+def ltv_horizon_days() -> int:
+    """H, the LTV horizon in days (CONTRACTS §8): 90 by default; 365 with longer history.
+    It must be one of the feature windows (7, 14, 30, 90, 365), for the previous-H-days baseline."""
+    raw = os.environ.get("PROPENSITY_LTV_HORIZON_DAYS", "90")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"PROPENSITY_LTV_HORIZON_DAYS: expected a whole number of days, got {raw!r}") from None
+    if value not in (7, 14, 30, 90, 365):
+        raise ValueError(f"PROPENSITY_LTV_HORIZON_DAYS: expected one of 7, 14, 30, 90, 365 (a feature window), got {value}")
+    return value
+
+
 def auto_promote() -> bool:
     """Promote a vetted challenger to champion automatically (on in the demo, off by default)."""
     return os.environ.get("PROPENSITY_AUTO_PROMOTE", "false").lower() in ("1", "true", "yes")

@@ -83,6 +83,8 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
             if table == "transactions"
             else None
         )
+        if known_products is not None and known_products.empty:
+            known_products = None  # no products table: nothing to check ids against
         rules = ValidationRules(config.min_timestamp, config.max_timestamp)
         result = validate(raw, rules, known_products)
         lake.lake.write_pandas(

@@ -52,7 +52,9 @@ SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     ),
 }
 
-REQUIRED_TABLES = ("transactions", "products")
+# Without `products` there are no categories: the catalogue can then hold only `all: true`
+# groups (CONTRACTS §2), and product ids are not checked against a product table.
+REQUIRED_TABLES = ("transactions",)
 
 # The embedded package names the households table `demographics`.
 EMBEDDED_NAMES = {"households": "demographics"}

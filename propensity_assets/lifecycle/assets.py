@@ -254,6 +254,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         name=decay_key,
         group_name=stage.name,
         partitions_def=product_group_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"mlflow", "parquet"},
         deps=[champion_key, stage.labels_table],
         description=(
@@ -266,32 +267,47 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     def decay_asset(context: dg.AssetExecutionContext, config: DecayConfig, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, retraining_interval
 
-        group = context.partition_key
         metric = config.metric or stage.metric
         step = config.step_days if config.step_days > 0 else decay_step_days
-        curves = decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
-        if curves.empty:
-            raise dg.Failure(f"{stage.model_name(group)} has no version trained by the lifecycle to evaluate")
-        lake.lake.write_pandas(decay_key, curves.assign(product_group=group), ["product_group"], [{"product_group": group}])
-        champion = curves[curves["is_champion"]]
-        interval = retraining_interval(champion) if not champion.empty else None
-        latest = champion.sort_values("as_of").iloc[-1] if not champion.empty else None
-        return dg.MaterializeResult(metadata={
+        rows, figures, failures = [], {}, {}
+        for group in requested_keys(context):
+            try:
+                curves = decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
+            except Exception as exc:  # one group's failure must not stop the others
+                failures[group] = f"{type(exc).__name__}: {exc}"
+                continue
+            if curves.empty:
+                failures[group] = f"{stage.model_name(group)} has no version trained by the lifecycle"
+                continue
+            lake.lake.write_pandas(decay_key, curves.assign(product_group=group), ["product_group"], [{"product_group": group}])
+            champion = curves[curves["is_champion"]].sort_values("as_of")
+            latest = None if champion.empty else champion.iloc[-1]
+            interval = retraining_interval(curves)
+            rows.append({
+                "group": group,
+                "versions": ", ".join(sorted(set(curves["model_version"]), key=int)),
+                "champion": "none" if latest is None else str(latest["model_version"]),
+                "champion_at_training": float("nan") if latest is None else float(latest["at_training"]),
+                "champion_latest": float("nan") if latest is None else float(latest["value"]),
+                "champion_age_days": -1 if latest is None else int(latest["age_days"]),
+                "degraded": bool(latest is not None and latest["degraded"]),
+                "retraining_interval_days": "not reached" if interval is None else str(interval),
+            })
+            figures[group] = decay_figure(curves, f"{stage.model_name(group)}: {metric} by age")
+        if not rows:
+            raise dg.Failure("no decay curve could be built:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()))
+        metadata = {
             "metric": metric,
             "tolerance": config.tolerance,
-            "versions": ", ".join(sorted(set(curves["model_version"]), key=int)),
-            "rows": len(curves),
-            "champion_version": "none" if latest is None else str(latest["model_version"]),
-            "champion_max_age_days": -1 if latest is None else int(latest["age_days"]),
-            "champion_latest_value": float("nan") if latest is None else float(latest["value"]),
-            "champion_at_training": float("nan") if latest is None else float(latest["at_training"]),
-            "champion_degraded": bool(latest is not None and latest["degraded"]),
-            "retraining_interval_days": dg.MetadataValue.text(
-                "not reached in the observed ages" if interval is None else str(interval)
-            ),
-            "decay_curve": md_figure(decay_figure(curves, f"{stage.model_name(group)}: {metric} by age"), "decay"),
-            "curve": md_table(curves.drop(columns=["metric"]).tail(60).to_dict("records")),
-        })
+            "step_days": step,
+            "groups": md_table(rows),
+            "failed": md_table([{"group": k, "error": v} for k, v in failures.items()]),
+        }
+        for group, fig in figures.items():
+            metadata[f"decay_curve:{group}"] = md_figure(fig, group)
+        if len(rows) == 1:
+            metadata.update({k: v for k, v in rows[0].items() if k != "group"})
+        return dg.MaterializeResult(metadata=metadata)
 
     training_job = dg.define_asset_job(
         f"{stage.name}_training_job",

@@ -26,18 +26,19 @@ def degraded(value: float, at_training: float, tolerance: float, higher_is_bette
     return value > at_training * (1 + tolerance)
 
 
-def retraining_interval(curve: pd.DataFrame) -> int | None:
-    """The youngest age (days) at which the metric has degraded, or None if it never did."""
-    bad = curve[curve["degraded"]]
+def retraining_interval(curves: pd.DataFrame) -> int | None:
+    """The age (days since its cutoff) at which a model's metric first degraded past the
+    tolerance, the youngest over the versions evaluated; None if none degraded yet."""
+    bad = curves[curves["degraded"] & (curves["age_days"] >= 0)]
     return None if bad.empty else int(bad["age_days"].min())
 
 
-def labelled_dates(lake: Lake, table: str, group: str, after: str, step_days: int) -> list[str]:
-    """as_of dates after `after` whose labels exist for `group`, every `step_days` days from it."""
-    start = date.fromisoformat(after)
+def labelled_dates(lake: Lake, table: str, group: str, start: str, step_days: int) -> list[str]:
+    """as_of dates from `start` on whose labels exist for `group`, every `step_days` days."""
+    first = date.fromisoformat(start)
     return [
         d for d in lake.partitions(table, "as_of")
-        if d > after and (date.fromisoformat(d) - start).days % step_days == 0
+        if d >= start and (date.fromisoformat(d) - first).days % step_days == 0
         and lake.exists(table, {"as_of": d, "product_group": group})
     ]
 
@@ -46,8 +47,9 @@ def decay_curves(
     stage: ModelStage, lake: Lake, mlflow_res, group: str, metric: str, tolerance: float,
     step_days: int, versions: int,
 ) -> pd.DataFrame:
-    """The metric of the champion and the `versions` newest versions at every later
-    labelled as_of (its vetting snapshot is age 0: the value at training)."""
+    """The metric of the champion and the `versions` newest versions at their vetting
+    snapshot (the value at training, a negative age) and at every labelled as_of from
+    their cutoff on, every `step_days` days (age = as_of − cutoff)."""
     import mlflow
 
     client = mlflow_res.client()
@@ -62,7 +64,7 @@ def decay_curves(
         start = mv.tags.get("vetting_as_of")
         if not start:
             continue  # not trained by this lifecycle
-        dates = [start, *labelled_dates(lake, stage.labels_table, group, start, step_days)]
+        dates = [start, *labelled_dates(lake, stage.labels_table, group, mv.tags["cutoff"], step_days)]
         frame = frames.labelled_frame(lake, group, dates, stage.labels_table)
         frame = frame.assign(prediction=mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(frame).iloc[:, -1].to_numpy())
         values = {d: stage.evaluate(part["label"].to_numpy(), part["prediction"].to_numpy())[metric] for d, part in frame.groupby("as_of")}

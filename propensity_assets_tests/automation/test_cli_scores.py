@@ -31,8 +31,10 @@ import pytest
 from propensity_assets import registry
 from propensity_assets.features.logic import group_feature_columns, household_feature_columns
 from propensity_assets.lake import Lake
-from propensity_assets.propensity import model as M
-from propensity_assets.propensity.assets import LABELS_TABLE, SCORES_TABLE, TrainingConfig, train_and_register
+from propensity_assets.lifecycle.frames import snapshot_plan
+from propensity_assets.lifecycle.training import train_and_register
+from propensity_assets.propensity.stage import LABELS_TABLE, PROPENSITY, SCORES_TABLE
+from propensity_assets.propensity.stage import PropensityTraining as TrainingConfig
 from propensity_assets.resources import MlflowResource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +57,6 @@ TINY = TrainingConfig(
     min_child_samples=[5],
     feature_fraction=[1.0],
     lambda_l2=[0.0],
-    balance_classes=[False],
     max_trials=1,
     max_rounds=20,
     early_stopping_rounds=5,
@@ -109,11 +110,11 @@ def register_champions(lake: Lake, mlflow_res: MlflowResource) -> dict[str, str]
     client = mlflow_res.client()
     champions = {}
     for group in GROUPS:
-        out = train_and_register(lake, mlflow_res, group, CUTOFF, TINY, {"test": "cli_scores"})
-        assert out["version"] == "1"
+        out = train_and_register(PROPENSITY, lake, mlflow_res, group, CUTOFF, TINY, {"test": "cli_scores"})
+        assert out.version == "1"
         name = registry.model_name("propensity", group)
-        registry.promote(client, name, out["version"], "test champion", by="test")
-        champions[group] = out["version"]
+        registry.promote(client, name, out.version, "test champion", by="test")
+        champions[group] = out.version
     name = registry.model_name("propensity", "grp_a")
     v1 = client.get_model_version(name, "1")
     assert str(client.create_model_version(name, v1.source, run_id=v1.run_id).version) == "2"
@@ -163,8 +164,8 @@ def cli(tmp_path_factory):
         commands = pool.submit(sync_and_range)
         # The lake: training snapshots with labels, scoring dates with features only.
         lake = Lake(str(lake_dir))
-        train_dates, valid_dates = M.snapshot_dates(CUTOFF, TINY.history_weeks)
-        write_lake(lake, [str(d) for d in train_dates + valid_dates], with_labels=True)
+        plan = snapshot_plan(CUTOFF, 30, TINY.history_weeks, date(2017, 1, 1))
+        write_lake(lake, [str(d) for d in (*plan.train, plan.vetting)], with_labels=True)
         write_lake(lake, SCORE_DATES, with_labels=False)
         artifacts = (root / "mlflow" / "artifacts").as_uri()
         champions = register_champions(lake, MlflowResource(tracking_uri=tracking_uri, artifact_root=artifacts))

@@ -19,9 +19,9 @@ from propensity_assets.partitions import (
     as_of_partitions,
     cutoff_group_partitions,
 )
+from propensity_assets.propensity.assets import labels_schedule as daily_labels_schedule
 from propensity_assets.schedules import (
     daily_features_schedule,
-    daily_labels_schedule,
     daily_scoring_job,
     score_after_features,
     weekly_training_schedule,
@@ -115,7 +115,7 @@ def test_daily_labels_request_today_minus_30_for_all_groups(instance, monkeypatc
         monkeypatch.setenv("PROPENSITY_TODAY", configured)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at(tick_day))
     request = daily_labels_schedule(context)
-    assert request.run_key == f"labels:{expected}"
+    assert request.run_key == f"propensity_labels:{expected}"
     assert request.partition_key is None
     assert {t: request.tags[t] for t in RANGE} == {
         ASSET_PARTITION_RANGE_START_TAG: f"{expected}|soft_drinks",
@@ -139,7 +139,7 @@ def test_daily_labels_tick_resolves(instance, monkeypatch):
     monkeypatch.setenv("PROPENSITY_TODAY", "2017-12-01")
     [request] = tick(daily_labels_schedule, instance, at("2025-03-03")).run_requests
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2017-11-01|soft_drinks"
-    assert request.tags["dagster/schedule_name"] == "daily_labels_schedule"
+    assert request.tags["dagster/schedule_name"] == "daily_propensity_labels_schedule"
 
 
 # -- weekly training -----------------------------------------------------------------------
@@ -231,8 +231,10 @@ def test_jobs_resolve_with_their_partitions():
         "daily_features_job": (as_of_partitions, {"household_features"}),
         "profile_job": (as_of_partitions, {"customer_profile"}),
         "daily_scoring_job": (as_of_group_partitions, {"group_features", "propensity_scores"}),
-        "labels_job": (as_of_group_partitions, {"propensity_labels"}),
+        "propensity_labels_job": (as_of_group_partitions, {"propensity_labels"}),
         "weekly_training_job": (cutoff_group_partitions, {"propensity_model", "propensity_champion"}),
+        "propensity_training_job": (cutoff_group_partitions, {"propensity_model", "propensity_champion"}),
+        "propensity_scoring_job": (as_of_group_partitions, {"propensity_scores"}),
     }
     for name, (partitions_def, assets) in expected.items():
         job = defs.resolve_job_def(name)
@@ -243,13 +245,13 @@ def test_jobs_resolve_with_their_partitions():
     targets = {s.name: s.job_name for s in schedules}
     assert targets == {
         "daily_features_schedule": "daily_features_job",
-        "daily_labels_schedule": "labels_job",
+        "daily_propensity_labels_schedule": "propensity_labels_job",
         "weekly_training_schedule": "weekly_training_job",
     }
     # Every schedule's cron is in the documented daily/weekly cycle.
     crons = {s.name: s.cron_schedule for s in schedules}
     assert crons == {
         "daily_features_schedule": "0 5 * * *",
-        "daily_labels_schedule": "30 5 * * *",
+        "daily_propensity_labels_schedule": "30 5 * * *",
         "weekly_training_schedule": "0 6 * * 5",
     }

@@ -51,8 +51,8 @@ def test_profile_without_any_scores_is_empty():
 
 
 def test_sources_come_from_the_stages_declarations():
-    from propensity_assets.definitions import stages
+    from propensity_assets.definitions import defs
 
-    assert sources_from(stages.assets) == [
+    assert sources_from(defs.assets) == [
         ProfileSource("propensity_scores", "propensity_scores", "propensity", "score"),
     ]

@@ -51,6 +51,8 @@ BIN = Path(sys.executable).parent
 propensity_model, propensity_champion, propensity_scores, propensity_decay = lifecycle.assets
 CUTOFF = "2017-06-02"  # a Friday
 EARLIER_CUTOFF = "2017-05-26"
+# After the cutoff the world changes: grp_a's labels become coin flips, so the champion decays.
+DECAY_DATES = ["2017-06-09", "2017-06-16"]
 SCORE_AS_OF = "2017-06-02"
 NAME = "propensity__grp_a"
 HOUSEHOLDS = list(range(1, 241))
@@ -133,14 +135,17 @@ def build_lake(root: str) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(20170602)
     train, valid = _dates()
     hh_parts, grp_parts, label_parts = [], [], []
-    for d in ["2017-03-29", *(str(x) for x in train + valid), SCORE_AS_OF]:
+    for d in ["2017-03-29", *(str(x) for x in train + valid), SCORE_AS_OF, *DECAY_DATES]:
         hh = _household_features(d, _population(d), rng)
         hh_parts.append(hh)
         for group in ("grp_a", "grp_b"):
             grp = _group_features(d, group, hh, rng)
             grp_parts.append(grp)
-            if d != SCORE_AS_OF:  # the scoring date's labels lie in the future
+            if d < SCORE_AS_OF:
                 label_parts.append(_labels(group, grp, rng))
+            elif group == "grp_a":  # labels that closed later, for the decay curve: noise
+                label_parts.append(grp[["as_of", "product_group", "household_id"]].assign(
+                    label=(rng.random(len(grp)) < 0.4).astype("int32")))
     tables = {
         "household_features": pd.concat(hh_parts, ignore_index=True),
         "group_features": pd.concat(grp_parts, ignore_index=True),
@@ -628,3 +633,38 @@ def test_registered_model_loads_on_its_own(world, tmp_path):
     assert out["modules"] == []
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     np.testing.assert_allclose(out["scores"], model.predict(explicit)["score"].to_numpy(), rtol=1e-12)
+
+
+# -- error over time and the retrain trigger ------------------------------------------------
+
+
+def test_decay_curve_and_retrain_trigger(world, monkeypatch):
+    result = dg.materialize(
+        [propensity_decay], partition_key="grp_a", instance=world.instance, resources=world.resources,
+        run_config={"ops": {"propensity_decay": {"config": {"step_days": 7, "versions": 1, "tolerance": 0.05}}}},
+    )
+    assert result.success
+    curves = world.lake.read_pandas("propensity_decay")
+    assert set(curves["model_version"]) == {"4", "5"}  # the champion and the newest version
+    v4 = curves[curves["model_version"] == "4"].sort_values("as_of")
+    # The vetting snapshot (the value at training, 30 days before the cutoff), then weekly from the cutoff.
+    assert v4["as_of"].tolist() == ["2017-05-03", SCORE_AS_OF, *DECAY_DATES]
+    assert v4["age_days"].tolist() == [-30, 0, 7, 14]
+    assert v4["is_champion"].all() and (v4["at_training"] == v4["value"].iloc[0]).all()
+    assert v4["value"].iloc[0] > 0.6  # learnable at training ...
+    assert (v4["value"].iloc[1:] < 0.5).all()  # ... coin flips later: AP near the 0.4 base rate
+    assert v4["degraded"].tolist() == [False, True, True, True]
+    v5 = curves[curves["model_version"] == "5"].sort_values("as_of")
+    assert v5["as_of"].tolist() == ["2017-04-26", SCORE_AS_OF, *DECAY_DATES] and not v5["is_champion"].any()
+    [mat] = result.asset_materializations_for_node("propensity_decay")
+    assert mat.metadata["retraining_interval_days"].value == "0"
+    assert mat.metadata["degraded"].value is True and mat.metadata["champion"].value == "4"
+    assert mat.metadata["decay_curve:grp_a"].value.startswith("![grp_a](data:image/png;base64,")
+
+    retrain = next(s for s in lifecycle.sensors if s.name == "propensity_retrain_sensor")
+    monkeypatch.setenv("PROPENSITY_TODAY", "2017-06-16")
+    context = dg.build_sensor_context(instance=world.instance, resources={"lake": world.resources["lake"]})
+    requests = retrain(context)
+    # grp_b has no decay curve (no champion ever): only grp_a, once per degraded champion version.
+    assert [(r.run_key, r.partition_key) for r in requests] == [("retrain:propensity:grp_a:v4", "2017-06-16|grp_a")]
+    assert requests[0].tags["propensity/trigger"] == "decay"
