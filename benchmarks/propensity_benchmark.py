@@ -35,9 +35,11 @@ def quality() -> int:
 
     from propensity_assets import registry, settings
     from propensity_assets.lake import Lake
-    from propensity_assets.propensity.evaluation import holdout_report
+    from propensity_assets.lifecycle.evaluation import holdout_report
+    from propensity_assets.propensity.stage import PROPENSITY
 
-    report = holdout_report(Lake(settings.lake_uri()), HOLDOUT)
+    metrics = ["roc_auc", "average_precision", "brier", "lift_top_decile", "positive_rate"]
+    report = holdout_report(PROPENSITY, Lake(settings.lake_uri()), HOLDOUT, metrics)
     if report.empty:
         print("no scores for the holdout: run `make demo` first", file=sys.stderr)
         return 2
@@ -49,8 +51,9 @@ def quality() -> int:
         # The hyperparameter search's wall time; older runs lack the metric.
         seconds[group] = run.data.metrics.get("train_seconds", float("nan"))
     report["train_seconds"] = report["group"].map(seconds)
-    cols = ["group", "model_version", "positive_rate", "roc_auc", "recency_auc", "baskets90_auc",
-            "average_precision", "recency_ap", "baskets90_ap", "brier", "lift_top_decile", "beats_baselines", "train_seconds"]
+    cols = ["group", "model_version", "positive_rate", "roc_auc", "recency_roc_auc", "baskets_90d_roc_auc",
+            "average_precision", "recency_average_precision", "baskets_90d_average_precision", "brier",
+            "lift_top_decile", "beats_baselines", "train_seconds"]
     pd.set_option("display.width", 200)
     print(f"Holdout as_of {HOLDOUT} (labels {HOLDOUT} .. +30 days); champion vs naive baselines")
     print(report[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))

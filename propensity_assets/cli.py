@@ -81,19 +81,40 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"group_features as_of {args.as_of}:")
     for group, rows in grp.groupby("product_group").size().items():
         print(f"  {group:<22} {rows:>7,} rows")
-    if lake.exists("propensity_scores", {"as_of": args.as_of}) and lake.exists("propensity_labels", {"as_of": args.as_of}):
-        from propensity_assets.propensity.evaluation import holdout_report
-
-        report = holdout_report(lake, args.as_of)
-        cols = ["group", "model_version", "roc_auc", "average_precision", "recency_auc", "baskets90_ap", "beats_baselines"]
-        print(f"propensity on the holdout as_of {args.as_of} (labels {args.as_of} + 30 days):")
-        print(report[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"mean ROC AUC {report['roc_auc'].mean():.4f}, mean average precision {report['average_precision'].mean():.4f}")
+    for title, report in holdout_reports(lake, args.as_of):
+        print(title)
+        print(report.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if lake.exists("customer_profile", {"as_of": args.as_of}):
         profile = lake.read_pandas("customer_profile", filters=filt)
-        print(f"customer_profile as_of {args.as_of}: {len(profile):,} households x "
-              f"{sum(c.startswith('propensity__') for c in profile.columns)} groups")
+        columns = [c for c in profile.columns if "__" in c and "_decile__" not in c]
+        print(f"customer_profile as_of {args.as_of}: {len(profile):,} households x {len(columns)} columns "
+              f"({', '.join(sorted({c.split('__')[0] for c in columns}))})")
     return 0
+
+
+# What `summary` prints per stage: the metrics, and the headline figures below the table.
+REPORTS = {
+    "propensity": (["roc_auc", "average_precision", "brier", "lift_top_decile"], "(labels {as_of} + 30 days)"),
+    "ltv": (["rmse", "normalized_gini", "mae", "spearman", "top_decile_capture", "calibration"], "(labels {as_of} + H days)"),
+}
+
+
+def holdout_reports(lake, as_of: str):
+    """(title, table) per modelling stage with scores and labels at `as_of`."""
+    from propensity_assets.lifecycle.evaluation import holdout_report
+    from propensity_assets.ltv.stage import LTV
+    from propensity_assets.propensity.stage import PROPENSITY
+
+    for stage in (PROPENSITY, LTV):
+        metrics, window = REPORTS[stage.name]
+        report = holdout_report(stage, lake, as_of, metrics)
+        if report.empty:
+            continue
+        means = ", ".join(f"mean {m} {report[m].mean():.4f}" for m in metrics[:2])
+        yield (
+            f"{stage.name} champions on the holdout as_of {as_of} {window.format(as_of=as_of)} vs the naive baselines; {means}",
+            report,
+        )
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
