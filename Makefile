@@ -32,25 +32,39 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/dagster.yaml $@
 
-## demo: the whole propensity lifecycle on the embedded data, for the holdout as_of $(AS_OF):
-##   ingest -> features -> labels -> train all groups -> vet/promote -> score -> profile
+## demo: the whole lifecycle on the embedded data:
+##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
+##   -> LTV (train at 2017-09-29, score the holdout 2017-10-01; train at 2017-12-01, score it)
+##   -> cohorts, profile and decay curves -> summary
 HISTORY_FROM ?= 2017-01-01
+# The CONTRACTS §8 LTV holdout and the last training cutoff (a Friday) on or before it.
+LTV_HOLDOUT ?= 2017-10-01
+LTV_CUTOFF ?= 2017-09-29
+# An earlier propensity model, so that the decay curves have three months of ages to show.
+DECAY_CUTOFF ?= 2017-09-01
+PA := propensity-assets
+MATERIALIZE := $(DG) asset materialize $(MODULE)
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
 demo: export PROPENSITY_TODAY ?= $(AS_OF)
 demo: export PROPENSITY_AUTO_PROMOTE ?= true
 demo: install
-	propensity-assets sync-groups
+	$(PA) sync-groups
 	$(DG) job execute $(MODULE) -j ingest_job
-	$(DG) asset materialize $(MODULE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
-	$(DG) asset materialize $(MODULE) --select group_features,propensity_labels \
-	    --partition-range "$$(propensity-assets partition-range $(HISTORY_FROM) $(AS_OF))"
-	$(DG) asset materialize $(MODULE) --select propensity_model,propensity_champion \
-	    --partition-range "$$(propensity-assets partition-range $(AS_OF))"
-	$(DG) asset materialize $(MODULE) --select propensity_scores \
-	    --partition-range "$$(propensity-assets partition-range $(AS_OF))"
-	$(DG) asset materialize $(MODULE) --select customer_profile --partition $(AS_OF)
-	propensity-assets summary --as-of $(AS_OF)
+	$(MATERIALIZE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
+	$(MATERIALIZE) --select group_features,propensity_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+	$(MATERIALIZE) --select ltv_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(LTV_HOLDOUT))"
+	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(DECAY_CUTOFF))" \
+	    --config-json '{"ops": {"propensity_model": {"config": {"max_trials": 2}}}}'
+	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
+	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
+	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
+	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
+	$(PA) summary --as-of $(LTV_HOLDOUT)
+	$(PA) summary --as-of $(AS_OF)
 
 ## mlflow-ui: the MLflow UI on http://localhost:5000 (runs, registered models, aliases)
 mlflow-ui: install

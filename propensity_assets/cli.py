@@ -3,7 +3,9 @@
 - `sync-groups`: add/remove `product_group` partitions to match the catalogue on the
   persistent instance (the `dagster` CLI cannot add dynamic partitions).
 - `partition-range START [END] [--group G]`: print the `--partition-range` argument
-  that covers those dates for one group or for all groups, in the instance's order.
+  that covers those dates for one group or for all groups, in the instance's order;
+  `partition-range --groups-only` prints the range over all groups (for assets
+  partitioned by group alone).
 - `summary --as-of D`: what the lake holds for one as_of.
 - `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
 """
@@ -49,10 +51,46 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_dates(start: str, end: str | None) -> str | None:
+    """An error message for dates that are not as_of partitions in order, else None."""
+    from datetime import date
+
+    from propensity_assets.partitions import as_of_partitions
+
+    for name, value in (("START", start), ("END", end)):
+        if value is None:
+            continue
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return f"{name} {value!r} is not a date: expected YYYY-MM-DD"
+    keys = as_of_partitions.get_partition_keys()
+    for name, value in (("START", start), ("END", end)):
+        if value is not None and value not in keys:
+            return f"{name} {value} is not an as_of partition: the as_of partitions run from {keys[0]} to {keys[-1]}"
+    if end is not None and end < start:
+        return f"END {end} is before START {start}: give the range as START END"
+    return None
+
+
 def cmd_partition_range(args: argparse.Namespace) -> int:
-    from propensity_assets.partitions import group_range_tags
+    from propensity_assets.partitions import group_range_tags, product_group_partitions
 
     with _instance() as instance:
+        if args.groups_only:
+            groups = instance.get_dynamic_partitions(product_group_partitions.name)
+            if not groups:
+                print("error: no product_group partitions: run `propensity-assets sync-groups` first", file=sys.stderr)
+                return 2
+            print(f"{groups[0]}...{groups[-1]}")
+            return 0
+        if args.start is None:
+            print("error: give START (YYYY-MM-DD) or --groups-only", file=sys.stderr)
+            return 2
+        problem = _check_dates(args.start, args.end)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         try:
             tags = group_range_tags(instance, args.start, args.end, args.group)
         except ValueError as exc:
@@ -142,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--file", default=str(settings.product_groups_file()))
     sync.set_defaults(func=cmd_sync_groups)
     rng = sub.add_parser("partition-range", help="print a --partition-range for dates × group(s)")
-    rng.add_argument("start", help="first as_of, YYYY-MM-DD")
+    rng.add_argument("start", nargs="?", help="first as_of, YYYY-MM-DD")
     rng.add_argument("end", nargs="?", help="last as_of (inclusive); default: start")
     rng.add_argument("--group", help="one product group; default: all groups")
+    rng.add_argument("--groups-only", action="store_true",
+                     help="print FIRST...LAST over the product groups alone (for assets partitioned by group)")
     rng.set_defaults(func=cmd_partition_range)
     summary = sub.add_parser("summary", help="print what the lake holds for one as_of")
     summary.add_argument("--as-of", required=True)

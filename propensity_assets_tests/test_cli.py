@@ -382,3 +382,22 @@ def test_rerunning_a_range_is_idempotent(cli):
         else:
             assert after_files[part] == before_files[part], f"{part} was touched"
     assert not any((cli.lake / "_staging").glob("*")), "staging left behind"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["2017-11-30", "2017-11-01"], "error: END 2017-11-01 is before START 2017-11-30: give the range as START END"),
+        (["2017-13-45"], "error: START '2017-13-45' is not a date: expected YYYY-MM-DD"),
+        (["2016-12-31"], "error: START 2016-12-31 is not an as_of partition: the as_of partitions run from 2017-01-01 to 2018-01-01"),
+        (["2017-03-02", "--group", "nope"], "error: product group 'nope' is not a partition; known: soft_drinks, snacks, party"),
+        ([], "error: give START (YYYY-MM-DD) or --groups-only"),
+    ],
+)
+def test_partition_range_refuses_bad_dates_and_groups(cli, args, message):
+    done = cli.run("propensity-assets", "partition-range", *args, check=False)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", message)
+
+
+def test_partition_range_over_groups_only(cli):
+    assert cli.run("propensity-assets", "partition-range", "--groups-only").stdout.strip() == "soft_drinks...party"

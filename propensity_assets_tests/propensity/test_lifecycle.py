@@ -276,6 +276,12 @@ def test_first_version_is_registered_with_everything_logged(world):
     assert mv.tags["cutoff"] == CUTOFF and mv.tags["vetting_as_of"] == "2017-05-03"
     assert mv.tags["train_as_of_max"] == "2017-04-26"
 
+    # Every trial of the search is a child run with its parameters and selection metrics.
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{mv.run_id}'")
+    assert sorted(c.data.tags["trial"] for c in children) == ["0", "1"]  # GOOD: num_leaves 7 and 15
+    assert sorted(c.data.params["num_leaves"] for c in children) == ["15", "7"]
+    assert all({"average_precision", "roc_auc", "best_iteration"} <= set(c.data.metrics) for c in children)
+
     plots = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "plots")}
     assert {"roc_curve.png", "precision_recall_curve.png", "calibration_curve.png", "feature_importance.png"} <= plots
     calibration = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "holdout")}
