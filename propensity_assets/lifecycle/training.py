@@ -116,7 +116,7 @@ def train_and_register(
             mlflow.log_dict({k: float(v) for k, v in result.importances.items()}, "feature_importance.json")
         mlflow.log_dict({"features": list(result.predictor.features)}, "features.json")
         mlflow.log_table(result.trials, "search/trials.json")
-        log_trials(result.trials, set(result.selection_metrics) | {"fit_seconds", "best_iteration"}, group)
+        log_trials(result.trials, set(result.selection_metrics) | {"fit_seconds", "best_iteration"}, group, experiment_id)
         for report, table in reports.items():
             mlflow.log_table(table, f"holdout/{report}.json")
         with tempfile.TemporaryDirectory() as tmp:
@@ -153,13 +153,13 @@ def train_and_register(
     )
 
 
-def log_trials(trials: pd.DataFrame, metric_names: set[str], group: str) -> None:
+def log_trials(trials: pd.DataFrame, metric_names: set[str], group: str, experiment_id: str) -> None:
     """Each trial (hyperparameter permutation) as a child run of the active run: its
     parameters as params, its selection metrics as metrics, comparable in the MLflow UI."""
     import mlflow
 
     for i, row in enumerate(trials.to_dict("records")):
-        with mlflow.start_run(run_name=f"{group} trial {i}", nested=True):
+        with mlflow.start_run(run_name=f"{group} trial {i}", nested=True, experiment_id=experiment_id):
             mlflow.set_tag("trial", str(i))
             mlflow.log_params({k: v for k, v in row.items() if k not in metric_names})
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k in metric_names and _finite(v)})

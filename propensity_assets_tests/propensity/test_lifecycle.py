@@ -46,6 +46,7 @@ from propensity_assets.lake import Lake
 from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
 from propensity_assets.propensity.assets import lifecycle
 from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets_tests.synthetic import group_features, household_features
 
 BIN = Path(sys.executable).parent
 propensity_model, propensity_champion, propensity_scores, propensity_decay = lifecycle.assets
@@ -84,42 +85,6 @@ def _population(as_of: str) -> list[int]:
     return HOUSEHOLDS + (LATE_JOINERS if as_of >= "2017-05-03" else [])
 
 
-def _household_features(as_of: str, hids: list[int], rng) -> pd.DataFrame:
-    n = len(hids)
-    frame = {"as_of": as_of, "household_id": np.asarray(hids, dtype="int64")}
-    for w in feature_logic.WINDOWS:
-        baskets = rng.poisson(w / 7 * 1.5, n) + (1 if w == 365 else 0)
-        frame[f"hh_baskets_{w}d"] = baskets.astype("int64")
-        frame[f"hh_spend_{w}d"] = baskets * rng.gamma(4.0, 8.0, n)
-        frame[f"hh_units_{w}d"] = baskets * rng.integers(1, 12, n).astype(float)
-        frame[f"hh_days_{w}d"] = np.minimum(baskets, w).astype("int32")
-    frame["hh_days_since_last"] = rng.integers(1, 40, n).astype("int32")
-    frame["hh_days_since_first"] = rng.integers(60, 365, n).astype("int32")
-    df = pd.DataFrame(frame)
-    assert list(df.columns[2:]) == feature_logic.household_feature_columns()
-    return df
-
-
-def _group_features(as_of: str, group: str, hh: pd.DataFrame, rng) -> pd.DataFrame:
-    n = len(hh)
-    frame = {"as_of": as_of, "product_group": group, "household_id": hh["household_id"].to_numpy()}
-    for w in feature_logic.WINDOWS:
-        baskets = rng.poisson(1.5 if w == 30 else w / 30 * 1.2, n)
-        frame[f"grp_baskets_{w}d"] = baskets.astype("int64")
-        frame[f"grp_spend_{w}d"] = baskets * rng.gamma(2.0, 3.0, n)
-        frame[f"grp_units_{w}d"] = baskets.astype(float)
-        frame[f"grp_days_{w}d"] = baskets.astype("int32")
-    since = rng.integers(1, 120, n).astype(float)
-    since[rng.random(n) < 0.1] = np.nan  # never bought in the group
-    frame["grp_days_since_last"] = since
-    frame["grp_days_since_first"] = np.where(np.isnan(since), np.nan, since + 30)
-    for w in feature_logic.WINDOWS:
-        frame[f"grp_spend_share_{w}d"] = rng.random(n)
-    df = pd.DataFrame(frame)
-    assert list(df.columns[3:]) == feature_logic.group_feature_columns()
-    return df
-
-
 def _labels(group: str, grp: pd.DataFrame, rng) -> pd.DataFrame:
     if group == "grp_a":
         logit = -0.8 + 1.0 * (grp["grp_baskets_30d"] - 1.5) + 5.0 * (grp["grp_spend_share_30d"] - 0.5)
@@ -136,10 +101,10 @@ def build_lake(root: str) -> dict[str, pd.DataFrame]:
     train, valid = _dates()
     hh_parts, grp_parts, label_parts = [], [], []
     for d in ["2017-03-29", *(str(x) for x in train + valid), SCORE_AS_OF, *DECAY_DATES]:
-        hh = _household_features(d, _population(d), rng)
+        hh = household_features(d, _population(d), rng)
         hh_parts.append(hh)
         for group in ("grp_a", "grp_b"):
-            grp = _group_features(d, group, hh, rng)
+            grp = group_features(d, group, hh, rng)
             grp_parts.append(grp)
             if d < SCORE_AS_OF:
                 label_parts.append(_labels(group, grp, rng))
@@ -277,7 +242,7 @@ def test_first_version_is_registered_with_everything_logged(world):
     assert mv.tags["train_as_of_max"] == "2017-04-26"
 
     # Every trial of the search is a child run with its parameters and selection metrics.
-    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{mv.run_id}'")
+    children = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{mv.run_id}'")
     assert sorted(c.data.tags["trial"] for c in children) == ["0", "1"]  # GOOD: num_leaves 7 and 15
     assert sorted(c.data.params["num_leaves"] for c in children) == ["15", "7"]
     assert all({"average_precision", "roc_auc", "best_iteration"} <= set(c.data.metrics) for c in children)
