@@ -13,6 +13,7 @@ from propensity_assets.features.assets import group_features, household_features
 from propensity_assets.groups.assets import product_group_members, product_group_sync_sensor  # noqa: E402
 from propensity_assets.ingest.assets import raw_assets  # noqa: E402
 from propensity_assets.profile.assets import profile_asset, sources_from  # noqa: E402
+from propensity_assets.ltv import assets as ltv  # noqa: E402
 from propensity_assets.propensity import assets as propensity  # noqa: E402
 from propensity_assets.resources import default_resources  # noqa: E402
 
@@ -23,7 +24,7 @@ ingest_job = dg.define_asset_job(
 )
 
 # The modelling stages: each room exports `defs`; the profile assembles what they declare.
-STAGE_ROOMS = [propensity]
+STAGE_ROOMS = [propensity, ltv]
 
 # Evaluates automation conditions (the profile follows any change of its date's scores).
 automation_sensor = dg.AutomationConditionSensorDefinition(

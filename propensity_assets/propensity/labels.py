@@ -23,13 +23,15 @@ def last_labelable_as_of(last_day: date, horizon: int = HORIZON_DAYS) -> date:
     return last_day - timedelta(days=horizon - 1)
 
 
-def check_label_window(as_of_dates: Sequence[date], last_day: date, horizon: int = HORIZON_DAYS) -> None:
+def check_label_window(
+    as_of_dates: Sequence[date], last_day: date, horizon: int = HORIZON_DAYS, table: str = "propensity_labels"
+) -> None:
     limit = last_labelable_as_of(last_day, horizon)
     late = sorted(d for d in as_of_dates if d > limit)
     if late:
         shown = ", ".join(str(d) for d in late[:5]) + (" …" if len(late) > 5 else "")
         raise LabelWindowError(
-            f"propensity_labels undefined for as_of {shown}: the {horizon}-day label window runs past "
+            f"{table} undefined for as_of {shown}: the {horizon}-day label window runs past "
             f"the end of the data ({last_day}); the last as_of with a complete window is {limit}"
         )
 
