@@ -35,18 +35,26 @@ DAILY = "DailyPartitionsDefinition"
 GROUPS = "DynamicPartitionsDefinition[product_group]"
 AS_OF_X_GROUP = f"MultiPartitionsDefinition(as_of: {DAILY}, product_group: {GROUPS})"
 CUTOFF_X_GROUP = f"MultiPartitionsDefinition(cutoff: WeeklyPartitionsDefinition, product_group: {GROUPS})"
+GROUP = "DynamicPartitionsDefinition[product_group]"
 EXPECTED_ASSET_GRAPH = [
     ("campaign_descriptions", "ingest", None, []),
     ("campaigns", "ingest", None, []),
     ("coupon_redemptions", "ingest", None, []),
     ("coupons", "ingest", None, []),
-    ("customer_profile", "profile", DAILY, ["propensity_scores"]),
+    ("customer_profile", "profile", DAILY, ["ltv_scores", "propensity_scores"]),
     ("group_features", "features", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
     ("household_features", "features", DAILY, ["transactions"]),
     ("households", "ingest", None, []),
+    ("ltv_champion", "ltv", CUTOFF_X_GROUP, ["ltv_model"]),
+    ("ltv_cohorts", "ltv", DAILY, ["household_features", "ltv_scores"]),
+    ("ltv_decay", "ltv", GROUP, ["ltv_champion", "ltv_labels"]),
+    ("ltv_labels", "ltv", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
+    ("ltv_model", "ltv", CUTOFF_X_GROUP, ["group_features", "household_features", "ltv_labels"]),
+    ("ltv_scores", "ltv", AS_OF_X_GROUP, ["group_features", "household_features"]),
     ("product_group_members", "ingest", None, ["products"]),
     ("products", "ingest", None, []),
     ("propensity_champion", "propensity", CUTOFF_X_GROUP, ["propensity_model"]),
+    ("propensity_decay", "propensity", GROUP, ["propensity_champion", "propensity_labels"]),
     ("propensity_labels", "propensity", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
     (
         "propensity_model",
@@ -80,8 +88,18 @@ def test_definitions_load_and_asset_graph_snapshot():
         assert policy is not None and policy.max_partitions_per_run is None, name
 
     job_names = {job.name for job in defs.resolve_all_job_defs()}
-    assert "ingest_job" in job_names
-    assert defs.resolve_sensor_def("product_group_sync_sensor") is not None
+    assert {"ingest_job", "weekly_training_job", "daily_scoring_job", "ltv_training_job", "propensity_training_job"} <= job_names
+    sensors = {s.name for s in defs.resolve_all_sensor_defs()} if hasattr(defs, "resolve_all_sensor_defs") else {
+        s.name for s in defs.get_repository_def().sensor_defs}
+    assert sensors == {
+        "product_group_sync_sensor", "automation_condition_sensor", "score_after_features",
+        "propensity_rescore_sensor", "propensity_retrain_sensor", "ltv_rescore_sensor", "ltv_retrain_sensor",
+    }
+    # Every modelling stage's train, vet and score assets are in the weekly and daily jobs.
+    weekly = defs.resolve_job_def("weekly_training_job").asset_layer.executable_asset_keys
+    assert {k.to_user_string() for k in weekly} == {"propensity_model", "propensity_champion", "ltv_model", "ltv_champion"}
+    daily = defs.resolve_job_def("daily_scoring_job").asset_layer.executable_asset_keys
+    assert {k.to_user_string() for k in daily} == {"group_features", "propensity_scores", "ltv_scores"}
 
 
 def write_tiny_lake(lake_root: str) -> Lake:

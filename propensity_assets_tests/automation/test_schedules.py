@@ -230,9 +230,13 @@ def test_jobs_resolve_with_their_partitions():
     expected = {
         "daily_features_job": (as_of_partitions, {"household_features"}),
         "profile_job": (as_of_partitions, {"customer_profile"}),
-        "daily_scoring_job": (as_of_group_partitions, {"group_features", "propensity_scores"}),
+        "daily_scoring_job": (as_of_group_partitions, {"group_features", "propensity_scores", "ltv_scores"}),
         "propensity_labels_job": (as_of_group_partitions, {"propensity_labels"}),
-        "weekly_training_job": (cutoff_group_partitions, {"propensity_model", "propensity_champion"}),
+        "weekly_training_job": (
+            cutoff_group_partitions, {"propensity_model", "propensity_champion", "ltv_model", "ltv_champion"}
+        ),
+        "ltv_labels_job": (as_of_group_partitions, {"ltv_labels"}),
+        "ltv_training_job": (cutoff_group_partitions, {"ltv_model", "ltv_champion"}),
         "propensity_training_job": (cutoff_group_partitions, {"propensity_model", "propensity_champion"}),
         "propensity_scoring_job": (as_of_group_partitions, {"propensity_scores"}),
     }
@@ -246,6 +250,7 @@ def test_jobs_resolve_with_their_partitions():
     assert targets == {
         "daily_features_schedule": "daily_features_job",
         "daily_propensity_labels_schedule": "propensity_labels_job",
+        "daily_ltv_labels_schedule": "ltv_labels_job",
         "weekly_training_schedule": "weekly_training_job",
     }
     # Every schedule's cron is in the documented daily/weekly cycle.
@@ -253,5 +258,17 @@ def test_jobs_resolve_with_their_partitions():
     assert crons == {
         "daily_features_schedule": "0 5 * * *",
         "daily_propensity_labels_schedule": "30 5 * * *",
+        "daily_ltv_labels_schedule": "40 5 * * *",
         "weekly_training_schedule": "0 6 * * 5",
     }
+
+
+def test_ltv_labels_request_today_minus_the_horizon(instance, monkeypatch):
+    from propensity_assets.ltv.assets import labels_schedule as ltv_labels_schedule
+
+    monkeypatch.setenv("PROPENSITY_TODAY", "2017-12-30")
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at("2025-03-03"))
+    request = ltv_labels_schedule(context)
+    assert request.run_key == "ltv_labels:2017-10-01"  # 2017-12-30 − 90 days
+    monkeypatch.setenv("PROPENSITY_LTV_HORIZON_DAYS", "30")
+    assert ltv_labels_schedule(context).run_key == "ltv_labels:2017-11-30"

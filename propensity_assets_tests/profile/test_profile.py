@@ -55,4 +55,5 @@ def test_sources_come_from_the_stages_declarations():
 
     assert sources_from(defs.assets) == [
         ProfileSource("propensity_scores", "propensity_scores", "propensity", "score"),
+        ProfileSource("ltv_scores", "ltv_scores", "ltv", "ltv"),
     ]
