@@ -39,9 +39,14 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
     from propensity_assets.groups.assets import sync_product_groups
     from propensity_assets.groups.catalog import CatalogError
 
+    from propensity_assets.lake import Lake
+
+    lake = Lake(settings.lake_uri())
+    # Before the first ingest there is no products table: categories are checked then.
+    products = lake.read_pandas("products") if lake.exists("products") else None
     try:
         with _instance() as instance:
-            added, removed = sync_product_groups(instance, args.file)
+            added, removed = sync_product_groups(instance, args.file, products, prune=args.prune)
             current = instance.get_dynamic_partitions("product_group")
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -178,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sync = sub.add_parser("sync-groups", help="sync product_group partitions with the catalogue")
     sync.add_argument("--file", default=str(settings.product_groups_file()))
+    sync.add_argument("--prune", action="store_true", help="remove partitions of groups no longer in the catalogue")
     sync.set_defaults(func=cmd_sync_groups)
     rng = sub.add_parser("partition-range", help="print a --partition-range for dates × group(s)")
     rng.add_argument("start", nargs="?", help="first as_of, YYYY-MM-DD")

@@ -30,16 +30,29 @@ def sync_requests(catalog_keys: list[str], existing: list[str]) -> list:
     return requests
 
 
-def sync_product_groups(instance: dg.DagsterInstance, path: str) -> tuple[list[str], list[str]]:
+def sync_product_groups(
+    instance: dg.DagsterInstance, path: str, products=None, prune: bool = False
+) -> tuple[list[str], list[str]]:
     """Make the instance's `product_group` partitions match the catalogue file.
 
     For headless use (`propensity-assets sync-groups`): Dagster's CLI cannot add
-    dynamic partitions. Returns (added, removed).
+    dynamic partitions. With `products` (the lake's table), every selector is checked
+    against it first. Groups missing from the file are removed only with `prune`: a
+    catalogue cut short by mistake must not drop partitions silently. Returns (added, removed).
     """
-    keys = [group.key for group in load_catalog(path)]
+    groups = load_catalog(path)
+    if products is not None:
+        resolve(groups, products, path)  # raises CatalogError naming the group and value
+    keys = [group.key for group in groups]
     existing = instance.get_dynamic_partitions(product_group_partitions.name)
     added = [key for key in keys if key not in existing]
     removed = [key for key in existing if key not in keys]
+    if removed and not prune:
+        raise CatalogError(
+            f"{path}: product group(s) {', '.join(removed)} are partitions but not in the catalogue; "
+            "nothing was changed. Add them back, or run `propensity-assets sync-groups --prune` to remove them "
+            "(their run history and lake partitions stay)"
+        )
     if added:
         instance.add_dynamic_partitions(product_group_partitions.name, added)
     for key in removed:

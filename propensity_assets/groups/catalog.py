@@ -13,7 +13,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-KEY_PATTERN = re.compile(r"^[a-z0-9_]+$")
+KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
+# A catalogue is a short hand-written file: anything larger, deeper or using YAML aliases
+# (the "billion laughs" expansion) is refused before it can exhaust memory or the stack.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 20
 
 # selector in the YAML → column of `products` it matches
 SELECTORS = {
@@ -45,7 +49,21 @@ class ProductGroup:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML silently keeps the last of two equal keys; a catalogue must not."""
+    """PyYAML silently keeps the last of two equal keys; a catalogue must not. Aliases
+    and deep nesting are refused (see MAX_DEPTH)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise CatalogError(f"YAML aliases (*name) are not allowed (line {mark.line + 1})")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise CatalogError(f"nesting deeper than {MAX_DEPTH} levels (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
@@ -77,7 +95,7 @@ def parse_catalog(text: str, source: str = "product_groups.yaml") -> list[Produc
     groups = []
     for key, body in doc["product_groups"].items():
         where = f"{source}: product group {key!r}"
-        if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
             raise CatalogError(f"{where}: key must be lowercase letters, digits and '_' ([a-z0-9_]+)")
         if not isinstance(body, dict):
             raise CatalogError(f"{where}: expected a mapping with 'description' and 'categories'")
@@ -113,6 +131,8 @@ def parse_catalog(text: str, source: str = "product_groups.yaml") -> list[Produc
 def load_catalog(path: str | Path) -> list[ProductGroup]:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise CatalogError(f"{path}: {path.stat().st_size:,} bytes; a catalogue is at most {MAX_BYTES:,} bytes")
         text = path.read_text()
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read the product-group catalogue: {exc}") from None

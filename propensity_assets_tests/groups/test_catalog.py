@@ -79,6 +79,16 @@ def catalog(body: str) -> str:
         ("product_groups: {}\n", ["no product groups"]),
         ("groups:\n  cheese:\n    categories: [CHEESE]\n", ["top-level mapping 'product_groups"]),
         ("", ["top-level mapping"]),
+        # `$` matches before a final newline: a quoted key "milk\n" must not pass.
+        (catalog('  "milk\\n":\n    categories: [FLUID MILK PRODUCTS]\n'), ["'milk\\n'", "lowercase"]),
+        # A "billion laughs" document: refused at the first alias, before any expansion.
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "product_groups:\n  cheese:\n    categories: *b\n",
+            ["YAML aliases (*name) are not allowed (line 2)"],
+        ),
+        ("product_groups:\n  cheese:\n    categories: " + "[" * 50_000 + "]" * 50_000 + "\n",
+         ["nesting deeper than 20 levels (line 3)"]),
     ],
     ids=[
         "bad-key",
@@ -94,6 +104,9 @@ def catalog(body: str) -> str:
         "no-groups",
         "wrong-top-level",
         "empty-file",
+        "key-with-trailing-newline",
+        "billion-laughs",
+        "50000-deep",
     ],
 )
 def test_parse_errors_name_the_source_and_group(text, expected):

@@ -9,6 +9,7 @@ the test has asserted what was requested.
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_sync_sensor, sync_product_groups
@@ -210,12 +211,29 @@ def test_sync_product_groups(instance, tmp_path):
     assert sync_product_groups(instance, str(path)) == ([], [])
 
     path.write_text(WITHOUT_CHEESE)
-    assert sync_product_groups(instance, str(path)) == (["beef"], ["cheese"])
+    # A group gone from the file is removed only when asked: a truncated file changes nothing.
+    with pytest.raises(CatalogError) as info:
+        sync_product_groups(instance, str(path))
+    assert str(info.value) == (
+        f"{path}: product group(s) cheese are partitions but not in the catalogue; nothing was changed. Add them "
+        "back, or run `propensity-assets sync-groups --prune` to remove them (their run history and lake "
+        "partitions stay)"
+    )
+    assert instance.get_dynamic_partitions(PARTITIONS) == ["soft_drinks", "cheese", "eggs"]
+    assert sync_product_groups(instance, str(path), prune=True) == (["beef"], ["cheese"])
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == ["beef", "eggs", "soft_drinks"]
 
     path.write_text(THREE + "  Bad-Key:\n    categories: [BEEF]\n")
     with pytest.raises(CatalogError, match="'Bad-Key'"):
         sync_product_groups(instance, str(path))
+    assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == ["beef", "eggs", "soft_drinks"]
+
+    # With the lake's products, an unknown category is refused before anything changes.
+    products = pd.DataFrame({"product_id": [1, 2], "product_category": ["SOFT DRINKS", "EGGS"]})
+    path.write_text(THREE)
+    with pytest.raises(CatalogError) as info:
+        sync_product_groups(instance, str(path), products, prune=True)
+    assert str(info.value).startswith(f"{path}: product group 'cheese': unknown category 'CHEESE'")
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == ["beef", "eggs", "soft_drinks"]
 
 
