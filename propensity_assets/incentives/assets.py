@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import dagster as dg
-import mlflow
+import mlflow as mlflow_lib  # the resources below are named `mlflow`
 import numpy as np
 import pandas as pd
 
@@ -27,6 +27,7 @@ from propensity_assets.resources import LakeResource, MlflowResource
 GROUP = "incentives"
 STUDY_DATA, GRAPH, EFFECTS, SUMMARY = "incentive_study_data", "incentive_graph", "incentive_effects", "incentive_summary"
 REFUTATIONS, RECOMMENDATIONS = "incentive_refutations", "incentive_recommendations"
+POLICY = "incentive_policy"  # the recommender's policy comparison (not a CONTRACTS table)
 REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome")
 # The preset of `near_deterministic_assignment`: the covariate part of each treatment's logit ×10,
 # its noise ÷10 (about a third of the accounts then get Tech Support with probability < 2 % or > 98 %).
@@ -163,14 +164,14 @@ def incentive_graph(
         png = discovery.plot_graph(result.graph, study.tiers, f"{tmp}/graph.png",
                                    f"{study.key}: corrected causal graph", set(study.treatment_names))
         with mlflow_run(experiment_id, study.key, "graph") as run:
-            mlflow_module().log_artifact(png, "graph")
-            mlflow_module().log_table(edges, "graph/edges.json")
-            mlflow_module().log_dict({"corrections": result.corrections, "shd": result.shd,
+            mlflow_lib.log_artifact(png, "graph")
+            mlflow_lib.log_table(edges, "graph/edges.json")
+            mlflow_lib.log_dict({"corrections": result.corrections, "shd": result.shd,
                                       "pc_without_knowledge": result.pc_plain, "pc_with_knowledge": result.pc_knowledge},
                                      "graph/discovery.json")
-            mlflow_module().log_table(sets, "graph/adjustment_sets.json")
+            mlflow_lib.log_table(sets, "graph/adjustment_sets.json")
             if result.shd:
-                mlflow_module().log_metrics({f"shd_{k}": v for k, v in result.shd.items()})
+                mlflow_lib.log_metrics({f"shd_{k}": v for k, v in result.shd.items()})
         image = _png_md(png, "causal graph")
     metadata = {
         "graph": dg.MetadataValue.md(image),
@@ -185,13 +186,10 @@ def incentive_graph(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def mlflow_module():
-    return mlflow
-
-
 def mlflow_run(experiment_id: str, study: str, stage: str):
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{study} {stage}")
-    mlflow.set_tags({"incentive_study": study, "stage": stage})
+    """An MLflow run tagged with its study and stage (the recommender finds its estimators by them)."""
+    run = mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"{study} {stage}")
+    mlflow_lib.set_tags({"incentive_study": study, "stage": stage})
     return run
 
 
@@ -252,18 +250,18 @@ def incentive_effects(
     mlflow.client()
     experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
     with tracking.tempdir() as tmp, mlflow_run(experiment_id, study.key, "effects") as run:
-        mlflow_module().log_params({"estimator": est_config.estimator, "folds": est_config.folds,
+        mlflow_lib.log_params({"estimator": est_config.estimator, "folds": est_config.folds,
                                     "n_estimators": est_config.n_estimators, "trim": est_config.trim, "rows": len(data)})
         for row in summary.to_dict("records"):
             tag = f"{row['treatment'].replace(' ', '_')}.{row['effect']}"
             metrics = {f"{tag}.{k}": row[k] for k in ("ate", "ate_lower", "ate_upper", "ate_error", "cate_rmse",
                                                       "overlap_outside_share") if k in row and pd.notna(row[k])}
-            mlflow_module().log_metrics(metrics)
-        mlflow_module().log_table(summary, "summary.json")
+            mlflow_lib.log_metrics(metrics)
+        mlflow_lib.log_table(summary, "summary.json")
         path = Path(tmp) / "estimators.joblib"
         tracking.save_estimators(path, estimates, study)
-        mlflow_module().log_artifact(str(path), "estimators")
-        mlflow_module().log_metric("seconds", seconds)
+        mlflow_lib.log_artifact(str(path), "estimators")
+        mlflow_lib.log_metric("seconds", seconds)
     cols = [c for c in ["treatment", "effect", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
                         "truth_in_interval", "cate_rmse", "verdict"] if c in summary.columns]
     overlap_cols = [c for c in ["treatment", "effect", "overlap_outside_share", "overlap_below", "overlap_above",
@@ -386,7 +384,7 @@ def incentive_recommendations(
             client, experiment_id, study, bundle, data[["unit_id", *example_cols]].head(3),
             {"effects_run_id": effects_run.info.run_id, "dagster_run_id": context.run.run_id},
         )
-    model = mlflow_module().pyfunc.load_model(f"models:/{tracking.registry.model_name('incentive', study.key)}/{version}")
+    model = mlflow_lib.pyfunc.load_model(f"models:/{tracking.registry.model_name('incentive', study.key)}/{version}")
     recs = model.predict(data)
     comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy())
     champion_value = champion_version = None
@@ -395,13 +393,14 @@ def incentive_recommendations(
         champion_value = evaluator.value(champion[1], unit_costs(data, study))
     decision = tracking.vet_recommender(client, study.key, version, comparison, champion_value, champion_version,
                                         failed, settings.auto_promote())
-    with mlflow_module().start_run(run_id=run_id):
-        mlflow_module().log_table(comparison, "policy_comparison.json")
-        mlflow_module().log_metrics({f"{tracking.POLICY_METRIC}.{p.replace(' ', '_').replace(':', '').replace('+', '_')}": v
+    with mlflow_lib.start_run(run_id=run_id):
+        mlflow_lib.log_table(comparison, "policy_comparison.json")
+        mlflow_lib.log_metrics({f"{tracking.POLICY_METRIC}.{p.replace(' ', '_').replace(':', '').replace('+', '_')}": v
                                      for p, v in zip(comparison.policy, comparison.dr_value)})
         if "share_of_oracle" in comparison:
-            mlflow_module().log_metric("share_of_oracle", float(comparison.loc[comparison.policy == "recommended", "share_of_oracle"].iloc[0]))
+            mlflow_lib.log_metric("share_of_oracle", float(comparison.loc[comparison.policy == "recommended", "share_of_oracle"].iloc[0]))
     _write(lake, RECOMMENDATIONS, recs, study.key)
+    _write(lake, POLICY, comparison.assign(model_version=version, decision=decision.decision), study.key)
     metadata = {
         "rows": len(recs), "model_name": tracking.registry.model_name("incentive", study.key), "model_version": version,
         "decision": decision.decision, "reason": decision.reason,
