@@ -245,6 +245,8 @@ def incentive_effects(
     _write(lake, EFFECTS, effects, study.key)
     _write(lake, SUMMARY, summary, study.key)
     warnings = [e.overlap.warning for e in estimates if e.overlap.warning]
+    for row in summary[summary.verdict != "identified"].itertuples():
+        context.log.warning(f"study {study.key}: {row.treatment} ({row.effect}) not identified: {row.reason}")
     for w in warnings:
         context.log.warning(f"study {study.key}: {w}")
     mlflow.client()
@@ -310,7 +312,9 @@ def incentive_refutations(
     study = _study(context, incentive_studies)
     data = _read(lake, STUDY_DATA, study.key)
     summary = _read(lake, SUMMARY, study.key)
-    effects = _read(lake, EFFECTS, study.key)
+    # No identified effect leaves `incentive_effects` without this partition: nothing to refute.
+    effects = (_read(lake, EFFECTS, study.key) if lake.lake.exists(EFFECTS, {"study": study.key})
+               else pd.DataFrame(columns=["unit_id", "treatment", "effect", "in_overlap"]))
     ids = identify_all(graph_from_edges(_read(lake, GRAPH, study.key), study), study)
     est_config = _estimator_config(study, config)
     rows, started = [], time.time()

@@ -62,7 +62,13 @@ def register_recommender(client, experiment_id: str, study, estimators_file: str
     """Log the recommender pyfunc and register it as `incentive__<study>`; (version, run_id)."""
     from propensity_assets.incentives.recommender import IncentiveRecommender
 
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
     name = registry.model_name("incentive", study.key)
+    # Column types as in the study's table; the unit id optional: it is passed through when given.
+    inferred = infer_signature(example).inputs.inputs
+    signature = ModelSignature(inputs=Schema([ColSpec(c.type, c.name, required=c.name != "unit_id") for c in inferred]))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{study.key} recommender") as run:
         mlflow.set_tags({"incentive_study": study.key, "stage": "recommender", **tags})
         info = mlflow.pyfunc.log_model(
@@ -71,6 +77,7 @@ def register_recommender(client, experiment_id: str, study, estimators_file: str
             artifacts={"estimators": estimators_file},
             code_paths=[str(Path(propensity_assets.__file__).parent)],
             input_example=example,
+            signature=signature,
             registered_model_name=name,
             pip_requirements=["econml", "lightgbm", "scikit-learn", "pandas<3", "mlflow", "joblib"],
         )
