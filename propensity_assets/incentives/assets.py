@@ -181,6 +181,7 @@ def incentive_graph(
         "edge_count": len(edges),
         "seconds": round(seconds, 1),
         "mlflow_run": dg.MetadataValue.url(tracking.run_url(mlflow.tracking_uri, experiment_id, run.info.run_id)),
+        "graph_artifact": dg.MetadataValue.path(f"{run.info.artifact_uri}/graph/graph.png"),
     }
     metadata.update({f"shd {k}": v for k, v in result.shd.items()})
     return dg.MaterializeResult(metadata=metadata)
