@@ -41,5 +41,8 @@ def print_report(lake_uri: str, study: str) -> int:
         version, decision = policy.model_version.iloc[0], policy.decision.iloc[0]
         print(f"policy value per unit (doubly robust; realized under the true effects where known), "
               f"recommender v{version}: {decision}")
-        print(policy.drop(columns=["model_version", "decision"]).to_string(index=False, float_format=fmt))
+        shown = policy.drop(columns=["model_version", "decision"])
+        if "share_of_oracle" in shown:
+            shown["share_of_oracle"] = shown["share_of_oracle"].map(lambda v: f"{v:.2%}")
+        print(shown.to_string(index=False, float_format=fmt))
     return 0
