@@ -7,6 +7,8 @@
   `partition-range --groups-only` prints the range over all groups (for assets
   partitioned by group alone).
 - `summary --as-of D`: what the lake holds for one as_of.
+- `sync-studies`: the same for the `incentive_study` partitions and data/incentive_studies.yaml.
+- `incentives STUDY`: the study's ATE table, refutations and policy comparison from the lake.
 - `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
 """
 
@@ -54,6 +56,30 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
     print(f"product groups: {len(current)} ({', '.join(current)})")
     print(f"added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}")
     return 0
+
+
+def cmd_sync_studies(args: argparse.Namespace) -> int:
+    from propensity_assets.incentives.catalog import StudyCatalogError
+    from propensity_assets.incentives.sensors import sync_studies
+
+    try:
+        with _instance() as instance:
+            if args.file is None:
+                args.file = str(settings.incentive_studies_file())
+            added, removed = sync_studies(instance, args.file)
+            current = instance.get_dynamic_partitions("incentive_study")
+    except StudyCatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"incentive studies: {len(current)} ({', '.join(current)})")
+    print(f"added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}")
+    return 0
+
+
+def cmd_incentives(args: argparse.Namespace) -> int:
+    from propensity_assets.incentives.report import print_report
+
+    return print_report(settings.lake_uri(), args.study)
 
 
 def _check_dates(start: str, end: str | None) -> str | None:
@@ -185,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--file", default=str(settings.product_groups_file()))
     sync.add_argument("--prune", action="store_true", help="remove partitions of groups no longer in the catalogue")
     sync.set_defaults(func=cmd_sync_groups)
+    studies = sub.add_parser("sync-studies", help="sync incentive_study partitions with the study catalogue")
+    studies.add_argument("--file", default=None, help="default: data/incentive_studies.yaml")
+    studies.set_defaults(func=cmd_sync_studies)
+    inc = sub.add_parser("incentives", help="print an incentive study's ATE table and policy comparison")
+    inc.add_argument("study", nargs="?", default="software_company")
+    inc.set_defaults(func=cmd_incentives)
     rng = sub.add_parser("partition-range", help="print a --partition-range for dates × group(s)")
     rng.add_argument("start", nargs="?", help="first as_of, YYYY-MM-DD")
     rng.add_argument("end", nargs="?", help="last as_of (inclusive); default: start")

@@ -13,6 +13,7 @@ from propensity_assets.features.assets import group_features, household_features
 from propensity_assets.groups.assets import product_group_members, product_group_sync_sensor  # noqa: E402
 from propensity_assets.ingest.assets import raw_assets  # noqa: E402
 from propensity_assets.profile.assets import profile_asset, sources_from  # noqa: E402
+from propensity_assets.incentives import definitions as incentives  # noqa: E402
 from propensity_assets.ltv import assets as ltv  # noqa: E402
 from propensity_assets.propensity import assets as propensity  # noqa: E402
 from propensity_assets.resources import default_resources  # noqa: E402
@@ -45,6 +46,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         foundation,
         stages,
+        incentives.defs,
         dg.Definitions(
             assets=[profile_asset(sources_from(stages.assets))],
             jobs=schedules.jobs,

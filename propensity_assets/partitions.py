@@ -9,6 +9,9 @@ from propensity_assets import settings
 
 product_group_partitions = dg.DynamicPartitionsDefinition(name="product_group")
 
+# One partition per study of data/incentive_studies.yaml (CONTRACTS §9).
+incentive_study_partitions = dg.DynamicPartitionsDefinition(name="incentive_study")
+
 as_of_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.as_of_start(),
     end_date=settings.as_of_end(),

@@ -26,6 +26,10 @@ def product_groups_file() -> Path:
     return Path(os.environ.get("PROPENSITY_PRODUCT_GROUPS", data_dir() / "product_groups.yaml"))
 
 
+def incentive_studies_file() -> Path:
+    return Path(os.environ.get("PROPENSITY_INCENTIVE_STUDIES", data_dir() / "incentive_studies.yaml"))
+
+
 def source_dir() -> str | None:
     """A directory of Parquet/CSV files in the canonical schema; None means the embedded data."""
     return os.environ.get("PROPENSITY_SOURCE_DIR") or None

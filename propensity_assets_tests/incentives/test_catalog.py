@@ -1,0 +1,82 @@
+"""The study catalogue: the shipped file loads; each kind of invalid study is refused by name."""
+
+import textwrap
+
+import pandas as pd
+import pytest
+
+from propensity_assets.incentives.catalog import StudyCatalogError, load_catalog, parse_catalog
+from propensity_assets_tests.incentives.conftest import SOFTWARE
+from propensity_assets_tests.conftest import REPO
+
+
+def test_shipped_catalogue_has_the_software_company_study():
+    studies = {s.key: s for s in load_catalog(REPO / "data" / "incentive_studies.yaml")}
+    sw = studies["software_company"]
+    assert sw.treatment_names == ["Tech Support", "Discount", "New Engagement Strategy"]
+    assert sw.mediators_of("Tech Support") == ["New Product Adoption"]
+    assert sw.effects["Tech Support"] == ("total", "direct")
+    frame = pd.DataFrame({"PC Count": [10, 50]})
+    assert list(sw.treatments[0].unit_cost(frame)) == [1000.0, 5000.0]
+    assert list(sw.treatments[1].unit_cost(frame)) == [7000.0, 7000.0]
+
+
+def _broken(old: str, new: str) -> str:
+    assert old in SOFTWARE
+    return SOFTWARE.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (_broken("covariates: [Global Flag,", "covariates: [Global Flagg,"), "study 'sw': unknown column(s) ['Global Flagg']"),
+        (_broken("100 * `PC Count`", "100 * `PCs`"), "treatment 'Tech Support': cost formula '100 * `PCs`' uses column 'PCs'"),
+        (_broken("mediators: {New Product Adoption: [Tech Support]}", "mediators: {Discount: [Tech Support]}"),
+         "mediator 'Discount' is also a treatment"),
+        (_broken("[Revenue, Planning Summit]]", "[Revenue, Summit]]"), "'knowledge.required' edge ['Revenue', 'Summit'] names unknown variable 'Summit'"),
+        (SOFTWARE + "  sw:\n    generate: software_company\n", "duplicate key 'sw'"),
+        (_broken("  sw:", "  Software:"), "study 'Software': key must be lowercase"),
+        (_broken("effects: {Tech Support: [total, direct],", "effects: {Tech Support: [total, direct], Revenue: [total],"),
+         "effects: 'Revenue' is not a treatment"),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: lots}"), "cost 'lots' is neither a number nor a formula"),
+    ],
+)
+def test_invalid_catalogue_names_study_and_field(text, message):
+    with pytest.raises(StudyCatalogError) as err:
+        parse_catalog(text, "test.yaml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("test.yaml")
+
+
+def test_non_binary_treatment_and_missing_column_are_refused_on_the_data(software_study):
+    from propensity_assets.incentives.generator import generate_software_company, GeneratorConfig
+
+    data = generate_software_company(GeneratorConfig(n=50))
+    bad = data.assign(Discount=data["Discount"] * 3)
+    with pytest.raises(StudyCatalogError, match=r"study 'sw': treatment 'Discount' is not binary"):
+        software_study.validate_data(bad, "accounts.csv")
+    with pytest.raises(StudyCatalogError, match=r"accounts.csv: study 'sw': column\(s\) \['Size'\] not in the study table"):
+        software_study.validate_data(data.drop(columns=["Size"]), "accounts.csv")
+
+
+def test_path_study_reads_csv_with_unit_id_and_truth(tmp_path):
+    from propensity_assets.incentives.generator import GeneratorConfig, generate_software_company
+    from propensity_assets.incentives.study import study_data
+
+    generate_software_company(GeneratorConfig(n=300, seed=4)).to_csv(tmp_path / "accounts.csv", index=False)
+    text = _broken("generate: software_company\n    generator: {n: 2000, seed: 1}", "path: accounts.csv")
+    catalogue = tmp_path / "studies.yaml"
+    catalogue.write_text(text)
+    study = load_catalog(catalogue)[0]
+    data = study_data(study, str(catalogue))
+    assert list(data["unit_id"]) == list(range(300))
+    assert "Total Treatment Effect: Tech Support" in data.columns
+    assert data["Tech Support"].isin([0, 1]).all()
+    # without truth columns, the same definition still reads the file
+    pd.read_csv(tmp_path / "accounts.csv").iloc[:, :14].to_parquet(tmp_path / "plain.parquet")
+    catalogue.write_text(text.replace("path: accounts.csv", "path: plain.parquet"))
+    plain = study_data(load_catalog(catalogue)[0], str(catalogue))
+    assert len(plain) == 300 and not any("Treatment Effect" in c for c in plain.columns)
+    catalogue.write_text(text.replace("path: accounts.csv", "path: missing.csv"))
+    with pytest.raises(StudyCatalogError, match="study 'sw': path .*missing.csv' does not exist"):
+        study_data(load_catalog(catalogue)[0], str(catalogue))

@@ -1,0 +1,34 @@
+"""`propensity-assets sync-studies` and `propensity-assets incentives`."""
+
+from propensity_assets import cli
+from propensity_assets_tests.cli_helpers import instance_at
+from propensity_assets_tests.conftest import REPO
+
+
+def test_sync_studies_adds_and_removes_partitions(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert cli.main(["sync-studies", "--file", str(REPO / "data" / "incentive_studies.yaml")]) == 0
+    assert "added: software_company, software_company_poor_overlap" in capsys.readouterr().out
+    one = tmp_path / "one.yaml"
+    text = (REPO / "data" / "incentive_studies.yaml").read_text()
+    one.write_text(text.split("\n  # The same accounts")[0] + "\n")
+    assert cli.main(["sync-studies", "--file", str(one)]) == 0
+    assert "removed: software_company_poor_overlap" in capsys.readouterr().out
+    with instance_at(home) as instance:
+        assert instance.get_dynamic_partitions("incentive_study") == ["software_company"]
+
+
+def test_sync_studies_refuses_an_invalid_catalogue(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "data" / "incentive_studies.yaml").read_text().replace("{cost: 7000}", "{cost: lots}", 1))
+    assert cli.main(["sync-studies", "--file", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "study 'software_company': treatment 'Discount': cost 'lots'" in err
+
+
+def test_incentives_report_without_a_run_names_the_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PROPENSITY_LAKE_URI", str(tmp_path / "lake"))
+    assert cli.main(["incentives", "software_company"]) == 2
+    assert "'incentive_summary' has no partition study=software_company" in capsys.readouterr().err
