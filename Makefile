@@ -35,7 +35,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 ## demo: the whole lifecycle on the embedded data:
 ##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
 ##   -> LTV (train at 2017-09-29, score the holdout 2017-10-01; train at 2017-12-01, score it)
-##   -> cohorts, profile and decay curves -> summary
+##   -> cohorts, profile and decay curves -> the software-company incentive study -> summary
 HISTORY_FROM ?= 2017-01-01
 # The CONTRACTS §8 LTV holdout and the last training cutoff (a Friday) on or before it.
 LTV_HOLDOUT ?= 2017-10-01
@@ -63,8 +63,11 @@ demo: install
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
 	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
+	$(PA) sync-studies
+	$(MATERIALIZE) --select 'group:incentives' --partition software_company
 	$(PA) summary --as-of $(LTV_HOLDOUT)
 	$(PA) summary --as-of $(AS_OF)
+	$(PA) incentives software_company
 
 ## mlflow-ui: the MLflow UI on http://localhost:5000 (runs, registered models, aliases)
 mlflow-ui: install

@@ -36,6 +36,7 @@ GROUPS = "DynamicPartitionsDefinition[product_group]"
 AS_OF_X_GROUP = f"MultiPartitionsDefinition(as_of: {DAILY}, product_group: {GROUPS})"
 CUTOFF_X_GROUP = f"MultiPartitionsDefinition(cutoff: WeeklyPartitionsDefinition, product_group: {GROUPS})"
 GROUP = "DynamicPartitionsDefinition[product_group]"
+STUDY = "DynamicPartitionsDefinition[incentive_study]"
 EXPECTED_ASSET_GRAPH = [
     ("campaign_descriptions", "ingest", None, []),
     ("campaigns", "ingest", None, []),
@@ -45,6 +46,17 @@ EXPECTED_ASSET_GRAPH = [
     ("group_features", "features", AS_OF_X_GROUP, ["product_group_members", "transactions"]),
     ("household_features", "features", DAILY, ["transactions"]),
     ("households", "ingest", None, []),
+    ("incentive_effects", "incentives", STUDY, ["incentive_graph", "incentive_study_data"]),
+    ("incentive_graph", "incentives", STUDY, ["incentive_study_data"]),
+    (
+        "incentive_recommendations",
+        "incentives",
+        STUDY,
+        ["incentive_effects", "incentive_refutations", "incentive_study_data"],
+    ),
+    ("incentive_refutations", "incentives", STUDY, ["incentive_effects", "incentive_graph", "incentive_study_data"]),
+    ("incentive_study_data", "incentives", STUDY, []),
+    ("incentive_summary", "incentives", STUDY, ["incentive_graph", "incentive_study_data"]),
     ("ltv_champion", "ltv", CUTOFF_X_GROUP, ["ltv_model"]),
     ("ltv_cohorts", "ltv", DAILY, ["household_features", "ltv_scores"]),
     ("ltv_decay", "ltv", GROUP, ["ltv_champion", "ltv_labels"]),
@@ -92,7 +104,7 @@ def test_definitions_load_and_asset_graph_snapshot():
     sensors = {s.name for s in defs.resolve_all_sensor_defs()} if hasattr(defs, "resolve_all_sensor_defs") else {
         s.name for s in defs.get_repository_def().sensor_defs}
     assert sensors == {
-        "product_group_sync_sensor", "automation_condition_sensor", "score_after_features",
+        "product_group_sync_sensor", "automation_condition_sensor", "score_after_features", "incentive_study_sync_sensor",
         "propensity_rescore_sensor", "propensity_retrain_sensor", "ltv_rescore_sensor", "ltv_retrain_sensor",
     }
     # Every modelling stage's train, vet and score assets are in the weekly and daily jobs.
