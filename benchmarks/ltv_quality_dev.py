@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="*")
     parser.add_argument("--reducers", nargs="*")
     parser.add_argument("--subsets", nargs="*")
+    parser.add_argument("--seed", type=int, default=None, help="search and selection-sample seed")
     parser.add_argument("--trials", action="store_true", help="print every permutation's validation metrics")
     args = parser.parse_args()
 
@@ -101,6 +102,8 @@ def main() -> None:
         space.algorithms = args.algorithms
     if args.reducers:
         space.reducers = args.reducers
+    if args.seed is not None:
+        space.seed = args.seed
     if args.subsets:
         space.feature_subsets = args.subsets
     hh, grp, labels = load(Path(args.cache))
