@@ -12,6 +12,9 @@ sample), fit the BTYD baseline on the latest training snapshot, and evaluate the
 the previous-90-days spend and BTYD on the holdout as_of 2017-10-01 (labels
 2017-10-01 … 2017-12-29). Prints the quality table and the training time per group (the
 permutations and BTYD separately) and their total.
+
+On a shared machine, run with OMP_WAIT_POLICY=PASSIVE: LightGBM's OpenMP threads otherwise
+spin while waiting, and with other busy processes a fit took 7–10× longer (measured).
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="*")
     parser.add_argument("--reducers", nargs="*")
     parser.add_argument("--subsets", nargs="*")
+    parser.add_argument("--seed", type=int, default=None, help="search and selection-sample seed")
     parser.add_argument("--trials", action="store_true", help="print every permutation's validation metrics")
     args = parser.parse_args()
 
@@ -101,6 +105,8 @@ def main() -> None:
         space.algorithms = args.algorithms
     if args.reducers:
         space.reducers = args.reducers
+    if args.seed is not None:
+        space.seed = args.seed
     if args.subsets:
         space.feature_subsets = args.subsets
     hh, grp, labels = load(Path(args.cache))
@@ -139,7 +145,8 @@ def main() -> None:
     timing = pd.DataFrame(times).set_index("group")
     print("\nTraining time per group (s):")
     print(timing.round(1).to_string())
-    print(f"\ntotal wall time for {len(groups)} groups (training + BTYD + evaluation): {total:.0f}s")
+    print(f"\ntotal wall time for {len(groups)} groups (training + BTYD + evaluation): {total:.0f}s "
+          f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ class BtydBaseline:
     # The fitted pymc-marketing models, for their own diagnostics; predict needs only params.
     models: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        # Pickle the seven numbers, not the pymc models and their compiled graphs.
+        return {**self.__dict__, "models": {}}
+
     def fit(self, frame: pd.DataFrame) -> BtydBaseline:
         from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 

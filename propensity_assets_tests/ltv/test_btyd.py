@@ -1,5 +1,7 @@
 """The BTYD baseline: RFM from lake features by hand, and a fit on data simulated with known parameters."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,6 +123,8 @@ def test_households_that_never_bought_get_zero(fitted):
                                                  "grp_days_since_last": np.nan, "grp_days_since_first": np.nan}])])
     pred = model.predict(rows, H)
     assert pred[-1] == 0.0 and (pred[:3] > 0).all()
+    restored = pickle.loads(pickle.dumps(model))  # light: the params, not the pymc models
+    assert restored.models == {} and restored.predict(rows, H) == pytest.approx(pred)
 
 
 def test_predict_before_fit_and_too_little_data():

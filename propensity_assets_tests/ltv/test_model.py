@@ -76,6 +76,8 @@ def test_permutations_reject_unknown_names():
         permutations(LtvSearchSpace(algorithms=["xgboost"]))
     with pytest.raises(ValueError, match="selection_metric"):
         permutations(LtvSearchSpace(selection_metric="r2"))
+    with pytest.raises(ValueError, match=r"feature_subsets.*\['hh_only'\]"):
+        permutations(LtvSearchSpace(feature_subsets=["hh_only"]))
     with pytest.raises(ValueError, match="num_leaves is empty"):
         permutations(LtvSearchSpace(algorithms=["lgbm_l2"], num_leaves=[]))
 
