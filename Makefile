@@ -12,6 +12,9 @@ export PATH := $(BIN):$(PATH)
 # partition: with SQLite storage each event costs ~20 ms, and a year of group features
 # has 4,004 partitions. (Partitions of a failed run then show as missing, not failed.)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
+# OpenMP threads that spin while waiting make LightGBM 3-7x slower whenever another process
+# (a Spark JVM, a second run) shares the cores; passive waiting costs nothing when alone.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
 MODULE := -m propensity_assets.definitions
