@@ -25,7 +25,7 @@ class LtvTraining(TrainingConfig):
     (stratified so every algorithm and reducer is tried), each a child run in MLflow.
     """
 
-    history_weeks: int = 20
+    history_weeks: int = 26
     algorithms: list[str] = ["lgbm_l2", "lgbm_tweedie", "random_forest", "sklearn_gbr"]
     reducers: list[str] = ["none", "pca", "select_by_importance"]
     feature_subsets: list[str] = ["all", "rates"]

@@ -183,3 +183,10 @@ def test_train_errors_name_the_problem(frames):
         train(tr, va.drop(columns="label"), LtvSearchSpace(max_permutations=1))
     with pytest.raises(ValueError, match="train_df lacks the household feature 'hh_days_since_first'"):
         train(tr.drop(columns="hh_days_since_first"), va, LtvSearchSpace(max_permutations=1))
+
+
+def test_launchpad_config_mirrors_the_search_space_defaults():
+    from propensity_assets.ltv.model import LtvSearchSpace
+    from propensity_assets.ltv.stage import LtvTraining
+
+    assert LtvTraining().space() == LtvSearchSpace()
