@@ -232,15 +232,17 @@ def test_sync_groups_is_idempotent_follows_edits_and_links_dagster_yaml(cli, tmp
     catalogue = tmp_path / "groups.yaml"
     catalogue.write_text(GROUPS_YAML)
 
-    def sync() -> list[str]:
-        args = ("sync-groups", "--file", str(catalogue))
-        return cli.run("propensity-assets", *args, DAGSTER_HOME=str(home)).stdout.splitlines()
+    def sync(*extra: str, check: bool = True):
+        args = ("sync-groups", "--file", str(catalogue), *extra)
+        return cli.run("propensity-assets", *args, DAGSTER_HOME=str(home), check=check)
 
     sync()
     assert (home / "dagster.yaml").resolve() == (REPO / "dagster.yaml").resolve()
-    assert sync()[1] == "added: none; removed: none"
+    assert sync().stdout.splitlines()[1] == "added: none; removed: none"
     catalogue.write_text(GROUPS_YAML.replace("  snacks:", "  crisps:"))
-    assert sync() == [
+    refused = sync(check=False)  # snacks would be removed: only with --prune
+    assert refused.returncode == 2 and "product group(s) snacks are partitions but not in the catalogue" in refused.stderr
+    assert sync("--prune").stdout.splitlines() == [
         "product groups: 3 (soft_drinks, party, crisps)",
         "added: crisps; removed: snacks",
     ]
