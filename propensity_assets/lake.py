@@ -119,7 +119,6 @@ class Lake:
         specs = list(specs)
         with _TableLock(fs, f"{root}/_locks", table, self.lock_timeout_s):
             self._recover_table(fs, root, table)
-            self.clean_stale_staging()
             entries = []
             for spec in specs:
                 rel = partition_dir(spec)
@@ -136,6 +135,9 @@ class Lake:
             _write_json(fs, f"{staging}/{JOURNAL}", {"table": table, "state": "committed", "partitions": entries})
             _fault("committed")
             fs.delete_dir(staging)
+        # After the commit, so a grace period shorter than this write's own staging
+        # time can never delete the staging being committed.
+        self.clean_stale_staging()
         return sum(entry["new"] for entry in entries)
 
     def _apply(self, fs: pafs.FileSystem, root: str, table: str, staging: str, entries: list[dict]) -> None:
