@@ -79,8 +79,10 @@ Lake(sys.argv[1]).write_pandas("scores", frame(int(sys.argv[2])), PARTS)
 """
 
 
-def run_child(root: Path, version: int, fault: str | None = None, kill_after: float | None = None) -> int:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_child(
+    root: Path, version: int, fault: str | None = None, kill_after: float | None = None, **extra_env: str
+) -> int:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra_env}
     env.pop("PROPENSITY_LAKE_FAULT", None)
     if fault:
         env["PROPENSITY_LAKE_FAULT"] = fault
@@ -120,6 +122,22 @@ def test_kill_at_a_commit_step_leaves_old_or_new_and_recovers(tmp_path, fault):
     assert staging_left(tmp_path) == []
     # A re-run converges to the uninterrupted result.
     lake.write_pandas("scores", frame(1), PARTS)
+    assert versions(tmp_path) == [1] * 12
+    assert staging_left(tmp_path) == []
+
+
+def test_without_atomic_exchange_a_kill_between_the_renames_is_recovered(tmp_path):
+    """The object-store path (two renames per partition): a kill between them leaves
+    that one partition missing (the documented window), and recovery restores it."""
+    lake = Lake(str(tmp_path))
+    lake.write_pandas("scores", frame(0), PARTS)
+    rc = run_child(tmp_path, 1, fault="between_renames:3", PROPENSITY_LAKE_NO_EXCHANGE="1")
+    assert rc == -signal.SIGKILL
+    seen = [read_partition(tmp_path, spec) for spec in SPECS]
+    assert seen[:2] == [expected(1, s) for s in SPECS[:2]]
+    assert seen[2] is None
+    assert seen[3:] == [expected(0, s) for s in SPECS[3:]]
+    assert len(lake.recover()["recovered"]) == 1
     assert versions(tmp_path) == [1] * 12
     assert staging_left(tmp_path) == []
 
