@@ -1,14 +1,39 @@
 """The lake: Parquet datasets at `<root>/<table>/`, Hive-partitioned (CONTRACTS §5).
 
 Every write goes aside first, into `<root>/_staging/<id>/`, and is then swapped
-into place partition by partition. A run that fails or is killed while writing
-leaves the previous version of every partition readable, and re-writing a
-partition replaces exactly that partition. Readers (Spark, pyarrow, DuckDB,
-pandas) skip the `_staging` directory because of its leading underscore.
+into place partition by partition. Readers (Spark, pyarrow, DuckDB, pandas,
+Polars) skip `_staging` and `_committed_*` markers because of the leading underscore.
+
+The commit is crash-safe:
+
+1. it takes the table's lock (flock, released by the kernel if the holder dies), so
+   two writers of a table never interleave;
+2. it finishes any interrupted commit of the table (roll forward, see below) and
+   deletes un-journaled staging older than the grace period (killed writers');
+3. it writes `<staging>/_journal.json` (write-aside + fsync + rename) listing every
+   partition, only after all new data is staged: from then on the commit can always
+   be completed;
+4. it swaps each partition with one atomic directory exchange (Linux renameat2
+   RENAME_EXCHANGE), so a reader sees the complete old or complete new partition;
+   a `_committed_<id>` marker in the new partition tells recovery it is done;
+5. it marks the journal committed and deletes the staging dir (with the old data).
+
+A kill anywhere leaves every partition old or new; the next commit of that table,
+or `Lake.recover()`, completes the interrupted commit. Without RENAME_EXCHANGE
+(object stores) a partition swap is two renames and a reader can see it missing
+between them; crashes there are still completed by recovery.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +44,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+log = logging.getLogger(__name__)
+
+JOURNAL = "_journal.json"
 PartitionSpec = Mapping[str, str]  # e.g. {"as_of": "2017-12-01", "product_group": "eggs"}
 
 
@@ -39,6 +67,10 @@ def partition_dir(spec: PartitionSpec) -> str:
 @dataclass(frozen=True)
 class Lake:
     root: str
+    # Un-journaled staging older than this belongs to a killed writer and is deleted.
+    staging_grace_s: float = float(os.environ.get("PROPENSITY_LAKE_STAGING_GRACE_S", 24 * 3600))
+    # How long a commit waits for another writer's lock on the same table.
+    lock_timeout_s: float = float(os.environ.get("PROPENSITY_LAKE_LOCK_TIMEOUT_S", 600))
 
     @property
     def _fs_and_root(self) -> tuple[pafs.FileSystem, str]:
@@ -50,7 +82,8 @@ class Lake:
         return f"{self.root.rstrip('/')}/{table}"
 
     def staging_uri(self) -> str:
-        return f"{self.root.rstrip('/')}/_staging/{uuid.uuid4().hex}"
+        # Time-ordered ids: recovery finishes interrupted commits oldest first.
+        return f"{self.root.rstrip('/')}/_staging/{time.time_ns():020d}-{uuid.uuid4().hex}"
 
     def exists(self, table: str, spec: PartitionSpec | None = None) -> bool:
         fs, root = self._fs_and_root
@@ -71,37 +104,132 @@ class Lake:
     # -- writing ---------------------------------------------------------------------------
 
     def commit(self, table: str, staging_uri: str, specs: Iterable[PartitionSpec]) -> int:
-        """Swap staged partitions into `table`, one directory rename each.
+        """Swap staged partitions into `table`, crash-safely.
 
         A spec with nothing staged deletes that partition: the new version of it is
         empty. An empty spec means the whole (unpartitioned) table. Returns how many
         partitions now hold data.
+
+        Protocol (see the module docstring): take the table's lock, finish any
+        interrupted commit of the table, write the journal, swap each partition with
+        one atomic exchange, mark the journal committed, then drop the old versions.
         """
         fs, root = self._fs_and_root
         staging = _fs_path(staging_uri)
-        trash = f"{staging}/_replaced"
-        written = 0
-        for spec in specs:
-            rel = partition_dir(spec)
+        specs = list(specs)
+        with _TableLock(fs, f"{root}/_locks", table, self.lock_timeout_s):
+            self._recover_table(fs, root, table)
+            entries = []
+            for spec in specs:
+                rel = partition_dir(spec)
+                source = f"{staging}/{rel}" if rel else f"{staging}/data"
+                has_new = fs.get_file_info(source).type == pafs.FileType.Directory
+                if has_new:
+                    # The marker tells recovery whether this partition's swap happened.
+                    _write_bytes(fs, f"{source}/{_marker(staging)}", b"")
+                entries.append({"rel": rel, "new": has_new})
+            fs.create_dir(staging, recursive=True)
+            _write_json(fs, f"{staging}/{JOURNAL}", {"table": table, "state": "prepared", "partitions": entries})
+            _fault("journal")
+            self._apply(fs, root, table, staging, entries)
+            _write_json(fs, f"{staging}/{JOURNAL}", {"table": table, "state": "committed", "partitions": entries})
+            _fault("committed")
+            fs.delete_dir(staging)
+        # After the commit, so a grace period shorter than this write's own staging
+        # time can never delete the staging being committed.
+        self.clean_stale_staging()
+        return sum(entry["new"] for entry in entries)
+
+    def _apply(self, fs: pafs.FileSystem, root: str, table: str, staging: str, entries: list[dict]) -> None:
+        """Roll a prepared commit forward; idempotent, so recovery calls it again."""
+        marker = _marker(staging)
+        for entry in entries:
+            rel = entry["rel"]
             source = f"{staging}/{rel}" if rel else f"{staging}/data"
             target = f"{root}/{table}" + (f"/{rel}" if rel else "")
-            old = f"{trash}/{rel or 'data'}"
-            has_new = fs.get_file_info(source).type == pafs.FileType.Directory
-            if fs.get_file_info(target).type == pafs.FileType.Directory:
-                fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
-                fs.move(target, old)
-            if has_new:
-                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            old = f"{staging}/_replaced/{rel or 'data'}"
+            target_is_dir = fs.get_file_info(target).type == pafs.FileType.Directory
+            if target_is_dir and fs.get_file_info(f"{target}/{marker}").type == pafs.FileType.File:
+                continue  # swapped before the interruption
+            if not entry["new"]:
+                if target_is_dir:
+                    fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
+                    fs.move(target, old)
+                continue
+            fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            if target_is_dir:
+                _swap_dirs(fs, source, target, old)
+            else:
                 fs.move(source, target)
-                written += 1
-        if fs.get_file_info(staging).type == pafs.FileType.Directory:
-            fs.delete_dir(staging)
-        return written
+            _fault("swap")
+
+    def recover(self) -> dict[str, list[str]]:
+        """Finish every interrupted commit and delete stale staging; report what was done.
+
+        Safe at any time: each table's recovery runs under that table's commit lock.
+        Returns {"recovered": [staging ids], "cleaned": [staging ids]}.
+        """
+        fs, root = self._fs_and_root
+        recovered = []
+        for info in self._staging_dirs(fs, root):
+            journal = _read_json(fs, f"{info.path}/{JOURNAL}")
+            if journal is not None:
+                with _TableLock(fs, f"{root}/_locks", journal["table"], self.lock_timeout_s):
+                    recovered += self._recover_table(fs, root, journal["table"])
+        return {"recovered": recovered, "cleaned": self.clean_stale_staging()}
+
+    def _recover_table(self, fs: pafs.FileSystem, root: str, table: str) -> list[str]:
+        """Roll forward every journaled commit of `table` (caller holds its lock).
+
+        A journal is written only once every new partition is fully staged, so an
+        interrupted commit can always be completed; nothing is ever rolled back to a
+        state newer readers did not see. Staging without a journal never became
+        visible and is left to the grace-period cleanup (its writer may still be alive).
+        """
+        done = []
+        for info in self._staging_dirs(fs, root):
+            journal = _read_json(fs, f"{info.path}/{JOURNAL}")
+            if journal is None or journal.get("table") != table:
+                continue
+            if journal["state"] != "committed":
+                self._apply(fs, root, table, info.path, journal["partitions"])
+            fs.delete_dir(info.path)
+            log.warning("lake: finished interrupted commit %s of table %r", info.base_name, table)
+            done.append(info.base_name)
+        return done
+
+    def clean_stale_staging(self) -> list[str]:
+        """Delete un-journaled staging older than the grace period (killed writers')."""
+        fs, root = self._fs_and_root
+        cutoff = time.time() - self.staging_grace_s
+        cleaned = []
+        for info in self._staging_dirs(fs, root):
+            if fs.get_file_info(f"{info.path}/{JOURNAL}").type == pafs.FileType.File:
+                continue  # an interrupted commit: recovery's job, never plain deletion
+            if info.mtime is not None and info.mtime.timestamp() < cutoff:
+                fs.delete_dir(info.path)
+                cleaned.append(info.base_name)
+        if cleaned:
+            log.warning("lake: deleted %d stale staging dir(s) under %s/_staging: %s", len(cleaned), self.root, cleaned)
+        return cleaned
+
+    @staticmethod
+    def _staging_dirs(fs: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(f"{root}/_staging", allow_not_found=True)
+        return sorted(
+            (info for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory),
+            key=lambda info: info.base_name,
+        )
 
     def discard(self, staging_uri: str) -> None:
         fs, _ = self._fs_and_root
         path = _fs_path(staging_uri)
-        if fs.get_file_info(path).type == pafs.FileType.Directory:
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            return
+        if fs.get_file_info(f"{path}/{JOURNAL}").type == pafs.FileType.File:
+            # The commit got past its journal: finish it rather than lose a half swap.
+            self.recover()
+        else:
             fs.delete_dir(path)
 
     def write_pandas(
@@ -206,3 +334,145 @@ class Lake:
         fs, root = self._fs_and_root
         selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
         return any("=" in info.base_name for info in fs.get_file_info(selector))
+
+
+# -- commit machinery --------------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_fault_counts: dict[str, int] = {}
+
+
+def _fault(step: str) -> None:
+    """Fault injection for the crash tests: PROPENSITY_LAKE_FAULT=<step>:<n> SIGKILLs
+    this process at the n-th time it reaches `step`. Unset in production: a no-op."""
+    spec = os.environ.get("PROPENSITY_LAKE_FAULT")
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != step:
+        return
+    _fault_counts[step] = _fault_counts.get(step, 0) + 1
+    if _fault_counts[step] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _marker(staging: str) -> str:
+    # Leading underscore: Spark, pyarrow, DuckDB and Polars globs of *.parquet skip it.
+    return f"_committed_{staging.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def _write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    if isinstance(fs, pafs.LocalFileSystem):
+        # Write aside, fsync, then one atomic rename: a reader or a crash sees the old
+        # file or the whole new one, never a torn journal.
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
+    else:
+        # Object stores publish a PUT atomically.
+        with fs.open_output_stream(path) as handle:
+            handle.write(data)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(fs: pafs.FileSystem, path: str, payload: dict) -> None:
+    _write_bytes(fs, path, json.dumps(payload, indent=1).encode())
+
+
+def _read_json(fs: pafs.FileSystem, path: str) -> dict | None:
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as handle:
+        return json.loads(handle.read())
+
+
+def _swap_dirs(fs: pafs.FileSystem, source: str, target: str, old: str) -> None:
+    """Replace directory `target` by `source` so that readers see one or the other.
+
+    On Linux local disks, renameat2(RENAME_EXCHANGE) swaps the two directories in one
+    atomic step (the old version lands at `source`, inside staging, and goes with it).
+    Elsewhere (object stores, other OSes) there is no atomic directory replace: the
+    old version is moved aside and the new one in, two renames back to back, and a
+    reader listing between them sees the partition missing; the journal still makes
+    a crash there recoverable.
+    """
+    if isinstance(fs, pafs.LocalFileSystem) and _exchange(source, target):
+        return
+    fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
+    fs.move(target, old)
+    _fault("between_renames")
+    fs.move(source, target)
+
+
+def _exchange(a: str, b: str) -> bool:
+    if os.environ.get("PROPENSITY_LAKE_NO_EXCHANGE"):
+        return False  # tests: exercise the object-store path (two renames) on a local disk
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # filesystem without RENAME_EXCHANGE: fall back to two renames
+    raise OSError(err, f"Could not swap lake partition {b} with staged {a}: {os.strerror(err)}")
+
+
+class _TableLock:
+    """One committer per table at a time, so two writers never interleave renames.
+
+    Local disks: an flock on `<root>/_locks/<table>.lock` (kept: deleting a lock file races); the kernel releases it
+    when its holder dies, so a killed run never leaves a stale lock. Object stores
+    have no such primitive: there the lock is skipped, and two runs on the same
+    partition must be serialized by Dagster (concurrency pools / run tags).
+    """
+
+    def __init__(self, fs: pafs.FileSystem, lock_root: str, table: str, timeout_s: float):
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.path = f"{lock_root}/{table}.lock"
+        self.table, self.timeout_s = table, timeout_s
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_TableLock":
+        if not self.local:
+            return self
+        import fcntl
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip()
+                    os.close(self.fd)
+                    raise TimeoutError(
+                        f"Lake table {self.table!r}: another writer has held the commit lock "
+                        f"{self.path} for over {self.timeout_s:.0f}s (holder: {holder or 'unknown'}). "
+                        "Wait for that run to finish, or raise PROPENSITY_LAKE_LOCK_TIMEOUT_S."
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid={os.getpid()} host={socket.gethostname()} since={time.time():.0f}".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None

@@ -31,8 +31,9 @@ class LakeResource(dg.ConfigurableResource):
     def write_spark(self, table: str, df: DataFrame, specs: list[PartitionSpec]) -> int:
         """Write a Spark frame aside, partitioned by the keys of `specs`, then swap it in.
 
-        One Spark job writes every partition of the run; each partition directory
-        is then renamed into place, replacing exactly that partition.
+        One Spark job writes every partition of the run into staging; `Lake.commit`
+        then swaps each partition in under the table's lock and a journal, so a
+        killed run leaves every partition old or new and the next write finishes it.
         """
         lake = self.lake
         partition_cols = list(specs[0]) if specs else []
