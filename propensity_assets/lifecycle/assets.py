@@ -20,6 +20,7 @@ from propensity_assets.partitions import (
     split_key,
 )
 from propensity_assets.resources import LakeResource, MlflowResource
+from dagster_pyspark import PySparkResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -321,6 +322,62 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     sensors = [rescore_sensor(stage, scoring_job), retrain_sensor(stage, training_job, decay_key)]
     return StageDefs([model_asset, champion_asset, scores_asset, decay_asset], [training_job, scoring_job], sensors)
+
+
+# -- labels -------------------------------------------------------------------------------
+
+
+def labels_definitions(stage: ModelStage, compute, label_error: type, description: str, schedule_minute: int):
+    """A stage's label asset [as_of × product_group] (one Spark job per run, any range),
+    and a daily schedule for the newest as_of whose label window has closed.
+
+    `compute(transactions, members, as_of_dates, groups, horizon)` returns (as_of,
+    product_group, household_id, label); `label_error` is what it raises for a window
+    past the data, turned into a failure that names the last valid as_of.
+    """
+    from pyspark.sql import functions as F
+
+    from propensity_assets import schedules
+    from propensity_assets.features.assets import materialize_group_table
+    from propensity_assets.groups.assets import MEMBERS_TABLE
+
+    @dg.asset(
+        name=stage.labels_table,
+        group_name=stage.name,
+        partitions_def=as_of_group_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "parquet"},
+        deps=["transactions", MEMBERS_TABLE],
+        description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
+    )
+    def labels_asset(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
+        horizon = stage.horizon_days()
+
+        def run(tx, members, as_of_dates, groups):
+            try:
+                return compute(tx, members, as_of_dates, groups, horizon)
+            except label_error as exc:
+                raise dg.Failure(str(exc)) from None
+
+        def summarize(labels, written, as_of_dates, groups) -> dict:
+            stats = labels.groupBy("product_group").agg(
+                F.count("*").alias("rows"), F.avg("label").alias("label_mean"),
+                F.avg((F.col("label") > 0).cast("double")).alias("positive_share"),
+            )
+            rows = sorted((r.asDict() for r in stats.collect()), key=lambda r: r["product_group"])
+            return {
+                "rows": sum(r["rows"] for r in rows),
+                "partitions_written": written,
+                "horizon_days": horizon,
+                "as_of_min": str(min(as_of_dates)),
+                "as_of_max": str(max(as_of_dates)),
+                "by_group": md_table(rows),
+            }
+
+        return materialize_group_table(context, spark, lake, stage.labels_table, run, summarize)
+
+    job, schedule = schedules.labels_schedule(stage.labels_table, stage.horizon_days, minute=schedule_minute)
+    return labels_asset, job, schedule
 
 
 # -- sensors ------------------------------------------------------------------------------

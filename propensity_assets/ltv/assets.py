@@ -4,18 +4,13 @@ import warnings
 
 import dagster as dg
 import pyarrow.dataset as ds
-from dagster_pyspark import PySparkResource
-from pyspark.sql import functions as F
 
-from propensity_assets import schedules
-from propensity_assets.features.assets import materialize_group_table
-from propensity_assets.groups.assets import MEMBERS_TABLE
-from propensity_assets.lifecycle.assets import stage_definitions
+from propensity_assets.lifecycle.assets import labels_definitions, stage_definitions
 from propensity_assets.ltv import labels as label_logic
 from propensity_assets.ltv.cohorts import cohort_summary
-from propensity_assets.ltv.stage import LABELS_TABLE, LTV, SCORES_TABLE, LtvTraining
+from propensity_assets.ltv.stage import LTV, SCORES_TABLE, LtvTraining
 from propensity_assets.metadata import md_table
-from propensity_assets.partitions import as_of_group_partitions, as_of_partitions, requested_keys
+from propensity_assets.partitions import as_of_partitions, requested_keys
 from propensity_assets.resources import LakeResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -23,45 +18,18 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 COHORTS_TABLE = "ltv_cohorts"
 
 
-@dg.asset(
-    group_name="ltv",
-    partitions_def=as_of_group_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"spark", "parquet"},
-    deps=["transactions", MEMBERS_TABLE],
+ltv_labels, labels_job, labels_schedule = labels_definitions(
+    LTV,
+    label_logic.ltv_labels,
+    label_logic.LabelWindowError,
     description=(
         "The LTV label (CONTRACTS §8): the household's spend on the group's products on days "
         "d ≤ day < d + H (H = PROPENSITY_LTV_HORIZON_DAYS, 90 by default; total spend for `all_products`), "
         "0 for a household of the population that bought nothing in the group then. A partition whose "
-        "horizon runs past the end of the data is refused. Lake table `ltv_labels/as_of=/product_group=`."
+        "horizon runs past the end of the data is refused."
     ),
+    schedule_minute=40,
 )
-def ltv_labels(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
-    horizon = LTV.horizon_days()
-
-    def compute(tx, members, as_of_dates, groups):
-        try:
-            return label_logic.ltv_labels(tx, members, as_of_dates, groups, horizon)
-        except label_logic.LabelWindowError as exc:
-            raise dg.Failure(str(exc)) from None
-
-    def summarize(labels, written, as_of_dates, groups) -> dict:
-        stats = labels.groupBy("product_group").agg(
-            F.count("*").alias("rows"), F.avg("label").alias("mean_spend"), F.avg((F.col("label") > 0).cast("double")).alias("buyer_share")
-        )
-        rows = sorted((r.asDict() for r in stats.collect()), key=lambda r: r["product_group"])
-        return {
-            "rows": sum(r["rows"] for r in rows),
-            "partitions_written": written,
-            "horizon_days": horizon,
-            "as_of_min": str(min(as_of_dates)),
-            "as_of_max": str(max(as_of_dates)),
-            "by_group": md_table(rows, digits=3),
-        }
-
-    return materialize_group_table(context, spark, lake, LABELS_TABLE, compute, summarize)
-
-
 lifecycle = stage_definitions(LTV, LtvTraining, decay_step_days=7)
 
 
@@ -102,8 +70,6 @@ def ltv_cohorts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mat
         f"cohorts_{dates[-1]}": md_table(latest.drop(columns=["as_of"]).to_dict("records"), digits=2),
     })
 
-
-labels_job, labels_schedule = schedules.labels_schedule(LABELS_TABLE, LTV.horizon_days, minute=40)
 
 defs = dg.Definitions(
     assets=[ltv_labels, *lifecycle.assets, ltv_cohorts],
