@@ -50,94 +50,152 @@ def with_day(transactions: DataFrame) -> DataFrame:
     return transactions.withColumn("day", F.to_date("transaction_timestamp"))
 
 
-def _events(tx: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """Rows (keys, t, spend, units, started, ended, active) that window sums add up.
+# Sums are carried in fixed point (millionths): a running sum and the difference of two
+# running sums are then exact, so a window's total does not depend on where the running
+# sum started (which dates a call covers) and is exactly 0 when nothing was bought.
+_SCALE = 1_000_000
 
-    t is the day number. One row per entity and active day carries its spend and
-    units (active = 1); one row per basket marks the day it started and the day it
-    ended. Everything else is a sum over a range of t, so rows need not be unique.
+
+def _fixed(col: str) -> F.Column:
+    return F.round(F.col(col) * F.lit(_SCALE)).cast("bigint")
+
+
+def _unfixed(col: F.Column) -> F.Column:
+    return col.cast("double") / F.lit(float(_SCALE))
+
+
+def _day_number(d: date) -> int:
+    return (d - date(1970, 1, 1)).days
+
+
+def _daily(tx: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """One row per entity and active day: (keys, t, spend, units, active, started, ended).
+
+    t is the day number; spend and units are fixed point. `started` and `ended` count the
+    basket runs that start and end that day. A basket is a run of consecutive days (in the
+    embedded data none spans two); a basket id that comes back after a gap is a new run,
+    so no run's end ever lies beyond a day it has no lines on (no future leaks).
     """
     keys = list(keys)
     # The only pass over raw transactions: everything after runs on basket-days.
     basket_days = tx.groupBy(*keys, "basket_id", "day").agg(
-        F.sum("sales_value").alias("spend"), F.sum("quantity").alias("units")
+        F.sum(_fixed("sales_value")).alias("spend"), F.sum(_fixed("quantity")).alias("units")
     ).withColumn("t", F.datediff("day", F.lit(_EPOCH)))
-    days = basket_days.groupBy(*keys, "t").agg(F.sum("spend").alias("spend"), F.sum("units").alias("units"))
-    # A basket is a run of consecutive days; a basket id seen again after a gap is a new
-    # run, so no run's end ever lies beyond a day it has no lines on (no future leaks).
     by_basket = Window.partitionBy(*keys, "basket_id").orderBy("t")
-    runs = basket_days.withColumn(
-        "run", F.sum(F.coalesce((F.col("t") - F.lag("t", 1).over(by_basket) > 1).cast("int"), F.lit(0))).over(by_basket)
-    )
+    gap = F.coalesce((F.col("t") - F.lag("t", 1).over(by_basket) > 1).cast("int"), F.lit(0))
+    runs = basket_days.withColumn("run", F.sum(gap).over(by_basket))
     spans = runs.groupBy(*keys, "basket_id", "run").agg(F.min("t").alias("first"), F.max("t").alias("last"))
     zero, one = F.lit(0).cast("bigint"), F.lit(1).cast("bigint")
-    return (
-        days.select(*keys, "t", "spend", "units", zero.alias("started"), zero.alias("ended"), F.lit(1).alias("active"))
-        .unionByName(
-            spans.select(
-                *keys, F.col("first").alias("t"), F.lit(0.0).alias("spend"), F.lit(0.0).alias("units"),
-                one.alias("started"), (F.col("first") == F.col("last")).cast("bigint").alias("ended"),
-                F.lit(0).alias("active"),
-            )
-        )
-        .unionByName(
-            spans.where(F.col("first") != F.col("last")).select(
-                *keys, F.col("last").alias("t"), F.lit(0.0).alias("spend"), F.lit(0.0).alias("units"),
-                zero.alias("started"), one.alias("ended"), F.lit(0).alias("active"),
-            )
-        )
+    marks = spans.select(*keys, F.col("first").alias("t"), one.alias("started"), zero.alias("ended")).unionByName(
+        spans.select(*keys, F.col("last").alias("t"), zero.alias("started"), one.alias("ended"))
+    ).groupBy(*keys, "t").agg(F.sum("started").alias("started"), F.sum("ended").alias("ended"))
+    days = basket_days.groupBy(*keys, "t").agg(F.sum("spend").alias("spend"), F.sum("units").alias("units"))
+    # every start or end day is a day with lines: the join loses nothing
+    return days.join(marks, [*keys, "t"]).withColumn("active", one)
+
+
+def _lookup_grid(ends: Sequence[int], back: Sequence[int]) -> tuple[list[int], dict[int, int]]:
+    """Grid days and, per look-back b, the row offset from an end day e to e − b.
+
+    The grid holds every end day and every e − b. When the offset from e to e − b is
+    the same for every end day (one date, or a run of consecutive dates), that sparse
+    grid is used; otherwise every day from min(ends) − max(back) to max(ends).
+    """
+    points = sorted({e - b for e in ends for b in (0, *back)})
+    index = {p: i for i, p in enumerate(points)}
+    offsets = {}
+    for b in back:
+        found = {index[e] - index[e - b] for e in ends}
+        if len(found) != 1:
+            lo, hi = min(ends) - max(back), max(ends)
+            return list(range(lo, hi + 1)), {b: b for b in back}
+        offsets[b] = found.pop()
+    return points, offsets
+
+
+def _running(
+    daily: DataFrame,
+    keys: Sequence[str],
+    ends: Sequence[int],
+    back: Sequence[int],
+    metrics: Sequence[str] = ("spend", "units", "active", "started", "ended"),
+) -> DataFrame:
+    """Running totals of `daily` at every end day e and at every e − b, on one row per (entity, e).
+
+    Rows: keys, t (= e), first_t (the entity's first day), last_t (its last day ≤ e),
+    cum_<m> (sum over days ≤ e) and cum_<m>_<b> (sum over days ≤ e − b, 0 before the
+    entity's first day) for m in `metrics` (bigint columns of `daily`). Only entities
+    with a day ≤ e get a row at e.
+
+    Grid rows (entity × grid day from the entity's first day on) go among the entity's
+    daily rows; one sort by day gives running sums at the grid rows, and lags over the
+    grid rows read the earlier grid days.
+    """
+    keys, metrics = list(keys), list(metrics)
+    points, offsets = _lookup_grid(ends, back)
+    spark = daily.sparkSession
+    grid_days = spark.createDataFrame([(p,) for p in points], "t int")
+    firsts = daily.groupBy(*keys).agg(F.min("t").alias("first_t"))
+    grid = (
+        firsts.crossJoin(F.broadcast(grid_days))
+        .where(F.col("t") >= F.col("first_t"))
+        .select(*keys, "t", "first_t", *[F.lit(None).cast("bigint").alias(m) for m in metrics], F.lit(1).alias("grid"))
+    )
+    rows = daily.select(*keys, "t", F.lit(None).cast("int").alias("first_t"), *metrics, F.lit(0).alias("grid"))
+    so_far = Window.partitionBy(*keys).orderBy("t", "grid").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    running = rows.unionByName(grid).select(
+        *keys, "t", "first_t", "grid",
+        *[F.coalesce(F.sum(m).over(so_far), F.lit(0).cast("bigint")).alias(f"cum_{m}") for m in metrics],
+        F.max(F.when(F.col("grid") == 0, F.col("t"))).over(so_far).alias("last_t"),
+    ).where(F.col("grid") == 1)
+    by_day = Window.partitionBy(*keys).orderBy("t")
+    zero = F.lit(0).cast("bigint")
+    lagged = [
+        F.coalesce(F.lag(f"cum_{m}", offsets[b]).over(by_day), zero).alias(f"cum_{m}_{b}")
+        for b in back for m in metrics
+    ]
+    return running.select(*keys, "t", "first_t", "last_t", *[f"cum_{m}" for m in metrics], *lagged).where(
+        F.col("t").isin(sorted(set(ends)))
     )
 
 
-def _windowed(events: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date], prefix: str) -> DataFrame:
+def _windowed(daily: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date], prefix: str) -> DataFrame:
     """Window features for every entity at every as_of in `as_of_dates` after its first day.
 
-    Each (entity, as_of) is a query row placed among the entity's daily rows at day
-    number as_of; range frames ending one day before it read the windows. Spark sorts
-    each entity's rows once and evaluates every frame in the same pass.
+    A window of W days at d sums the days d − W .. d − 1: the running total at d − 1 less
+    the one at d − W − 1. A basket run is in it when it started by d − 1 and had not
+    ended by d − W − 1.
     """
     keys = list(keys)
-    spark = events.sparkSession
-    wanted = spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], "as_of date")
-    firsts = events.where(F.col("active") == 1).groupBy(*keys).agg(F.min("t").alias("first_t"))
-    queries = (
-        firsts.crossJoin(F.broadcast(wanted))
-        .select(*keys, F.datediff("as_of", F.lit(_EPOCH)).alias("t"), "first_t")
-        .where(F.col("first_t") < F.col("t"))
-        .select(*keys, "t", *[F.lit(0).cast(c).alias(n) for n, c in _ZEROS], F.lit(None).cast("int").alias("active"), "first_t")
-    )
-    rows = events.withColumn("first_t", F.lit(None).cast("int")).unionByName(queries)
-    by_day = Window.partitionBy(*keys).orderBy("t")
-
-    def frame(lo, hi):
-        return by_day.rangeBetween(lo, hi)
-
-    before = frame(Window.unboundedPreceding, -1)
-    out = [F.date_add(F.lit(_EPOCH), F.col("t")).alias("as_of"), *keys]
+    ends = [_day_number(d) - 1 for d in sorted(set(as_of_dates))]
+    run = _running(daily, keys, ends, WINDOWS)
+    out = [F.date_add(F.lit(_EPOCH), F.col("t") + 1).alias("as_of"), *keys]
     for w in WINDOWS:
-        recent = frame(-w, -1)
         out += [
-            (
-                F.coalesce(F.sum("started").over(before), F.lit(0))
-                - F.coalesce(F.sum("ended").over(frame(Window.unboundedPreceding, -w - 1)), F.lit(0))
-            ).alias(f"{prefix}_baskets_{w}d"),
-            F.coalesce(F.sum("spend").over(recent), F.lit(0.0)).alias(f"{prefix}_spend_{w}d"),
-            F.coalesce(F.sum("units").over(recent), F.lit(0.0)).alias(f"{prefix}_units_{w}d"),
-            F.coalesce(F.sum("active").over(recent), F.lit(0)).alias(f"{prefix}_days_{w}d"),
+            (F.col("cum_started") - F.col(f"cum_ended_{w}")).alias(f"{prefix}_baskets_{w}d"),
+            _unfixed(F.col("cum_spend") - F.col(f"cum_spend_{w}")).alias(f"{prefix}_spend_{w}d"),
+            _unfixed(F.col("cum_units") - F.col(f"cum_units_{w}")).alias(f"{prefix}_units_{w}d"),
+            (F.col("cum_active") - F.col(f"cum_active_{w}")).alias(f"{prefix}_days_{w}d"),
         ]
-    out.append((F.col("t") - F.max(F.when(F.col("active") == 1, F.col("t"))).over(before)).alias(f"{prefix}_days_since_last"))
-    out.append((F.col("t") - F.col("first_t")).alias(f"{prefix}_days_since_first"))
-    return rows.select(*out, "active").where(F.col("active").isNull()).drop("active")
+    out.append((F.col("t") + 1 - F.col("last_t")).alias(f"{prefix}_days_since_last"))
+    out.append((F.col("t") + 1 - F.col("first_t")).alias(f"{prefix}_days_since_first"))
+    return run.select(*out)
+
+
+def _whole_groups(members: DataFrame, groups: Sequence[str]) -> list[str]:
+    """The requested groups that hold every product (a null product_id: `all: true`)."""
+    rows = members.where(F.col("product_id").isNull() & F.col("product_group").isin(list(groups)))
+    return sorted({r[0] for r in rows.select("product_group").distinct().collect()})
 
 
 def household_features(transactions: DataFrame, as_of_dates: Sequence[date]) -> DataFrame:
     """`household_features` at every date in `as_of_dates`: one row per household in the population.
 
     The population at d is every household with a transaction before d, which is
-    exactly the entities whose grid starts before d.
+    exactly the entities whose first day is before d.
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
-    feats = _windowed(_events(tx, ["household_id"]), ["household_id"], as_of_dates, "hh")
+    feats = _windowed(_daily(tx, ["household_id"]), ["household_id"], as_of_dates, "hh")
     return feats.select("as_of", "household_id", *household_feature_columns())
 
 
@@ -150,30 +208,47 @@ def group_features(
     """`group_features` for every (as_of, group): one row per household in the population.
 
     A product in two groups counts in both. Households that never bought in a group
-    get zeros, a null `grp_days_since_last`, and a spend share of 0.
+    get zeros, a null `grp_days_since_last`, and a spend share of 0. A group of every
+    product (`all: true`) restricts nothing: its features are the household windows,
+    computed once for all groups.
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
-    hh = _windowed(_events(tx, ["household_id"]), ["household_id"], as_of_dates, "hh").select(
-        "as_of", "household_id", *[f"hh_spend_{w}d" for w in WINDOWS]
-    )
-    grp_tx = group_transactions(tx, members, groups)
-    keys = ["household_id", "product_group"]
-    grp = _windowed(_events(grp_tx, keys), keys, as_of_dates, "grp")
-    spark = transactions.sparkSession
-    group_list = spark.createDataFrame([(g,) for g in groups], "product_group string")
-    population = hh.crossJoin(F.broadcast(group_list))
-    joined = population.join(grp, ["as_of", *keys], "left")
+    hh = _windowed(_daily(tx, ["household_id"]), ["household_id"], as_of_dates, "hh")
+    hh_cols = [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last", "hh_days_since_first"]
     zero_cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
-    joined = joined.na.fill(0, zero_cols)
+    grp_cols = [*zero_cols, "grp_days_since_last", "grp_days_since_first"]
+    spark = transactions.sparkSession
+    whole = _whole_groups(members, groups)
+    parts = []
+    if whole:
+        whole_list = spark.createDataFrame([(g,) for g in whole], "product_group string")
+        parts.append(
+            hh.crossJoin(F.broadcast(whole_list)).select(
+                "as_of", "product_group", "household_id", *[F.col(h).alias(g) for h, g in zip(hh_cols, grp_cols)],
+                *[f"hh_spend_{w}d" for w in WINDOWS],
+            )
+        )
+    restricted = [g for g in groups if g not in whole]
+    if restricted:
+        keys = ["household_id", "product_group"]
+        grp_tx = group_transactions(tx, members, restricted)
+        grp = _windowed(_daily(grp_tx, keys), keys, as_of_dates, "grp")
+        group_list = spark.createDataFrame([(g,) for g in restricted], "product_group string")
+        population = hh.select("as_of", "household_id", *[f"hh_spend_{w}d" for w in WINDOWS]).crossJoin(
+            F.broadcast(group_list)
+        )
+        joined = population.join(grp, ["as_of", *keys], "left").na.fill(0, zero_cols)
+        parts.append(joined.select("as_of", "product_group", "household_id", *grp_cols, *[f"hh_spend_{w}d" for w in WINDOWS]))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.unionByName(part)
     shares = [
         F.when(F.col(f"hh_spend_{w}d") == 0, F.lit(0.0))
         .otherwise(F.col(f"grp_spend_{w}d") / F.col(f"hh_spend_{w}d"))
         .alias(f"grp_spend_share_{w}d")
         for w in WINDOWS
     ]
-    return joined.select(
-        "as_of", "product_group", "household_id", *zero_cols, "grp_days_since_last", "grp_days_since_first", *shares
-    )
+    return joined.select("as_of", "product_group", "household_id", *grp_cols, *shares)
 
 
 def read_transactions(spark: SparkSession, uri: str) -> DataFrame:
