@@ -67,13 +67,26 @@ def materialize_group_table(
             f"materialize `{MEMBERS_TABLE}` after editing the catalogue."
         )
     wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
-    rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"]).cache()
-    try:
-        specs = [{"as_of": d, "product_group": g} for d, g in pairs]
-        written = lake.write_spark(table, rows, specs)
-        return dg.MaterializeResult(metadata=summarize(rows, written, as_of_dates, groups))
-    finally:
-        rows.unpersist()
+    rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
+    specs = [{"as_of": d, "product_group": g} for d, g in pairs]
+    written = lake.write_spark(table, rows, specs)
+    # Summarize what was written, read back from the lake, rather than caching the
+    # whole as_of × group rectangle or computing it twice.
+    stored = (
+        _written(session, lake, table, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
+        if written
+        else rows.limit(0)
+    )
+    return dg.MaterializeResult(metadata=summarize(stored, written, as_of_dates, groups))
+
+
+def _written(session, lake: LakeResource, table: str, as_of_dates: list[date], groups: list[str] | None = None) -> DataFrame:
+    """The partitions of `table` for these dates (and groups), read back from the lake."""
+    df = session.read.parquet(lake.lake.uri(table))
+    df = df.withColumn("as_of", F.to_date(F.col("as_of").cast("string"))).where(F.col("as_of").isin(as_of_dates))
+    if groups is not None:
+        df = df.where(F.col("product_group").cast("string").isin(list(groups)))
+    return df
 
 
 @dg.asset(
@@ -95,13 +108,11 @@ def household_features(
     as_of_dates = sorted({date.fromisoformat(key) for key in requested_keys(context)})
     session = spark.spark_session
     tx = logic.read_transactions(session, lake.lake.uri("transactions"))
-    feats = logic.household_features(tx, as_of_dates).cache()
-    try:
-        specs = [{"as_of": d.isoformat()} for d in as_of_dates]
-        written = lake.write_spark("household_features", feats, specs)
-        return dg.MaterializeResult(metadata=_summary(feats, written, as_of_dates))
-    finally:
-        feats.unpersist()
+    feats = logic.household_features(tx, as_of_dates)
+    specs = [{"as_of": d.isoformat()} for d in as_of_dates]
+    written = lake.write_spark("household_features", feats, specs)
+    stored = _written(session, lake, "household_features", as_of_dates) if written else feats.limit(0)
+    return dg.MaterializeResult(metadata=_summary(stored, written, as_of_dates))
 
 
 @dg.asset(
