@@ -4,10 +4,10 @@ group g on a day d ≤ day < d + 30? Defined only while the window lies inside t
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from propensity_assets.features.logic import with_day
+from propensity_assets.features.logic import _running, _whole_groups, with_day
 from propensity_assets.groups.membership import group_transactions
 
 HORIZON_DAYS = 30
@@ -36,6 +36,64 @@ def check_label_window(
         )
 
 
+def forward_sums(
+    transactions: DataFrame,
+    members: DataFrame,
+    as_of_dates: Sequence[date],
+    groups: Sequence[str],
+    horizon: int,
+    value: F.Column,
+) -> DataFrame:
+    """(as_of, product_group, household_id, total) over the population at each as_of:
+    the sum of `value` (a bigint per day, from `tx`'s columns) over h's days in g with
+    d ≤ day < d + horizon, 0 when there are none.
+
+    A daily series per (household, group) over [min(as_of), max(as_of) + horizon) and
+    its running sum: the total at d is the running sum at d + horizon − 1 less the one
+    at d − 1 (see features.logic._running). A group of every product (`all: true`)
+    restricts nothing: it reuses the household series.
+    """
+    tx = with_day(transactions)
+    spark = transactions.sparkSession
+    first, last = min(as_of_dates), max(as_of_dates)
+    t = F.datediff("day", F.lit(_EPOCH))
+    wanted = spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], "as_of date")
+    firsts = tx.groupBy("household_id").agg(F.min("day").alias("first_day"))
+    population = firsts.crossJoin(F.broadcast(wanted)).where(F.col("first_day") < F.col("as_of")).select(
+        "household_id", "as_of"
+    )
+    window_tx = tx.where((F.col("day") >= F.lit(first)) & (F.col("day") < F.date_add(F.lit(last), horizon)))
+    whole = _whole_groups(members, groups)
+    restricted = [g for g in groups if g not in whole]
+    keys = ["household_id", "product_group"]
+    parts = []
+    if whole:
+        hh_daily = window_tx.groupBy("household_id", t.alias("t")).agg(F.sum(value).alias("value"))
+        whole_list = spark.createDataFrame([(g,) for g in whole], "product_group string")
+        parts.append(hh_daily.crossJoin(F.broadcast(whole_list)).select(*keys, "t", "value"))
+    if restricted:
+        parts.append(
+            group_transactions(window_tx, members, restricted)
+            .groupBy(*keys, t.alias("t"))
+            .agg(F.sum(value).alias("value"))
+        )
+    daily = parts[0]
+    for part in parts[1:]:
+        daily = daily.unionByName(part)
+    ends = [(d - date(1970, 1, 1)).days + horizon - 1 for d in sorted(set(as_of_dates))]
+    sums = _running(daily, keys, ends, [horizon], ["value"]).select(
+        *keys,
+        F.date_add(F.lit(_EPOCH), F.col("t") - horizon + 1).alias("as_of"),
+        (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"),
+    )
+    group_list = spark.createDataFrame([(g,) for g in groups], "product_group string")
+    return (
+        population.crossJoin(F.broadcast(group_list))
+        .join(sums, [*keys, "as_of"], "left")
+        .select("as_of", "product_group", "household_id", F.coalesce("total", F.lit(0).cast("bigint")).alias("total"))
+    )
+
+
 def propensity_labels(
     transactions: DataFrame,
     members: DataFrame,
@@ -43,45 +101,12 @@ def propensity_labels(
     groups: Sequence[str],
     horizon: int = HORIZON_DAYS,
 ) -> DataFrame:
-    """Labels (as_of, product_group, household_id, label) for the population at each as_of.
-
-    Each (household, group, as_of) is a query row among the household's purchase days
-    in the group; a range frame over the next `horizon` days says whether any falls in it.
-    """
-    tx = with_day(transactions)
-    last_day = tx.agg(F.max("day")).first()[0]
+    """Labels (as_of, product_group, household_id, label) for the population at each as_of:
+    1 when the household bought in the group on one of the `horizon` days from as_of."""
+    last_day = with_day(transactions).agg(F.max("day")).first()[0]
     if last_day is None:
         raise LabelWindowError("propensity_labels: the transactions table is empty")
     check_label_window(as_of_dates, last_day, horizon)
-    spark = transactions.sparkSession
-    t = F.datediff("day", F.lit(_EPOCH))
-    wanted = spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], "as_of date")
-    firsts = tx.groupBy("household_id").agg(F.min("day").alias("first_day"))
-    population = firsts.crossJoin(F.broadcast(wanted)).where(F.col("first_day") < F.col("as_of")).select(
-        "household_id", "as_of"
-    )
-    bought = (
-        group_transactions(tx, members, groups)
-        .select("household_id", "product_group", t.alias("t"))
-        .distinct()
-        .withColumn("bought", F.lit(1))
-    )
-    pairs = bought.select("household_id", "product_group").distinct()
-    queries = (
-        population.join(pairs, "household_id")
-        .select("household_id", "product_group", F.datediff("as_of", F.lit(_EPOCH)).alias("t"))
-        .withColumn("bought", F.lit(None).cast("int"))
-    )
-    ahead = Window.partitionBy("household_id", "product_group").orderBy("t").rangeBetween(0, horizon - 1)
-    positive = (
-        bought.unionByName(queries)
-        .withColumn("label", (F.coalesce(F.sum("bought").over(ahead), F.lit(0)) > 0).cast("int"))
-        .where(F.col("bought").isNull())
-        .select("household_id", "product_group", F.date_add(F.lit(_EPOCH), F.col("t")).alias("as_of"), "label")
-    )
-    group_list = spark.createDataFrame([(g,) for g in groups], "product_group string")
-    return (
-        population.crossJoin(F.broadcast(group_list))
-        .join(positive, ["household_id", "product_group", "as_of"], "left")
-        .select("as_of", "product_group", "household_id", F.coalesce("label", F.lit(0)).alias("label"))
-    )
+    days = forward_sums(transactions, members, as_of_dates, groups, horizon, F.lit(1).cast("bigint"))
+    # `value` counts lines, so the total is positive exactly when there was a purchase
+    return days.select("as_of", "product_group", "household_id", (F.col("total") > 0).cast("int").alias("label"))
