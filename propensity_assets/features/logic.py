@@ -3,12 +3,13 @@
 A feature *as of d* sees only transactions whose day is before d; a window of W
 days at d covers d − W ≤ day < d.
 
-The computation runs for many as_of dates at once, in one Spark job. Rather than
-re-summing a sliding window for every date, it reduces transactions to daily
-events per entity (a household, or a household and product group), places one
-query row per (entity, as_of) among them, and reads every window with range
-frames ending the day before as_of: Spark sorts each entity's rows once and
-evaluates all frames in that pass.
+The computation runs for many as_of dates at once, in one Spark job, and never
+re-sums a window. Transactions are reduced once to one row per entity (a household,
+or a household and product group) and active day; one sort per entity gives running
+totals, and a window's sum is the difference of two of them: the total at d − 1 less
+the one at d − W − 1 (`running_totals`). Sums are carried in fixed point, so that
+difference is exact. The label windows (`features.labels`) reuse the same totals,
+looking forward instead of back.
 
 Distinct baskets use each basket's first and last day: a basket is in the window
 when it starts before d and ends on or after d − W, so the count is
@@ -32,7 +33,6 @@ CONTRACT_WINDOWS = (30, 90, 365)
 # the last week or two.
 WINDOWS = (7, 14, *CONTRACT_WINDOWS)
 _EPOCH = "1970-01-01"
-_ZEROS = (("spend", "double"), ("units", "double"), ("started", "bigint"), ("ended", "bigint"))
 METRICS = ("baskets", "spend", "units", "days")
 
 
@@ -56,15 +56,15 @@ def with_day(transactions: DataFrame) -> DataFrame:
 _SCALE = 1_000_000
 
 
-def _fixed(col: str) -> F.Column:
+def to_fixed(col: str) -> F.Column:
     return F.round(F.col(col) * F.lit(_SCALE)).cast("bigint")
 
 
-def _unfixed(col: F.Column) -> F.Column:
+def from_fixed(col: F.Column) -> F.Column:
     return col.cast("double") / F.lit(float(_SCALE))
 
 
-def _day_number(d: date) -> int:
+def day_number(d: date) -> int:
     return (d - date(1970, 1, 1)).days
 
 
@@ -79,7 +79,7 @@ def _daily(tx: DataFrame, keys: Sequence[str]) -> DataFrame:
     keys = list(keys)
     # The only pass over raw transactions: everything after runs on basket-days.
     basket_days = tx.groupBy(*keys, "basket_id", "day").agg(
-        F.sum(_fixed("sales_value")).alias("spend"), F.sum(_fixed("quantity")).alias("units")
+        F.sum(to_fixed("sales_value")).alias("spend"), F.sum(to_fixed("quantity")).alias("units")
     ).withColumn("t", F.datediff("day", F.lit(_EPOCH)))
     by_basket = Window.partitionBy(*keys, "basket_id").orderBy("t")
     gap = F.coalesce((F.col("t") - F.lag("t", 1).over(by_basket) > 1).cast("int"), F.lit(0))
@@ -113,7 +113,7 @@ def _lookup_grid(ends: Sequence[int], back: Sequence[int]) -> tuple[list[int], d
     return points, offsets
 
 
-def _running(
+def running_totals(
     daily: DataFrame,
     keys: Sequence[str],
     ends: Sequence[int],
@@ -167,14 +167,14 @@ def _windowed(daily: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date]
     ended by d − W − 1.
     """
     keys = list(keys)
-    ends = [_day_number(d) - 1 for d in sorted(set(as_of_dates))]
-    run = _running(daily, keys, ends, WINDOWS)
+    ends = [day_number(d) - 1 for d in sorted(set(as_of_dates))]
+    run = running_totals(daily, keys, ends, WINDOWS)
     out = [F.date_add(F.lit(_EPOCH), F.col("t") + 1).alias("as_of"), *keys]
     for w in WINDOWS:
         out += [
             (F.col("cum_started") - F.col(f"cum_ended_{w}")).alias(f"{prefix}_baskets_{w}d"),
-            _unfixed(F.col("cum_spend") - F.col(f"cum_spend_{w}")).alias(f"{prefix}_spend_{w}d"),
-            _unfixed(F.col("cum_units") - F.col(f"cum_units_{w}")).alias(f"{prefix}_units_{w}d"),
+            from_fixed(F.col("cum_spend") - F.col(f"cum_spend_{w}")).alias(f"{prefix}_spend_{w}d"),
+            from_fixed(F.col("cum_units") - F.col(f"cum_units_{w}")).alias(f"{prefix}_units_{w}d"),
             (F.col("cum_active") - F.col(f"cum_active_{w}")).alias(f"{prefix}_days_{w}d"),
         ]
     out.append((F.col("t") + 1 - F.col("last_t")).alias(f"{prefix}_days_since_last"))
@@ -182,7 +182,7 @@ def _windowed(daily: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date]
     return run.select(*out)
 
 
-def _whole_groups(members: DataFrame, groups: Sequence[str]) -> list[str]:
+def whole_groups(members: DataFrame, groups: Sequence[str]) -> list[str]:
     """The requested groups that hold every product (a null product_id: `all: true`)."""
     rows = members.where(F.col("product_id").isNull() & F.col("product_group").isin(list(groups)))
     return sorted({r[0] for r in rows.select("product_group").distinct().collect()})
@@ -218,7 +218,7 @@ def group_features(
     zero_cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
     grp_cols = [*zero_cols, "grp_days_since_last", "grp_days_since_first"]
     spark = transactions.sparkSession
-    whole = _whole_groups(members, groups)
+    whole = whole_groups(members, groups)
     parts = []
     if whole:
         whole_list = spark.createDataFrame([(g,) for g in whole], "product_group string")

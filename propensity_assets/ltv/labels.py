@@ -8,9 +8,8 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from propensity_assets.features.logic import _fixed, _unfixed, with_day
-from propensity_assets.propensity.labels import LabelWindowError, check_label_window, forward_sums
-
+from propensity_assets.features.labels import LabelWindowError, forward_totals
+from propensity_assets.features.logic import from_fixed, to_fixed
 
 __all__ = ["LabelWindowError", "ltv_labels"]
 
@@ -25,9 +24,5 @@ def ltv_labels(
     """Labels (as_of, product_group, household_id, label) for the population at each as_of:
     the household's spend in the group on the `horizon` days from as_of (exact: summed
     in fixed point)."""
-    last_day = with_day(transactions).agg(F.max("day")).first()[0]
-    if last_day is None:
-        raise LabelWindowError("ltv_labels: the transactions table is empty")
-    check_label_window(as_of_dates, last_day, horizon, table="ltv_labels")
-    spend = forward_sums(transactions, members, as_of_dates, groups, horizon, _fixed("sales_value"))
-    return spend.select("as_of", "product_group", "household_id", _unfixed(F.col("total")).alias("label"))
+    spend = forward_totals(transactions, members, as_of_dates, groups, horizon, to_fixed("sales_value"), table="ltv_labels")
+    return spend.select("as_of", "product_group", "household_id", from_fixed(F.col("total")).alias("label"))

@@ -18,6 +18,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
+from propensity_assets.features import labels as windows
 from propensity_assets.propensity import labels
 
 D, D2, D3 = date(2017, 3, 10), date(2017, 3, 20), date(2017, 4, 1)
@@ -127,10 +128,10 @@ def test_single_date_single_group_matches_multi(spark):
 
 
 def test_last_labelable_as_of():
-    assert labels.last_labelable_as_of(LAST_DAY) == D3
+    assert windows.last_labelable_as_of(LAST_DAY, 30) == D3
     # The contract's holdout: data ends 2018-01-01, as_of 2017-12-01 is labelable.
-    assert labels.last_labelable_as_of(date(2018, 1, 1)) == date(2017, 12, 3)
-    labels.check_label_window([date(2017, 12, 1)], date(2018, 1, 1))
+    assert windows.last_labelable_as_of(date(2018, 1, 1), 30) == date(2017, 12, 3)
+    windows.check_label_window([date(2017, 12, 1)], date(2018, 1, 1), 30, "propensity_labels")
 
 
 def test_window_past_the_data_is_refused(spark):
