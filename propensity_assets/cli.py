@@ -66,7 +66,7 @@ def cmd_sync_studies(args: argparse.Namespace) -> int:
         with _instance() as instance:
             if args.file is None:
                 args.file = str(settings.incentive_studies_file())
-            added, removed = sync_studies(instance, args.file)
+            added, removed = sync_studies(instance, args.file, prune=args.prune)
             current = instance.get_dynamic_partitions("incentive_study")
     except StudyCatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     sync.set_defaults(func=cmd_sync_groups)
     studies = sub.add_parser("sync-studies", help="sync incentive_study partitions with the study catalogue")
     studies.add_argument("--file", default=None, help="default: data/incentive_studies.yaml")
+    studies.add_argument("--prune", action="store_true", help="remove partitions of studies no longer in the catalogue")
     studies.set_defaults(func=cmd_sync_studies)
     inc = sub.add_parser("incentives", help="print an incentive study's ATE table and policy comparison")
     inc.add_argument("study", nargs="?", default="software_company")

@@ -36,6 +36,59 @@ cutoff_group_partitions = dg.MultiPartitionsDefinition(
 )
 
 
+def catalogue_changes(keys: list[str], existing: list[str]) -> tuple[list[str], list[str]]:
+    """(added, removed): what makes the `existing` dynamic partitions equal a catalogue's keys."""
+    wanted, have = set(keys), set(existing)
+    return [k for k in keys if k not in have], [k for k in existing if k not in wanted]
+
+
+def sync_requests(partitions_def: dg.DynamicPartitionsDefinition, keys: list[str], existing: list[str]) -> list:
+    """The sensor's dynamic-partition requests that make `existing` equal the catalogue.
+
+    A removed key is deleted from the partitions so that nothing schedules it; its run
+    history and lake partitions stay readable.
+    """
+    added, removed = catalogue_changes(keys, existing)
+    requests = []
+    if added:
+        requests.append(partitions_def.build_add_request(added))
+    if removed:
+        requests.append(partitions_def.build_delete_request(removed))
+    return requests
+
+
+def sync_catalogue(
+    instance: dg.DagsterInstance,
+    partitions_def: dg.DynamicPartitionsDefinition,
+    keys: list[str],
+    *,
+    source: str,
+    prune: bool,
+    error: type[Exception],
+    command: str,
+) -> tuple[list[str], list[str]]:
+    """Make the instance's `partitions_def` partitions equal a catalogue's keys; (added, removed).
+
+    For headless use (the CLI's sync commands): Dagster's CLI cannot add dynamic
+    partitions. Keys missing from the catalogue are removed only with `prune`: a
+    catalogue cut short by mistake must not drop partitions silently (raises `error`,
+    naming `source` and the keys, and changes nothing).
+    """
+    existing = instance.get_dynamic_partitions(partitions_def.name)
+    added, removed = catalogue_changes(keys, existing)
+    if removed and not prune:
+        raise error(
+            f"{source}: {partitions_def.name} partition(s) {', '.join(removed)} are not in the catalogue; "
+            f"nothing was changed. Add them back, or run `{command} --prune` to remove them "
+            "(their run history and lake partitions stay)"
+        )
+    if added:
+        instance.add_dynamic_partitions(partitions_def.name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(partitions_def.name, key)
+    return added, removed
+
+
 def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
     """Every partition key a run targets, however it was launched.
 

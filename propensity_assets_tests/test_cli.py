@@ -241,7 +241,7 @@ def test_sync_groups_is_idempotent_follows_edits_and_links_dagster_yaml(cli, tmp
     assert sync().stdout.splitlines()[1] == "added: none; removed: none"
     catalogue.write_text(GROUPS_YAML.replace("  snacks:", "  crisps:"))
     refused = sync(check=False)  # snacks would be removed: only with --prune
-    assert refused.returncode == 2 and "product group(s) snacks are partitions but not in the catalogue" in refused.stderr
+    assert refused.returncode == 2 and "product_group partition(s) snacks are not in the catalogue" in refused.stderr
     assert sync("--prune").stdout.splitlines() == [
         "product groups: 3 (soft_drinks, party, crisps)",
         "added: crisps; removed: snacks",

@@ -7,57 +7,27 @@ from pathlib import Path
 import dagster as dg
 
 from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
-from propensity_assets.partitions import product_group_partitions
+from propensity_assets.partitions import product_group_partitions, sync_catalogue, sync_requests
 from propensity_assets.resources import LakeResource, ProductGroupsResource
 
 MEMBERS_TABLE = "product_group_members"
 
 
-def sync_requests(catalog_keys: list[str], existing: list[str]) -> list:
-    """The dynamic-partition requests that make `existing` equal the catalogue.
-
-    Removed groups are deleted from the partitions so nothing schedules them; their
-    run history and lake partitions stay readable.
-    """
-    existing_set, wanted = set(existing), set(catalog_keys)
-    requests = []
-    added = [key for key in catalog_keys if key not in existing_set]
-    removed = [key for key in existing if key not in wanted]
-    if added:
-        requests.append(product_group_partitions.build_add_request(added))
-    if removed:
-        requests.append(product_group_partitions.build_delete_request(removed))
-    return requests
-
-
 def sync_product_groups(
     instance: dg.DagsterInstance, path: str, products=None, prune: bool = False
 ) -> tuple[list[str], list[str]]:
-    """Make the instance's `product_group` partitions match the catalogue file.
+    """Make the instance's `product_group` partitions match the catalogue file; (added, removed).
 
-    For headless use (`propensity-assets sync-groups`): Dagster's CLI cannot add
-    dynamic partitions. With `products` (the lake's table), every selector is checked
-    against it first. Groups missing from the file are removed only with `prune`: a
-    catalogue cut short by mistake must not drop partitions silently. Returns (added, removed).
+    With `products` (the lake's table), every selector is checked against it first.
+    Groups missing from the file are removed only with `prune` (see `sync_catalogue`).
     """
     groups = load_catalog(path)
     if products is not None:
         resolve(groups, products, path)  # raises CatalogError naming the group and value
-    keys = [group.key for group in groups]
-    existing = instance.get_dynamic_partitions(product_group_partitions.name)
-    added = [key for key in keys if key not in existing]
-    removed = [key for key in existing if key not in keys]
-    if removed and not prune:
-        raise CatalogError(
-            f"{path}: product group(s) {', '.join(removed)} are partitions but not in the catalogue; "
-            "nothing was changed. Add them back, or run `propensity-assets sync-groups --prune` to remove them "
-            "(their run history and lake partitions stay)"
-        )
-    if added:
-        instance.add_dynamic_partitions(product_group_partitions.name, added)
-    for key in removed:
-        instance.delete_dynamic_partition(product_group_partitions.name, key)
-    return added, removed
+    return sync_catalogue(
+        instance, product_group_partitions, [group.key for group in groups],
+        source=path, prune=prune, error=CatalogError, command="propensity-assets sync-groups",
+    )
 
 
 @dg.sensor(
@@ -80,7 +50,7 @@ def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_group
         return dg.SkipReason(f"Invalid product-group catalogue, partitions left unchanged: {exc}")
     keys = [group.key for group in groups]
     existing = context.instance.get_dynamic_partitions(product_group_partitions.name)
-    requests = sync_requests(keys, existing)
+    requests = sync_requests(product_group_partitions, keys, existing)
     digest = hashlib.sha256(text).hexdigest()[:16]
     run_requests = []
     if context.cursor != digest:

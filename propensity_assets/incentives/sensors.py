@@ -3,35 +3,17 @@
 import dagster as dg
 
 from propensity_assets.incentives.catalog import StudyCatalogError, load_catalog
-from propensity_assets.partitions import incentive_study_partitions
+from propensity_assets.partitions import incentive_study_partitions, sync_catalogue, sync_requests
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 
 
-def sync_requests(keys: list[str], existing: list[str]) -> list:
-    added = [k for k in keys if k not in existing]
-    removed = [k for k in existing if k not in keys]
-    requests = []
-    if added:
-        requests.append(incentive_study_partitions.build_add_request(added))
-    if removed:
-        requests.append(incentive_study_partitions.build_delete_request(removed))
-    return requests
-
-
-def sync_studies(instance: dg.DagsterInstance, path: str) -> tuple[list[str], list[str]]:
+def sync_studies(instance: dg.DagsterInstance, path: str, prune: bool = False) -> tuple[list[str], list[str]]:
     """Make the instance's `incentive_study` partitions match the catalogue; (added, removed).
-
-    For headless use (`propensity-assets sync-studies`): Dagster's CLI cannot add dynamic partitions.
-    """
-    keys = [s.key for s in load_catalog(path)]
-    existing = instance.get_dynamic_partitions(incentive_study_partitions.name)
-    added = [k for k in keys if k not in existing]
-    removed = [k for k in existing if k not in keys]
-    if added:
-        instance.add_dynamic_partitions(incentive_study_partitions.name, added)
-    for key in removed:
-        instance.delete_dynamic_partition(incentive_study_partitions.name, key)
-    return added, removed
+    Studies missing from the file are removed only with `prune` (see `sync_catalogue`)."""
+    return sync_catalogue(
+        instance, incentive_study_partitions, [s.key for s in load_catalog(path)],
+        source=path, prune=prune, error=StudyCatalogError, command="propensity-assets sync-studies",
+    )
 
 
 @dg.sensor(
@@ -49,7 +31,7 @@ def incentive_study_sync_sensor(context: dg.SensorEvaluationContext, incentive_s
     except StudyCatalogError as exc:
         return dg.SkipReason(f"Invalid incentive-study catalogue, partitions left unchanged: {exc}")
     existing = context.instance.get_dynamic_partitions(incentive_study_partitions.name)
-    requests = sync_requests(keys, existing)
+    requests = sync_requests(incentive_study_partitions, keys, existing)
     if not requests:
         return dg.SkipReason(f"{len(keys)} incentive studies, already in sync")
     return dg.SensorResult(dynamic_partitions_requests=requests)

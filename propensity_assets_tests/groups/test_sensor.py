@@ -215,7 +215,7 @@ def test_sync_product_groups(instance, tmp_path):
     with pytest.raises(CatalogError) as info:
         sync_product_groups(instance, str(path))
     assert str(info.value) == (
-        f"{path}: product group(s) cheese are partitions but not in the catalogue; nothing was changed. Add them "
+        f"{path}: product_group partition(s) cheese are not in the catalogue; nothing was changed. Add them "
         "back, or run `propensity-assets sync-groups --prune` to remove them (their run history and lake "
         "partitions stay)"
     )
