@@ -15,7 +15,6 @@ Usage (from the repository root, after `make install`):
         and reported with the median.
 """
 
-import argparse
 import os
 import shutil
 import statistics
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import stage_cli
 
 REPO = Path(__file__).resolve().parent.parent
 HOLDOUT = "2017-12-01"
@@ -95,13 +96,5 @@ def speed(repeat: int) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["quality", "speed"])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    return quality() if args.what == "quality" else speed(args.repeat)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stage_cli.run(__doc__, quality, speed))

@@ -1,12 +1,15 @@
 """The Dagster side of the shared lifecycle: one factory makes a stage's model, champion,
 scores and decay assets, its training job, and its rescore and retrain sensors."""
 
+import dataclasses
 import json
+import typing
 import warnings
 from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
+import pydantic
 
 from propensity_assets import registry, settings
 from propensity_assets.lifecycle import vetting
@@ -32,6 +35,23 @@ class TrainingConfig(dg.Config):
 
     history_weeks: int = 30
     seed: int = 42
+
+
+def search_config(name: str, space: type, doc: str, **defaults) -> type[TrainingConfig]:
+    """A stage's launchpad config: `TrainingConfig` plus every field of the search-space
+    dataclass `space` (with its defaults, or `defaults`); `.space()` builds the dataclass.
+    The stage declares its space once, as plain data its model code reads."""
+    hints = typing.get_type_hints(space)
+    base = space()
+    fields = {f.name: (hints[f.name], getattr(base, f.name)) for f in dataclasses.fields(space)}
+    fields.update({key: (fields[key][0] if key in fields else type(value), value) for key, value in defaults.items()})
+
+    def build(self):
+        return space(**{f.name: getattr(self, f.name) for f in dataclasses.fields(space)})
+
+    config = pydantic.create_model(name, __base__=TrainingConfig, __doc__=doc, **fields)
+    config.space = build
+    return config
 
 
 class VettingConfig(dg.Config):

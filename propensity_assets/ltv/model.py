@@ -17,7 +17,7 @@ import itertools
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -28,12 +28,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from propensity_assets.ltv.metrics import decile_table, evaluate
+from propensity_assets.ltv.space import ALGORITHMS, FEATURE_SUBSETS, REDUCERS, LtvSearchSpace
 
 HORIZON_DAYS = 90
 LABEL = "label"
-ALGORITHMS = ("lgbm_l2", "lgbm_tweedie", "random_forest", "sklearn_gbr")
-REDUCERS = ("none", "pca", "select_by_importance")
-FEATURE_SUBSETS = ("all", "rates", "household", "group", "lake")
 # Lower is better for these; higher for every other selectable metric.
 _MINIMIZE = {"rmse", "mae"}
 _SELECTABLE = {"rmse", "mae", "normalized_gini", "spearman", "top_decile_capture"}
@@ -133,58 +131,6 @@ def design_matrix(frame: pd.DataFrame, features: list[str], horizon_days: int) -
 
 
 # -- search space -------------------------------------------------------------------------
-
-
-@dataclass
-class LtvSearchSpace:
-    """A declared space of LTV regressors; every list is a dimension of the cross product.
-
-    Lists only, so a Dagster Config can mirror it field by field. `max_permutations`
-    bounds the cost: with the defaults, the 12 shipped groups at one cutoff (26 weekly
-    snapshots, ~57k rows per group) trained with BTYD in 145 s on an idle 2-core machine
-    (benchmarks/ltv_quality_dev.py). 12 would try every (algorithm, reducer) pair once at
-    about 1.5× the time.
-    """
-
-    algorithms: list[str] = field(default_factory=lambda: list(ALGORITHMS))
-    reducers: list[str] = field(default_factory=lambda: list(REDUCERS))
-    # "household" (hh_* only) is declared too; it helps only the all_products group.
-    feature_subsets: list[str] = field(default_factory=lambda: ["all", "rates"])
-    # LightGBM (both objectives)
-    num_leaves: list[int] = field(default_factory=lambda: [7, 15])
-    learning_rate: list[float] = field(default_factory=lambda: [0.05])
-    min_child_samples: list[int] = field(default_factory=lambda: [50, 100])
-    feature_fraction: list[float] = field(default_factory=lambda: [0.8])
-    lambda_l2: list[float] = field(default_factory=lambda: [10.0])
-    tweedie_variance_power: list[float] = field(default_factory=lambda: [1.2, 1.5])
-    # Random forest
-    rf_n_estimators: list[int] = field(default_factory=lambda: [60])
-    rf_max_depth: list[int] = field(default_factory=lambda: [10, 16])
-    rf_min_samples_leaf: list[int] = field(default_factory=lambda: [20, 50])
-    rf_max_features: list[float] = field(default_factory=lambda: [0.3])
-    # scikit-learn HistGradientBoostingRegressor
-    gbr_learning_rate: list[float] = field(default_factory=lambda: [0.05])
-    gbr_max_leaf_nodes: list[int] = field(default_factory=lambda: [15, 31])
-    gbr_min_samples_leaf: list[int] = field(default_factory=lambda: [50, 200])
-    gbr_l2_regularization: list[float] = field(default_factory=lambda: [0.0, 1.0])
-    # Reducers
-    pca_variance: list[float] = field(default_factory=lambda: [0.95])
-    select_top_k: list[int] = field(default_factory=lambda: [15])
-    # Search
-    max_permutations: int = 8
-    max_rounds: int = 2000
-    # Patient early stopping: the selection sample repeats each household in every
-    # snapshot, so its curve is noisy, and stopping at its first dip under-fits the
-    # big spenders (measured: 50 rounds of patience cost ~5 RMSE on the holdout).
-    early_stopping_rounds: int = 200
-    # Random forests are fitted on a bootstrap share of the rows: the cost grows with rows.
-    rf_max_samples: float = 0.25
-    # scikit-learn boosting has no external early stopping: it fits this many rounds and
-    # keeps the best prefix on the validation sample (staged predictions).
-    gbr_max_iter: int = 500
-    selection_metric: str = "rmse"
-    seed: int = 42
-
 
 _ALGORITHM_PARAMS = {
     "lgbm_l2": ["num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2"],

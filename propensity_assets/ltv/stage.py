@@ -9,56 +9,29 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 """
 
 from propensity_assets import settings
-from propensity_assets.lifecycle.assets import TrainingConfig
+from propensity_assets.lifecycle.assets import search_config
 from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult
 from propensity_assets.ltv import metrics as LM
+from propensity_assets.ltv.space import LtvSearchSpace
 
 LABELS_TABLE = "ltv_labels"
 SCORES_TABLE = "ltv_scores"
 
 
-class LtvTraining(TrainingConfig):
-    """The parameter-permutation interface as launchpad config (mirrors `LtvSearchSpace`).
+LtvTraining = search_config(
+    "LtvTraining",
+    LtvSearchSpace,
+    """The parameter-permutation interface as launchpad config (the fields of `LtvSearchSpace`).
 
     Every list is a dimension of the cross product of algorithms × reducers × feature
     subsets × each algorithm's hyperparameters; `max_permutations` of them are tried
     (stratified so every algorithm and reducer is tried), each a child run in MLflow.
-    """
-
-    history_weeks: int = 26
-    algorithms: list[str] = ["lgbm_l2", "lgbm_tweedie", "random_forest", "sklearn_gbr"]
-    reducers: list[str] = ["none", "pca", "select_by_importance"]
-    feature_subsets: list[str] = ["all", "rates"]
-    num_leaves: list[int] = [7, 15]
-    learning_rate: list[float] = [0.05]
-    min_child_samples: list[int] = [50, 100]
-    feature_fraction: list[float] = [0.8]
-    lambda_l2: list[float] = [10.0]
-    tweedie_variance_power: list[float] = [1.2, 1.5]
-    rf_n_estimators: list[int] = [60]
-    rf_max_depth: list[int] = [10, 16]
-    rf_min_samples_leaf: list[int] = [20, 50]
-    rf_max_features: list[float] = [0.3]
-    gbr_learning_rate: list[float] = [0.05]
-    gbr_max_leaf_nodes: list[int] = [15, 31]
-    gbr_min_samples_leaf: list[int] = [50, 200]
-    gbr_l2_regularization: list[float] = [0.0, 1.0]
-    pca_variance: list[float] = [0.95]
-    select_top_k: list[int] = [15]
-    max_permutations: int = 8
-    max_rounds: int = 2000
-    early_stopping_rounds: int = 200
-    rf_max_samples: float = 0.25
-    gbr_max_iter: int = 500
-    selection_metric: str = "rmse"
-
-    def space(self):
-        from propensity_assets.ltv.model import LtvSearchSpace
-
-        return LtvSearchSpace(**{name: getattr(self, name) for name in LtvSearchSpace.__dataclass_fields__})
+    """,
+    history_weeks=26,
+)
 
 
-def _train(fit_df, select_df, config: LtvTraining) -> TrainResult:
+def _train(fit_df, select_df, config) -> TrainResult:
     from propensity_assets.ltv.model import train
 
     result = train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days())

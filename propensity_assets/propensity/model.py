@@ -7,9 +7,7 @@ import only pandas, numpy, scikit-learn and LightGBM.
 
 from __future__ import annotations
 
-import itertools
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -18,37 +16,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from propensity_assets.lifecycle.frames import feature_columns
 from propensity_assets.lifecycle.stage import TrainResult
+from propensity_assets.propensity.space import SearchSpace
 
 HORIZON_DAYS = 30
-
-
-@dataclass
-class SearchSpace:
-    """A declared hyperparameter space: every list is a dimension of the grid.
-
-    Class reweighting (`scale_pos_weight`) is not offered: it distorts the scores, which
-    must be probabilities (CONTRACTS §5).
-    """
-
-    num_leaves: list[int] = field(default_factory=lambda: [15, 31, 63])
-    learning_rate: list[float] = field(default_factory=lambda: [0.03, 0.08])
-    min_child_samples: list[int] = field(default_factory=lambda: [50, 200])
-    feature_fraction: list[float] = field(default_factory=lambda: [0.7, 1.0])
-    lambda_l2: list[float] = field(default_factory=lambda: [0.0, 5.0])
-    max_trials: int = 6
-    max_rounds: int = 1500
-    early_stopping_rounds: int = 50
-    selection_metric: str = "average_precision"
-    seed: int = 42
-
-    NAMES = ("num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2")
-
-    def trials(self) -> list[dict]:
-        """A seeded random sample of the grid, at most `max_trials` permutations."""
-        grid = [dict(zip(self.NAMES, values)) for values in itertools.product(*(getattr(self, n) for n in self.NAMES))]
-        if len(grid) <= self.max_trials:
-            return grid
-        return random.Random(self.seed).sample(grid, self.max_trials)
 
 
 # LightGBM's name for each selection metric; early stopping watches that one only.

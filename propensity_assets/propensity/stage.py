@@ -6,33 +6,24 @@ precision, beating the recency and 90-day-basket baselines on ROC AUC and AP (§
 Profile: `propensity__<group>` and `propensity_decile__<group>`.
 """
 
-from propensity_assets.lifecycle.assets import TrainingConfig
+from propensity_assets.lifecycle.assets import search_config
 from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns
 from propensity_assets.propensity import model as M
+from propensity_assets.propensity.space import SearchSpace
 
 LABELS_TABLE = "propensity_labels"
 SCORES_TABLE = "propensity_scores"
 
 
-class PropensityTraining(TrainingConfig):
+PropensityTraining = search_config(
+    "PropensityTraining",
+    SearchSpace,
     """Training window and the hyperparameter search space (CONTRACTS §7).
 
     Every list is a dimension of the grid; `max_trials` permutations are sampled.
     Early stopping watches `selection_metric` only.
-    """
-
-    num_leaves: list[int] = [15, 31, 63]
-    learning_rate: list[float] = [0.03, 0.08]
-    min_child_samples: list[int] = [50, 200]
-    feature_fraction: list[float] = [0.7, 1.0]
-    lambda_l2: list[float] = [0.0, 5.0]
-    max_trials: int = 6
-    max_rounds: int = 1500
-    early_stopping_rounds: int = 50
-    selection_metric: str = "average_precision"
-
-    def space(self) -> M.SearchSpace:
-        return M.SearchSpace(**{name: getattr(self, name) for name in M.SearchSpace.__dataclass_fields__})
+    """,
+)
 
 
 def _train(fit_df, select_df, config: PropensityTraining):

@@ -185,8 +185,11 @@ def test_train_errors_name_the_problem(frames):
         train(tr.drop(columns="hh_days_since_first"), va, LtvSearchSpace(max_permutations=1))
 
 
-def test_launchpad_config_mirrors_the_search_space_defaults():
-    from propensity_assets.ltv.model import LtvSearchSpace
+def test_launchpad_config_is_the_search_space():
     from propensity_assets.ltv.stage import LtvTraining
 
+    assert set(LtvTraining.model_fields) == {"history_weeks", *LtvSearchSpace.__dataclass_fields__}  # seed is in both
+    assert LtvTraining().history_weeks == 26  # the stage's own default over TrainingConfig's 30
     assert LtvTraining().space() == LtvSearchSpace()
+    chosen = LtvTraining(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
+    assert chosen.space() == LtvSearchSpace(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
