@@ -291,6 +291,10 @@ class Lake:
 
     def read_pandas(self, table: str, filters=None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Read a table (with its Hive partition columns as strings) into pandas."""
+        return self.read_arrow(table, filters, columns).to_pandas()
+
+    def read_arrow(self, table: str, filters=None, columns: Sequence[str] | None = None) -> pa.Table:
+        """Read a table (with its Hive partition columns as strings) into Arrow."""
         fs, root = self._fs_and_root
         path = f"{root}/{table}"
         if fs.get_file_info(path).type != pafs.FileType.Directory:
@@ -307,7 +311,7 @@ class Lake:
             else None,
             ignore_prefixes=["_", "."],
         )
-        return dataset.to_table(filter=filters, columns=list(columns) if columns else None).to_pandas()
+        return dataset.to_table(filter=filters, columns=list(columns) if columns else None)
 
     @staticmethod
     def _partition_keys(fs: pafs.FileSystem, path: str) -> list[str]:

@@ -193,6 +193,9 @@ def test_household_features_date_range_as_one_run(spark, lake_root):
     feats = lake.read_pandas("household_features")
     population = {"2017-03-02": [1], "2017-03-03": [1, 2], "2017-03-04": [1, 2], "2017-03-05": [1, 2, 3]}
     assert {d: sorted(rows["household_id"]) for d, rows in feats.groupby("as_of")} == population
+    # the run's summary, read back from what it wrote: 1 + 2 + 2 + 3 rows, 3 households
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert (meta["rows"].value, meta["households"].value, meta["partitions_written"].value) == (8, 3, 4)
     at = feats.set_index(["as_of", "household_id"])
     assert at.loc[("2017-03-05", 1), "hh_spend_30d"] == 14.0
     assert at.loc[("2017-03-05", 1), "hh_days_since_last"] == 2
@@ -230,6 +233,8 @@ def test_single_run_backfill_covers_the_whole_rectangle(spark, lake_root):
 
     events = result.get_asset_materialization_events()
     assert events and all(e.materialization.metadata["partitions_written"].value == 6 for e in events)
+    # populations 2, 2 and 3 at the three dates, in both groups; `party` (outside) not counted
+    assert {(e.materialization.metadata["rows"].value, e.materialization.metadata["households"].value) for e in events} == {(14, 3)}
 
     written = {
         (as_of, group)

@@ -106,7 +106,7 @@ def test_the_whole_pipeline_on_transactions_only(run):
     materialize(["household_features"], tags=in_range("2017-03-04", CUTOFF, group=None))
     materialize(["group_features"], tags=in_range("2017-03-04", CUTOFF))
     materialize(["propensity_labels"], tags=in_range("2017-05-03", "2017-05-31"))
-    materialize(["ltv_labels"], tags=in_range("2017-03-04", "2017-04-01"))
+    ltv_run = materialize(["ltv_labels"], tags=in_range("2017-03-04", "2017-04-01"))
 
     # all_products' group features are the household features (CONTRACTS §2).
     hh = lake.read_pandas("household_features").set_index(["as_of", "household_id"]).sort_index()
@@ -124,6 +124,12 @@ def test_the_whole_pipeline_on_transactions_only(run):
     labels = lake.read_pandas("ltv_labels")
     got = labels[labels["as_of"] == "2017-04-01"].set_index("household_id")["label"]
     np.testing.assert_allclose(got.reindex(expected.index), expected.to_numpy())
+    # The labels run's summary is what it wrote: every row of the 29 dates, their mean and positive share.
+    meta = ltv_run.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["rows"].value == len(labels) and meta["partitions_written"].value == 29
+    summary = meta["by_group"].value
+    share = (labels['label'] > 0).mean()
+    assert f"| {GROUP} | {len(labels)} | {labels['label'].mean():.4f} | {share:.4f} |" in summary
 
     key = f"{CUTOFF}|{GROUP}"
     for stage, config in (("propensity", TINY_PROPENSITY), ("ltv", TINY_LTV)):

@@ -11,6 +11,9 @@ from datetime import date
 import warnings
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from dagster_pyspark import PySparkResource
@@ -28,16 +31,33 @@ from propensity_assets.partitions import (
 from propensity_assets.resources import LakeResource
 
 
-def _summary(df, written: int, as_of_dates: list[date]) -> dict:
-    stats = df.agg(F.count("*").alias("rows"), F.countDistinct("household_id").alias("households")).first()
+def _summary(stored: pa.Table, written: int, as_of_dates: list[date]) -> dict:
     return {
-        "rows": int(stats["rows"]),
-        "households": int(stats["households"]),
+        "rows": stored.num_rows,
+        "households": len(pc.unique(stored["household_id"])),
         "partitions_written": written,
         "as_of_min": str(min(as_of_dates)),
         "as_of_max": str(max(as_of_dates)),
         "as_of_dates": len(as_of_dates),
     }
+
+
+def stored_partitions(lake: LakeResource, table: str, specs: list[dict], columns: list[str]) -> pa.Table:
+    """`columns` of the partitions `specs` of `table`, read back from the lake on the driver
+    (Arrow, only those columns): the run's summary costs neither a cache of what it wrote
+    nor a second Spark job over thousands of small files."""
+    keys = list(specs[0]) if specs else []
+    if not specs or not lake.lake.exists(table):
+        return pa.table({c: pa.array([], pa.string() if c in keys else pa.float64()) for c in columns})
+    filters = None
+    for key in keys:
+        clause = ds.field(key).isin(sorted({spec[key] for spec in specs}))
+        filters = clause if filters is None else filters & clause
+    stored = lake.lake.read_arrow(table, filters, [*keys, *[c for c in columns if c not in keys]])
+    if len(keys) > 1:  # the rectangle of the keys' values may hold partitions this run did not write
+        joined = pc.binary_join_element_wise(*[stored[k] for k in keys], "|")
+        stored = stored.filter(pc.is_in(joined, pa.array(["|".join(spec[k] for k in keys) for spec in specs])))
+    return stored.select(columns)
 
 
 def materialize_group_table(
@@ -46,7 +66,7 @@ def materialize_group_table(
     lake: LakeResource,
     table: str,
     compute: Callable[[DataFrame, DataFrame, list[date], list[str]], DataFrame],
-    summarize: Callable[[DataFrame, int, list[date], list[str]], dict],
+    summarize: Callable[[LakeResource, list[dict], int, list[date], list[str]], dict],
 ) -> dg.MaterializeResult:
     """Compute an as_of × product_group table for every key of the run in one Spark job,
     keep exactly the requested keys, and swap each partition into the lake.
@@ -70,23 +90,7 @@ def materialize_group_table(
     rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
     specs = [{"as_of": d, "product_group": g} for d, g in pairs]
     written = lake.write_spark(table, rows, specs)
-    # Summarize what was written, read back from the lake, rather than caching the
-    # whole as_of × group rectangle or computing it twice.
-    stored = (
-        _written(session, lake, table, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
-        if written
-        else rows.limit(0)
-    )
-    return dg.MaterializeResult(metadata=summarize(stored, written, as_of_dates, groups))
-
-
-def _written(session, lake: LakeResource, table: str, as_of_dates: list[date], groups: list[str] | None = None) -> DataFrame:
-    """The partitions of `table` for these dates (and groups), read back from the lake."""
-    df = session.read.parquet(lake.lake.uri(table))
-    df = df.withColumn("as_of", F.to_date(F.col("as_of").cast("string"))).where(F.col("as_of").isin(as_of_dates))
-    if groups is not None:
-        df = df.where(F.col("product_group").cast("string").isin(list(groups)))
-    return df
+    return dg.MaterializeResult(metadata=summarize(lake, specs, written, as_of_dates, groups))
 
 
 @dg.asset(
@@ -111,7 +115,7 @@ def household_features(
     feats = logic.household_features(tx, as_of_dates)
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
     written = lake.write_spark("household_features", feats, specs)
-    stored = _written(session, lake, "household_features", as_of_dates) if written else feats.limit(0)
+    stored = stored_partitions(lake, "household_features", specs if written else [], ["household_id"])
     return dg.MaterializeResult(metadata=_summary(stored, written, as_of_dates))
 
 
@@ -132,7 +136,8 @@ def household_features(
 def group_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
-    def summarize(feats, written, as_of_dates, groups) -> dict:
-        return {**_summary(feats, written, as_of_dates), "product_groups": ", ".join(groups)}
+    def summarize(lake, specs, written, as_of_dates, groups) -> dict:
+        stored = stored_partitions(lake, "group_features", specs if written else [], ["household_id"])
+        return {**_summary(stored, written, as_of_dates), "product_groups": ", ".join(groups)}
 
     return materialize_group_table(context, spark, lake, "group_features", logic.group_features, summarize)

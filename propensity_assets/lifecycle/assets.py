@@ -355,10 +355,11 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
     product_group, household_id, label); `label_error` is what it raises for a window
     past the data, turned into a failure that names the last valid as_of.
     """
-    from pyspark.sql import functions as F
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     from propensity_assets import schedules
-    from propensity_assets.features.assets import materialize_group_table
+    from propensity_assets.features.assets import materialize_group_table, stored_partitions
     from propensity_assets.groups.assets import MEMBERS_TABLE
 
     @dg.asset(
@@ -379,12 +380,17 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
             except label_error as exc:
                 raise dg.Failure(str(exc)) from None
 
-        def summarize(labels, written, as_of_dates, groups) -> dict:
-            stats = labels.groupBy("product_group").agg(
-                F.count("*").alias("rows"), F.avg("label").alias("label_mean"),
-                F.avg((F.col("label") > 0).cast("double")).alias("positive_share"),
+        def summarize(lake, specs, written, as_of_dates, groups) -> dict:
+            stored = stored_partitions(lake, stage.labels_table, specs if written else [], ["product_group", "label"])
+            label = pc.cast(stored["label"], pa.float64())
+            stats = pa.table({
+                "product_group": stored["product_group"], "label": label, "positive": pc.cast(pc.greater(label, 0), pa.float64()),
+            }).group_by("product_group").aggregate([("label", "count"), ("label", "mean"), ("positive", "mean")])
+            rows = sorted(
+                ({"product_group": g, "rows": n, "label_mean": m, "positive_share": share} for g, n, m, share in zip(
+                    *(stats[c].to_pylist() for c in ("product_group", "label_count", "label_mean", "positive_mean")))),
+                key=lambda r: r["product_group"],
             )
-            rows = sorted((r.asDict() for r in stats.collect()), key=lambda r: r["product_group"])
             return {
                 "rows": sum(r["rows"] for r in rows),
                 "partitions_written": written,
