@@ -78,6 +78,14 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                 yield dg.AssetCheckResult(check_name="suspicious_rows", passed=True)
             return
 
+        if table == "transactions" and len(raw.frame) == 0:
+            # Everything downstream is computed from transactions: an empty file would
+            # silently empty every feature, label and score partition recomputed from it.
+            raise dg.Failure(
+                f"{raw.origin}: the 'transactions' table has no rows; expected at least one transaction. "
+                "Nothing was written: the lake keeps its previous transactions.",
+                allow_retries=False,
+            )
         known_products = (
             lake.lake.read_pandas("products", columns=["product_id"])["product_id"]
             if table == "transactions"

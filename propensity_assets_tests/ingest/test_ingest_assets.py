@@ -254,6 +254,19 @@ def test_too_many_invalid_rows_fail_the_run_and_keep_the_previous_table(env):
     assert checks(result)[("transactions", "invalid_rows")].passed
 
 
+def test_an_empty_transactions_file_is_refused_and_keeps_the_previous_table(env):
+    assert env.materialize(selection=["products", "transactions"]).success
+    before = snapshot(env.lake_dir)
+    path = write_transactions(env.src, [])  # the header only
+    result = env.materialize(selection=["transactions"])
+    assert not result.success and failed_steps(result) == ["transactions"]
+    assert error_messages(result).splitlines()[0] == "dagster._core.definitions.events.Failure: " + (
+        f"{path}: the 'transactions' table has no rows; expected at least one transaction. "
+        "Nothing was written: the lake keeps its previous transactions."
+    )
+    assert snapshot(env.lake_dir) == before
+
+
 def test_a_double_loaded_file_fails_on_duplicates(env):
     assert env.materialize(selection=["products"]).success
     rows = good_transactions(50)
