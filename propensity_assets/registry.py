@@ -1,12 +1,15 @@
 """MLflow names and registry operations shared by every modelling stage (CONTRACTS §6)."""
 
+from __future__ import annotations
+
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+if TYPE_CHECKING:  # MLflow loads only when a run talks to the registry
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 from propensity_assets import settings
 
@@ -57,6 +60,8 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points at, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:

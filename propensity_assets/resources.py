@@ -9,14 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import mlflow
-from mlflow import MlflowClient
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
 from propensity_assets import registry, settings
 from propensity_assets.lake import Lake, PartitionSpec
+
+if TYPE_CHECKING:  # MLflow loads only when a run talks to the registry
+    from mlflow import MlflowClient
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -54,6 +57,9 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_root: Optional[str] = None  # None: data/mlflow/artifacts for a local store
 
     def client(self) -> MlflowClient:
+        import mlflow
+        from mlflow import MlflowClient
+
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)

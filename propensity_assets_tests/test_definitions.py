@@ -1,6 +1,8 @@
 """The code location as Dagster sees it: a snapshot of the asset graph, and runs launched
 the way single-run backfills and `--partition-range` launch them (range tags, one run)."""
 
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
@@ -11,7 +13,7 @@ from dagster_pyspark import PySparkResource
 
 from propensity_assets.lake import Lake
 from propensity_assets.resources import LakeResource
-from propensity_assets_tests.conftest import tx_frame
+from propensity_assets_tests.conftest import REPO, tx_frame
 
 # Single-run backfill policies are beta in Dagster 1.13; the project relies on them knowingly.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -258,3 +260,13 @@ def test_single_run_backfill_covers_the_whole_rectangle(spark, lake_root):
     assert pd.isna(at.loc[("2017-03-05", "soft_drinks", 3), "grp_days_since_last"])
     assert at.loc[("2017-03-03", "snacks", 2), "grp_baskets_30d"] == 1
     assert date.fromisoformat(feats["as_of"].min()) == date(2017, 3, 3)
+
+
+def test_loading_the_definitions_imports_no_model_library():
+    """The CLI, the daemon and the UI load the definitions for every run and tick: MLflow,
+    the model libraries and the causal stack load only when an asset needs them."""
+    heavy = ["mlflow", "lightgbm", "sklearn", "scipy", "econml", "dowhy", "causallearn", "pymc", "pymc_marketing",
+             "matplotlib"]
+    code = f"import sys, propensity_assets.definitions; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 import dagster as dg
-import mlflow as mlflow_lib  # the resources below are named `mlflow`
 import numpy as np
 import pandas as pd
 
@@ -144,6 +143,7 @@ def incentive_graph(
     context: dg.AssetExecutionContext, incentive_studies: IncentiveStudiesResource, lake: LakeResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
+    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     from propensity_assets.incentives import discovery, tracking
     from propensity_assets.incentives.study import identify_all
 
@@ -189,6 +189,7 @@ def incentive_graph(
 
 def mlflow_run(experiment_id: str, study: str, stage: str):
     """An MLflow run tagged with its study and stage (the recommender finds its estimators by them)."""
+    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     run = mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"{study} {stage}")
     mlflow_lib.set_tags({"incentive_study": study, "stage": stage})
     return run
@@ -231,6 +232,7 @@ def incentive_effects(
     """EconML DML (LinearDML; CausalForestDML by config) per treatment × effect, with cross-fitting,
     on the adjustment sets the graph identifies. Overlap is checked per treatment (propensity outside
     [0.02, 0.98]); units outside are trimmed from the fit and the ATE, with a warning."""
+    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     from propensity_assets.incentives import tracking
     from propensity_assets.incentives.study import effects_table, estimate_all, graph_from_edges, identify_all, summary_table
 
@@ -369,6 +371,7 @@ def incentive_recommendations(
     context: dg.AssetExecutionContext, incentive_studies: IncentiveStudiesResource, lake: LakeResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
+    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     from propensity_assets.incentives import recommender as rec
     from propensity_assets.incentives import tracking
     from propensity_assets.incentives.study import policy_report, unit_costs

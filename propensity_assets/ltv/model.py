@@ -213,7 +213,7 @@ class LtvPredictor:
     columns: list[str]  # design columns fed to the reducer / model
     estimator: object  # lgb.Booster or a fitted scikit-learn regressor
     reducer: object | None = None  # a fitted scikit-learn transformer (PCA) or None
-    num_iteration: int | None = None  # boosted rounds used by a LightGBM booster
+    num_iteration: int | None = None  # boosted rounds used: LightGBM, and scikit-learn boosting while selecting
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame | np.ndarray:
         x = design_matrix(frame, self.features, self.horizon_days)[self.columns]
@@ -223,6 +223,9 @@ class LtvPredictor:
         x = self.transform(frame)
         if isinstance(self.estimator, lgb.Booster):
             pred = self.estimator.predict(x, num_iteration=self.num_iteration)
+        elif self.num_iteration is not None and self.num_iteration < getattr(self.estimator, "n_iter_", 0):
+            # scikit-learn boosting fitted past its best round: the prediction of its first rounds
+            pred = next(p for i, p in enumerate(self.estimator.staged_predict(x), 1) if i == self.num_iteration)
         else:
             pred = self.estimator.predict(x)
         return np.clip(np.asarray(pred, dtype="float64"), 0.0, None)
@@ -330,16 +333,16 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         if rounds is None:
             # Early stopping on our validation households rather than sklearn's own random
             # split of the training rows, which would mix snapshots of the same household.
+            # The trial keeps the full fit and predicts with its best rounds (no second fit
+            # for a model that only scores the selection sample); the winner is refitted below.
             estimator = gbr(space.gbr_max_iter).fit(xt, y_tr)
             errors = [np.mean((p - y_va) ** 2) for p in estimator.staged_predict(xv)]
             chosen = int(np.argmin(errors)) + 1
-            if chosen < estimator.n_iter_:
-                estimator = gbr(chosen).fit(xt, y_tr)
         else:
             estimator, chosen = gbr(rounds).fit(xt, y_tr), rounds
     else:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {list(ALGORITHMS)}")
-    num_iteration = chosen if algorithm.startswith("lgbm") else None
+    num_iteration = chosen if algorithm.startswith("lgbm") or (algorithm == "sklearn_gbr" and rounds is None) else None
     predictor = LtvPredictor(inputs, horizon_days, columns, estimator, reducer, num_iteration)
     return _Fitted(predictor, chosen)
 

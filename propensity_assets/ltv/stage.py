@@ -11,7 +11,6 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 from propensity_assets import settings
 from propensity_assets.lifecycle.assets import search_config
 from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult
-from propensity_assets.ltv import metrics as LM
 from propensity_assets.ltv.space import LtvSearchSpace
 
 LABELS_TABLE = "ltv_labels"
@@ -49,11 +48,27 @@ def _baselines(frame, horizon_days: int) -> dict:
     """The previous H days' spend, and BTYD (BG/NBD + Gamma-Gamma) fitted on the snapshot's
     own history (RFM as of the snapshot: it sees nothing after as_of)."""
     from propensity_assets.ltv.btyd import BtydBaseline
+    from propensity_assets.ltv.metrics import previous_spend_baseline
 
     return {
-        "previous_spend": LM.previous_spend_baseline(frame, horizon_days),
+        "previous_spend": previous_spend_baseline(frame, horizon_days),
         "btyd": BtydBaseline().fit(frame).predict(frame, horizon_days),
     }
+
+
+# The metrics (scipy) load when a run evaluates, not with the definitions.
+
+
+def _evaluate(y, p) -> dict:
+    from propensity_assets.ltv.metrics import evaluate
+
+    return evaluate(y, p)
+
+
+def _reports(y, p) -> dict:
+    from propensity_assets.ltv.metrics import decile_table
+
+    return {"deciles": decile_table(y, p)}
 
 
 LTV = ModelStage(
@@ -64,7 +79,7 @@ LTV = ModelStage(
     score_column="ltv",
     horizon_days=settings.ltv_horizon_days,
     train=_train,
-    evaluate=LM.evaluate,
+    evaluate=_evaluate,
     baselines=_baselines,
     metric="rmse",
     higher_is_better={
@@ -73,7 +88,7 @@ LTV = ModelStage(
     baseline_metrics=("rmse", "normalized_gini"),
     profile=ProfileColumns(prefix="ltv", value_column="ltv"),
     score_extras=lambda: {"horizon_days": settings.ltv_horizon_days()},
-    reports=lambda y, p: {"deciles": LM.decile_table(y, p)},
+    reports=_reports,
     output_min=0.0,
     output_max=None,
 )

@@ -8,8 +8,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from propensity_assets.features.labels import LabelWindowError, forward_totals
+from propensity_assets.propensity.space import HORIZON_DAYS
 
-HORIZON_DAYS = 30
 
 __all__ = ["HORIZON_DAYS", "LabelWindowError", "propensity_labels"]
 

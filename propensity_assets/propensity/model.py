@@ -16,9 +16,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from propensity_assets.lifecycle.frames import feature_columns
 from propensity_assets.lifecycle.stage import TrainResult
-from propensity_assets.propensity.space import SearchSpace
+from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
-HORIZON_DAYS = 30
 
 
 # LightGBM's name for each selection metric; early stopping watches that one only.

@@ -7,6 +7,9 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
+# The label's horizon (CONTRACTS §4): a purchase in the group within this many days.
+HORIZON_DAYS = 30
+
 
 @dataclass
 class SearchSpace:

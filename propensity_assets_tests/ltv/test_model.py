@@ -138,6 +138,30 @@ def test_train_fits_every_permutation_and_refits_the_best(frames):
         plt.close(fig)
 
 
+def test_a_scikit_learn_trial_scores_with_its_best_rounds_and_the_winner_is_refitted_to_them(frames):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    tr, va, holdout = frames
+    space = LtvSearchSpace(algorithms=["sklearn_gbr"], reducers=["none"], feature_subsets=["all"], gbr_max_iter=120,
+                           gbr_learning_rate=[0.5],
+                           gbr_max_leaf_nodes=[15], gbr_min_samples_leaf=[50], gbr_l2_regularization=[0.0],
+                           max_permutations=1)
+    result = train(tr, va, space)
+    rounds = result.params["rounds"]
+    assert 1 <= rounds < 120  # stopped before the last round on this noisy sample
+    # the final model is a fit of exactly that many rounds on both frames, predicting without staging
+    assert result.predictor.estimator.n_iter_ == rounds and result.predictor.num_iteration is None
+    # the trial's score is that of `rounds` rounds: the same as a fit stopped there
+    p = result.trials.iloc[0]
+    x = result.predictor.transform(tr)
+    stopped = HistGradientBoostingRegressor(
+        learning_rate=p["gbr_learning_rate"], max_leaf_nodes=15, min_samples_leaf=50, l2_regularization=0.0,
+        max_iter=rounds, early_stopping=False, random_state=space.seed,
+    ).fit(x, tr["label"].to_numpy("float64"))
+    expected = np.clip(stopped.predict(result.predictor.transform(va)), 0.0, None)
+    assert result.trials.iloc[0]["rmse"] == pytest.approx(float(np.sqrt(np.mean((expected - va["label"]) ** 2))), rel=1e-9)
+
+
 def test_pca_is_applied_and_importances_map_back(frames):
     tr, va, _ = frames
     space = LtvSearchSpace(algorithms=["lgbm_l2"], reducers=["pca"], pca_variance=[0.9], max_permutations=1,
