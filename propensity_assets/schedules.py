@@ -22,7 +22,6 @@ from propensity_assets.partitions import (
 daily_features_job = dg.define_asset_job(
     "daily_features_job",
     selection=["household_features"],
-    partitions_def=as_of_partitions,
     description="Household features for one as_of (the first step of the daily cycle).",
 )
 
@@ -45,7 +44,6 @@ weekly_training_job = dg.define_asset_job(
 profile_job = dg.define_asset_job(
     "profile_job",
     selection=["customer_profile"],
-    partitions_def=as_of_partitions,
     description="Rebuild the customer profile for one as_of.",
 )
 
