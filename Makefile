@@ -75,7 +75,7 @@ demo: install
 ## mlflow-ui: the MLflow UI on http://localhost:5000 (runs, registered models, aliases)
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db \
-	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --port 5000
+	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --host 127.0.0.1 --port 5000
 
 ## test: the whole suite (real Spark, MLflow and Dagster; about 10 minutes on 2 cores)
 test: install
@@ -83,7 +83,7 @@ test: install
 
 ## dev: the Dagster web UI and daemon (schedules, sensors) on http://localhost:3000
 dev: install
-	$(DG) dev -w workspace.yaml
+	$(DG) dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py

@@ -31,6 +31,7 @@ import errno
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -60,7 +61,18 @@ def _fs_path(uri: str) -> str:
     return _pyarrow_uri(uri).split("://", 1)[-1] if "://" in uri else uri
 
 
+# Partition values come from configuration (group and study keys) and partition keys: they
+# must name a directory inside their table, never a path elsewhere.
+_PARTITION_VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]*")
+
+
 def partition_dir(spec: PartitionSpec) -> str:
+    for key, value in spec.items():
+        if not _PARTITION_VALUE.fullmatch(str(value)):
+            raise ValueError(
+                f"lake partition {key}={str(value)!r}: expected letters, digits, '_', '.', ':', '+' or '-', "
+                "not starting with '.' or '-' (a partition value never names a path outside its table)"
+            )
     return "/".join(f"{key}={value}" for key, value in spec.items())
 
 

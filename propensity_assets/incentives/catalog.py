@@ -18,7 +18,7 @@ import yaml
 
 from propensity_assets.groups.catalog import _UniqueKeyLoader  # duplicate keys are errors there too
 
-KEY_PATTERN = re.compile(r"^[a-z0-9_]+$")
+KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
 EFFECTS = ("total", "direct")
 GENERATORS = ("software_company",)
 FIELDS = {
@@ -134,7 +134,7 @@ def _edges(value, where: str, what: str, known: set[str]) -> tuple[tuple[str, st
 
 def parse_study(key, body, source: str) -> Study:
     where = f"{source}: study {key!r}"
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise StudyCatalogError(f"{where}: key must be lowercase letters, digits and '_' ([a-z0-9_]+)")
     if not isinstance(body, dict):
         raise StudyCatalogError(f"{where}: expected a mapping with outcome, treatments and covariates")

@@ -19,6 +19,9 @@ import propensity_assets
 from propensity_assets import registry
 from propensity_assets.lifecycle.vetting import REJECTED, Decision, VettingRule, decide
 
+# The MLflow runs of a study, tagged `stage`: the causal graph, and the effect estimators.
+STAGES = ("graph", "effects")
+
 EXPERIMENT = "incentives"
 ESTIMATORS_ARTIFACT = "estimators/estimators.joblib"
 POLICY_METRIC = "dr_policy_value"
@@ -30,6 +33,9 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def latest_run(client, experiment_id: str, study: str, stage: str):
+    registry.model_name("incentive", study)  # a valid study key: nothing can inject into the filter below
+    if stage not in STAGES:
+        raise ValueError(f"unknown incentive stage {stage!r}; expected one of {STAGES}")
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.incentive_study = '{study}' and tags.stage = '{stage}' and attributes.status = 'FINISHED'",
