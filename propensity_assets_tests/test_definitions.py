@@ -270,3 +270,33 @@ def test_loading_the_definitions_imports_no_model_library():
     code = f"import sys, propensity_assets.definitions; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_features_refuse_as_of_dates_the_transactions_do_not_reach(spark, lake_root):
+    """The tiny data ends on 2017-03-04: as_of 2017-03-05 reads up to 03-04 and runs; as_of
+    2017-03-07 would read 03-05 and 03-06 as days without purchases, and is refused."""
+    from propensity_assets.features.assets import group_features, household_features
+
+    write_tiny_lake(lake_root)
+    resources = {"spark": PySparkResource(spark_config={}), "lake": LakeResource(uri=lake_root)}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("product_group", ["snacks"])
+        fresh = dg.materialize([household_features], instance=instance, resources=resources, partition_key="2017-03-05")
+        assert fresh.success
+        stale = dg.materialize([household_features], instance=instance, resources=resources,
+                               tags=range_tags("2017-03-05", "2017-03-07"), raise_on_error=False)
+        assert not stale.success
+        [failure] = stale.get_step_failure_events()
+        assert failure.step_failure_data.user_failure_data.description == (
+            "household_features as_of 2017-03-06..2017-03-07 (2 dates): the ingested transactions end on "
+            "2017-03-04, 2 day(s) short of the day before as_of 2017-03-07; features would read the missing days "
+            "as no purchases. Ingest newer transactions, or materialize as_of up to 2017-03-05."
+        )
+        group = dg.materialize([group_features], instance=instance, resources=resources,
+                               partition_key="2017-03-06|snacks", raise_on_error=False)
+        [failure] = group.get_step_failure_events()
+        assert failure.step_failure_data.user_failure_data.description.startswith(
+            "group_features as_of 2017-03-06: the ingested transactions end on 2017-03-04, 1 day(s) short"
+        )
+    assert Lake(lake_root).partitions("household_features", "as_of") == ["2017-03-05"]  # nothing else written
+    assert not Lake(lake_root).exists("group_features")

@@ -6,7 +6,7 @@ one partition or a year-long backfill, and swaps each partition into the lake.
 
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import warnings
 
@@ -42,6 +42,26 @@ def _summary(stored: pa.Table, written: int, as_of_dates: list[date]) -> dict:
     }
 
 
+def check_fresh(tx: DataFrame, as_of_dates: list[date], table: str) -> None:
+    """Refuse as_of dates the ingested transactions do not reach: features as of d read
+    every day before d, so the data must run at least to d − 1. Without this, a stale
+    ingest would yield features that look like a sudden stop in buying."""
+    last = tx.agg(F.max(F.to_date("transaction_timestamp"))).first()[0]
+    if last is None:
+        raise dg.Failure(f"{table}: the lake's transactions table is empty; ingest transactions first",
+                         allow_retries=False)
+    stale = [d for d in as_of_dates if d - timedelta(days=1) > last]
+    if stale:
+        behind = (stale[-1] - timedelta(days=1) - last).days
+        shown = str(stale[0]) if len(stale) == 1 else f"{stale[0]}..{stale[-1]} ({len(stale)} dates)"
+        raise dg.Failure(
+            f"{table} as_of {shown}: the ingested transactions end on {last}, {behind} day(s) short of "
+            f"the day before as_of {stale[-1]}; features would read the missing days as no purchases. "
+            f"Ingest newer transactions, or materialize as_of up to {last + timedelta(days=1)}.",
+            allow_retries=False,
+        )
+
+
 def stored_partitions(lake: LakeResource, table: str, specs: list[dict], columns: list[str]) -> pa.Table:
     """`columns` of the partitions `specs` of `table`, read back from the lake on the driver
     (Arrow, only those columns): the run's summary costs neither a cache of what it wrote
@@ -67,18 +87,22 @@ def materialize_group_table(
     table: str,
     compute: Callable[[DataFrame, DataFrame, list[date], list[str]], DataFrame],
     summarize: Callable[[LakeResource, list[dict], int, list[date], list[str]], dict],
+    fresh: bool = False,
 ) -> dg.MaterializeResult:
     """Compute an as_of × product_group table for every key of the run in one Spark job,
     keep exactly the requested keys, and swap each partition into the lake.
 
     `compute(transactions, members, as_of_dates, groups)` returns rows with as_of and
     product_group columns; a run over a date range × groups computes the rectangle.
+    With `fresh`, as_of dates the transactions do not reach are refused (`check_fresh`).
     """
     pairs = sorted({split_key(key) for key in requested_keys(context)})
     as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
     groups = sorted({g for _, g in pairs})
     session = spark.spark_session
     tx = logic.read_transactions(session, lake.lake.uri("transactions"))
+    if fresh:
+        check_fresh(tx, as_of_dates, table)
     members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
     missing = set(groups) - {row[0] for row in members.select("product_group").distinct().collect()}
     if missing:
@@ -112,6 +136,7 @@ def household_features(
     as_of_dates = sorted({date.fromisoformat(key) for key in requested_keys(context)})
     session = spark.spark_session
     tx = logic.read_transactions(session, lake.lake.uri("transactions"))
+    check_fresh(tx, as_of_dates, "household_features")
     feats = logic.household_features(tx, as_of_dates)
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
     written = lake.write_spark("household_features", feats, specs)
@@ -140,4 +165,4 @@ def group_features(
         stored = stored_partitions(lake, "group_features", specs if written else [], ["household_id"])
         return {**_summary(stored, written, as_of_dates), "product_groups": ", ".join(groups)}
 
-    return materialize_group_table(context, spark, lake, "group_features", logic.group_features, summarize)
+    return materialize_group_table(context, spark, lake, "group_features", logic.group_features, summarize, fresh=True)
