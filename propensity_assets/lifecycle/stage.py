@@ -8,12 +8,25 @@ for every stage (`lifecycle.training`, `lifecycle.assets`, `lifecycle.sensors`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+
+def lazy(target: str) -> Callable:
+    """The function `module:name`, imported at its first call: a stage declares its model
+    code this way, so loading the definitions never loads the model libraries."""
+    module, _, name = target.partition(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 class Predictor(Protocol):

@@ -98,6 +98,11 @@ def deciles(pred) -> np.ndarray:
     return np.clip(np.ceil(ranks / max(len(pred), 1) * 10), 1, 10).astype("int32")
 
 
+def reports(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
+    """The tables logged beside each evaluation: mean prediction and actual per decile."""
+    return {"deciles": decile_table(y, p)}
+
+
 def decile_table(y, pred) -> pd.DataFrame:
     """Mean prediction, mean actual and household count per prediction decile (1 = top 10 %)."""
     y, pred = _as_arrays(y, pred)

@@ -10,7 +10,7 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 
 from propensity_assets import settings
 from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult
+from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace
 
 LABELS_TABLE = "ltv_labels"
@@ -56,21 +56,6 @@ def _baselines(frame, horizon_days: int) -> dict:
     }
 
 
-# The metrics (scipy) load when a run evaluates, not with the definitions.
-
-
-def _evaluate(y, p) -> dict:
-    from propensity_assets.ltv.metrics import evaluate
-
-    return evaluate(y, p)
-
-
-def _reports(y, p) -> dict:
-    from propensity_assets.ltv.metrics import decile_table
-
-    return {"deciles": decile_table(y, p)}
-
-
 LTV = ModelStage(
     name="ltv",
     title="LTV",
@@ -79,7 +64,7 @@ LTV = ModelStage(
     score_column="ltv",
     horizon_days=settings.ltv_horizon_days,
     train=_train,
-    evaluate=_evaluate,
+    evaluate=lazy("propensity_assets.ltv.metrics:evaluate"),  # scipy loads with the run
     baselines=_baselines,
     metric="rmse",
     higher_is_better={
@@ -88,7 +73,7 @@ LTV = ModelStage(
     baseline_metrics=("rmse", "normalized_gini"),
     profile=ProfileColumns(prefix="ltv", value_column="ltv"),
     score_extras=lambda: {"horizon_days": settings.ltv_horizon_days()},
-    reports=_reports,
+    reports=lazy("propensity_assets.ltv.metrics:reports"),
     output_min=0.0,
     output_max=None,
 )

@@ -118,6 +118,11 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def reports(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
+    """The tables logged beside each evaluation: the calibration table."""
+    return {"calibration": calibration_table(y, p)}
+
+
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Mean predicted probability against the observed rate, per quantile bin of p."""
     frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float)})

@@ -7,7 +7,7 @@ Profile: `propensity__<group>` and `propensity_decile__<group>`.
 """
 
 from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns
+from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, lazy
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
 LABELS_TABLE = "propensity_labels"
@@ -26,30 +26,13 @@ PropensityTraining = search_config(
 
 
 # The model code (LightGBM, scikit-learn) loads when a run trains or evaluates, not with the definitions.
+MODEL = "propensity_assets.propensity.model"
 
 
 def _train(fit_df, select_df, config):
     from propensity_assets.propensity.model import train
 
     return train(fit_df, select_df, config.space())
-
-
-def _evaluate(y, p) -> dict:
-    from propensity_assets.propensity.model import evaluate
-
-    return evaluate(y, p)
-
-
-def _baselines(frame, horizon_days: int) -> dict:
-    from propensity_assets.propensity.model import baseline_scores
-
-    return baseline_scores(frame, horizon_days)
-
-
-def _reports(y, p) -> dict:
-    from propensity_assets.propensity.model import calibration_table
-
-    return {"calibration": calibration_table(y, p)}
 
 
 PROPENSITY = ModelStage(
@@ -60,13 +43,13 @@ PROPENSITY = ModelStage(
     score_column="score",
     horizon_days=lambda: HORIZON_DAYS,
     train=_train,
-    evaluate=_evaluate,
-    baselines=_baselines,
+    evaluate=lazy(f"{MODEL}:evaluate"),
+    baselines=lazy(f"{MODEL}:baseline_scores"),
     metric="average_precision",
     higher_is_better={"average_precision": True, "roc_auc": True, "brier": False, "log_loss": False, "lift_top_decile": True},
     baseline_metrics=("roc_auc", "average_precision"),
     profile=ProfileColumns(prefix="propensity", value_column="score"),
-    reports=_reports,
+    reports=lazy(f"{MODEL}:reports"),
     output_min=0.0,
     output_max=1.0,
 )
