@@ -275,7 +275,7 @@ class Lake:
         try:
             if not partition_cols:
                 fs.create_dir(f"{path}/data", recursive=True)
-                pq.write_table(arrow, f"{path}/data/part-00000.parquet", filesystem=fs)
+                pq.write_table(arrow, f"{path}/data/{_data_file(staging)}", filesystem=fs)
                 return self.commit(table, staging, [{}])
             if specs is None:
                 keys = df[list(partition_cols)].drop_duplicates().astype(str)
@@ -291,7 +291,7 @@ class Lake:
                 fs.create_dir(part_dir, recursive=True)
                 pq.write_table(
                     arrow_parts.filter(pa.array(mask.to_numpy())),
-                    f"{part_dir}/part-00000.parquet",
+                    f"{part_dir}/{_data_file(staging)}",
                     filesystem=fs,
                 )
             return self.commit(table, staging, specs)
@@ -370,6 +370,13 @@ def _fault(step: str) -> None:
     _fault_counts[step] = _fault_counts.get(step, 0) + 1
     if _fault_counts[step] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _data_file(staging: str) -> str:
+    """A data file name unique to one write: a path never names two versions' bytes, so a
+    reader that listed a partition just before a swap gets FileNotFoundError (and lists
+    again), never the footer of one version with the pages of another."""
+    return f"part-00000-{staging.rstrip('/').rsplit('/', 1)[-1]}.parquet"
 
 
 def _marker(staging: str) -> str:

@@ -90,8 +90,18 @@ def coerce(raw: RawTable) -> tuple[pd.DataFrame, pd.Series]:
         if col not in frame.columns:
             continue
         original = frame[col]
+        if kind in ("int", "number") and pd.api.types.is_bool_dtype(original):
+            # True/False would be stored as 1/0 without a word
+            raise SourceError(
+                f"{raw.origin}: column {col!r} of table {raw.name!r} has the wrong type: "
+                f"expected {kind}, got booleans such as {bool(original.iloc[0])}"
+            )
         parsed = _parse(original, kind)
         present = original.notna()
+        if kind == "number":
+            # inf parses as a number, and one would make every sum over it infinite
+            infinite = present & parsed.notna() & ~np.isfinite(parsed)
+            problem = problem.fillna(pd.Series(np.where(infinite, f"non_finite:{col}", None), index=frame.index))
         if kind != "string":
             unparseable = present & parsed.isna()
             if present.any() and unparseable.sum() == present.sum():

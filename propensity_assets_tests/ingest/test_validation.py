@@ -75,6 +75,8 @@ def test_clean_csv_is_all_valid_and_typed(tmp_path):
         ("4,13,1.5,1,2.50,2017-03-01 10:00:00", "unparseable:product_id"),  # ids are whole numbers
         ("4,13,100,1,2.50,not a date", "unparseable:transaction_timestamp"),
         ("4,13,100,1,-2.50,2017-03-01 10:00:00", "negative_sales_value"),
+        ("4,13,100,1,inf,2017-03-01 10:00:00", "non_finite:sales_value"),  # would make every sum infinite
+        ("4,13,100,-inf,2.50,2017-03-01 10:00:00", "non_finite:quantity"),
         ("4,13,100,1,2.50,1999-12-31 23:00:00", "timestamp_out_of_range:transaction_timestamp"),
         ("4,13,100,1,2.50,2018-06-01 00:00:00", "timestamp_out_of_range:transaction_timestamp"),
         (GOOD[0], "duplicate_row"),
@@ -177,6 +179,21 @@ def test_parquet_frames_with_native_types(tmp_path):
     assert strict_json(result.quarantine["record"].iloc[0])["household_id"] is None
     assert result.suspicious_counts == {"nonpositive_quantity_with_sales": 1, "unknown_product_id": 1}
     assert "week" in result.valid.columns
+
+
+def test_a_boolean_sales_value_column_is_the_wrong_type(tmp_path):
+    frame = pd.DataFrame({"household_id": [1, 2], "basket_id": [10, 11], "product_id": [100, 100],
+                          "quantity": [1, 1], "sales_value": [True, False],
+                          "transaction_timestamp": pd.to_datetime(["2017-03-01"] * 2)})
+    (tmp_path / "src").mkdir()
+    frame.to_parquet(tmp_path / "src" / "transactions.parquet")
+    raw = read_source("transactions", str(tmp_path / "src"))
+    with pytest.raises(SourceError) as info:
+        validate(raw, RULES)
+    assert str(info.value) == (
+        f"{raw.origin}: column 'sales_value' of table 'transactions' has the wrong type: "
+        "expected number, got booleans such as True"
+    )
 
 
 # -- suspicious rows -------------------------------------------------------------------------
