@@ -37,6 +37,30 @@ def name_filter(name: str) -> str:
     return f"name='{model_name(stage, key)}'"
 
 
+class RegistryUnreachable(ConnectionError):
+    """The MLflow tracking server does not answer; the message names its URI."""
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail within `timeout` seconds when an HTTP tracking server does not answer, instead of
+    MLflow's minutes of silent retries. Any HTTP answer (even 401 or 404) counts as up."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RegistryUnreachable(
+            f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it, or point "
+            "MLFLOW_TRACKING_URI at a running server (unset: the local SQLite store under data/mlflow)"
+        ) from None
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.data_dir() / 'mlflow' / 'mlflow.db'}"
 

@@ -62,6 +62,7 @@ class MlflowResource(dg.ConfigurableResource):
 
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        registry.check_reachable(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return MlflowClient(self.tracking_uri, self.tracking_uri)

@@ -77,6 +77,15 @@ class DecayConfig(dg.Config):
     versions: int = 3
 
 
+def require_registry(mlflow: MlflowResource) -> None:
+    """Fail the run at once, naming the URI, when the MLflow server does not answer: every
+    group would otherwise wait out MLflow's retries (minutes) before failing the same way."""
+    try:
+        registry.check_reachable(mlflow.tracking_uri)
+    except registry.RegistryUnreachable as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+
+
 def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
     metric = config.metric or stage.metric
     if metric not in stage.higher_is_better:
@@ -127,6 +136,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     def model_asset(context: dg.AssetExecutionContext, config: training_config, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.training import train_and_register
+
+        require_registry(mlflow)
 
         results, failures = [], {}
         for key in requested_keys(context):
@@ -193,6 +204,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     def champion_asset(context: dg.AssetExecutionContext, config: VettingConfig, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.promotion import vet
 
+        require_registry(mlflow)
+
         rule = rule_for(stage, config)
         rows, results = [], []
         for key in requested_keys(context):
@@ -242,6 +255,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     def scores_asset(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.scoring import decile_means, distribution, score_pairs
 
+        require_registry(mlflow)
+
         pairs = sorted({split_key(key) for key in requested_keys(context)})
         scored = score_pairs(stage, lake.lake, mlflow, pairs)
         for key, why in scored.skipped.items():
@@ -287,6 +302,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     def decay_asset(context: dg.AssetExecutionContext, config: DecayConfig, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, retraining_interval
+
+        require_registry(mlflow)
 
         metric = config.metric or stage.metric
         step = config.step_days if config.step_days > 0 else decay_step_days
