@@ -257,10 +257,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from propensity_assets.groups.catalog import CatalogError
     from propensity_assets.incentives.catalog import StudyCatalogError
     from propensity_assets.ingest.sources import SourceError
-    from propensity_assets.partitions import PartitionError
     from propensity_assets.registry import RegistryUnreachable
 
-    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, PartitionError, RegistryUnreachable)
+    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, RegistryUnreachable)
 
 
 if __name__ == "__main__":

@@ -105,8 +105,11 @@ def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
     if start and end and partitions_def is not None:
         # Only some partitions definitions take a `dynamic_partitions_store` argument (a
         # daily one does not); the loading context serves every kind.
-        with partition_loading_context(dynamic_partitions_store=context.instance):
-            in_range = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        try:
+            with partition_loading_context(dynamic_partitions_store=context.instance):
+                in_range = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        except dg.DagsterInvalidInvocationError:  # an end that is no partition (an unknown group)
+            in_range = []
         if not in_range:
             problem = range_problem(context.instance, start, end, _dates_of(partitions_def)) or "it holds no partition"
             raise dg.Failure(
@@ -118,10 +121,6 @@ def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
     if not keys:
         raise dg.Failure(f"{context.asset_key.to_user_string()}: the run targets no partition", allow_retries=False)
     return list(keys)
-
-
-class PartitionError(ValueError):
-    """A partition key or range that does not exist; the message names it and shows the valid ones."""
 
 
 def _dimension(value: str, position: int, instance: dg.DagsterInstance, dates: str) -> tuple[str, list[str]]:
