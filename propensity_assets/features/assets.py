@@ -29,6 +29,7 @@ from propensity_assets.partitions import (
     split_key,
 )
 from propensity_assets.resources import LakeResource
+from propensity_assets.retries import SPARK_AND_TRAINING
 
 
 def _summary(stored: pa.Table, written: int, as_of_dates: list[date]) -> dict:
@@ -135,6 +136,7 @@ def materialize_group_table(
     group_name="features",
     partitions_def=as_of_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions"],
     description=(
@@ -162,6 +164,7 @@ def household_features(
     group_name="features",
     partitions_def=as_of_group_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions", MEMBERS_TABLE],
     description=(
