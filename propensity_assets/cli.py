@@ -235,7 +235,31 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("--reason", default="manual promotion")
     promote.set_defaults(func=cmd_promote)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Every error a user can act on names what is wrong; the traceback is for bugs.
+        if os.environ.get("PROPENSITY_DEBUG"):
+            raise
+        known = _known_errors()
+        prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
+        print(f"error: {prefix}{exc}", file=sys.stderr)
+        if not isinstance(exc, known):
+            print("(set PROPENSITY_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 2 if isinstance(exc, known) else 1
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    """The project's own errors: their message is the whole story."""
+    from propensity_assets.groups.catalog import CatalogError
+    from propensity_assets.incentives.catalog import StudyCatalogError
+    from propensity_assets.ingest.sources import SourceError
+    from propensity_assets.registry import RegistryUnreachable
+
+    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, RegistryUnreachable)
 
 
 if __name__ == "__main__":

@@ -105,10 +105,79 @@ def requested_keys(context: dg.AssetExecutionContext) -> list[str]:
     if start and end and partitions_def is not None:
         # Only some partitions definitions take a `dynamic_partitions_store` argument (a
         # daily one does not); the loading context serves every kind.
-        with partition_loading_context(dynamic_partitions_store=context.instance):
-            for key in partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)):
-                keys.setdefault(str(key))
+        try:
+            with partition_loading_context(dynamic_partitions_store=context.instance):
+                in_range = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        except dg.DagsterInvalidInvocationError:  # an end that is no partition (an unknown group)
+            in_range = []
+        if not in_range:
+            problem = range_problem(context.instance, start, end, _dates_of(partitions_def)) or "it holds no partition"
+            raise dg.Failure(
+                f"{context.asset_key.to_user_string()}: the partition range {start}...{end} is empty: {problem}",
+                allow_retries=False,
+            )
+        for key in in_range:
+            keys.setdefault(str(key))
+    if not keys:
+        raise dg.Failure(f"{context.asset_key.to_user_string()}: the run targets no partition", allow_retries=False)
     return list(keys)
+
+
+def _dimension(value: str, position: int, instance: dg.DagsterInstance, dates: str) -> tuple[str, list[str]]:
+    """(dimension name, its keys in order) for one part of a key: dates first, groups second."""
+    if dates == incentive_study_partitions.name:
+        return dates, instance.get_dynamic_partitions(dates)
+    if position == 0 and value[:1].isdigit():
+        return dates, (cutoff_partitions if dates == "cutoff" else as_of_partitions).get_partition_keys()
+    return product_group_partitions.name, instance.get_dynamic_partitions(product_group_partitions.name)
+
+
+def _dates_of(partitions_def) -> str:
+    """The date dimension's name of a partitions definition: `cutoff` for training assets."""
+    if partitions_def is incentive_study_partitions:
+        return incentive_study_partitions.name
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        return "cutoff" if "cutoff" in partitions_def.partition_dimension_names else "as_of"
+    return "cutoff" if partitions_def is cutoff_partitions else "as_of"
+
+
+def key_problem(instance: dg.DagsterInstance, key: str, dates: str = "as_of") -> str | None:
+    """Why `key` (`YYYY-MM-DD`, `YYYY-MM-DD|<group>` or `<group>`) is not a partition, or None.
+    The message shows the valid range or the known groups."""
+    from datetime import date
+
+    for position, part in enumerate(key.split("|")):
+        name, keys = _dimension(part, position, instance, dates)
+        if name in ("as_of", "cutoff"):
+            try:
+                date.fromisoformat(part)
+            except ValueError:
+                return f"{part!r} in {key!r} is not a date: expected YYYY-MM-DD"
+            if part not in keys:
+                what, first = (("the weekly cutoffs (Fridays)", "PROPENSITY_TRAINING_START") if name == "cutoff"
+                               else ("the as_of partitions", "PROPENSITY_AS_OF_START"))
+                return (f"{name} {part} in {key!r} is not one of {what}, {keys[0]} .. {keys[-1]} "
+                        f"({first}, PROPENSITY_AS_OF_END)")
+        elif part not in keys:
+            what, sync = ("study", "sync-studies") if name == incentive_study_partitions.name else ("product group", "sync-groups")
+            known = ", ".join(keys) if keys else f"none: run `propensity-assets {sync}` first"
+            return f"{what} {part!r} in {key!r} is not a partition; known: {known}"
+    return None
+
+
+def range_problem(instance: dg.DagsterInstance, start: str, end: str, dates: str = "as_of") -> str | None:
+    """Why START...END covers no partition (a bad key, or the ends in the wrong order), or None."""
+    for key in (start, end):
+        problem = key_problem(instance, key, dates)
+        if problem:
+            return problem
+    for position, (first, last) in enumerate(zip(start.split("|"), end.split("|"))):
+        name, keys = _dimension(first, position, instance, dates)
+        if keys.index(first) > keys.index(last):
+            order = "date" if name in ("as_of", "cutoff") else "product group (in the instance's order: " + ", ".join(keys) + ")"
+            return (f"{name} {first} comes after {last}; give the earlier {order} first, or print a range "
+                    "with `propensity-assets partition-range START END`")
+    return None
 
 
 def split_key(key: str) -> tuple[str, str]:

@@ -37,6 +37,87 @@ def name_filter(name: str) -> str:
     return f"name='{model_name(stage, key)}'"
 
 
+class RegistryUnreachable(ConnectionError):
+    """The MLflow tracking server does not answer; the message names its URI."""
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail within `timeout` seconds when an HTTP tracking server does not answer, instead of
+    MLflow's minutes of silent retries. Any HTTP answer (even 401 or 404) counts as up."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RegistryUnreachable(
+            f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it, or point "
+            "MLFLOW_TRACKING_URI at a running server (unset: the local SQLite store under data/mlflow)"
+        ) from None
+
+
+# Columns of the MLflow SQLite store that hold absolute artifact paths or URIs.
+_PATH_COLUMNS = {
+    "experiments": ["artifact_location"],
+    "runs": ["artifact_uri"],
+    "logged_models": ["artifact_location"],
+    "model_versions": ["source", "storage_location"],
+}
+STORE_MARKER = "store_location"
+
+
+def relocate_store(db_path: str | Path) -> str | None:
+    """Make a copied or moved local MLflow store point at its own artifacts.
+
+    The SQLite database records every artifact location as an absolute path: a copy of
+    data/ would read, and write, the original's artifacts. A marker beside the database
+    records the directory it was last opened in; when the store has moved, every path
+    under the old directory is rewritten to the new one (the old one is never touched).
+    Returns the old directory when it rewrote, else None.
+    """
+    import sqlite3
+
+    db_path = Path(db_path).resolve()
+    here = str(db_path.parent)
+    marker = db_path.parent / STORE_MARKER
+    previous = marker.read_text().strip() if marker.exists() else None
+    if previous == here or not db_path.exists():
+        if previous != here:
+            marker.write_text(here + "\n")
+        return None
+    moved = None
+    with sqlite3.connect(db_path) as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+        if previous is None:
+            # A store made before the marker existed: its experiments name the directory.
+            found = db.execute("select artifact_location from experiments").fetchall() if "experiments" in tables else []
+            for (location,) in found:
+                path = str(location or "").removeprefix("file://")
+                head, sep, _ = path.partition("/artifacts/")
+                if sep and head != here and Path(head).name == db_path.parent.name:
+                    previous = head
+                    break
+        if previous and previous != here:
+            for old, new in ((Path(previous).as_uri(), Path(here).as_uri()), (previous, here)):
+                for table, columns in _PATH_COLUMNS.items():
+                    if table not in tables:
+                        continue
+                    for column in columns:
+                        db.execute(
+                            f"update {table} set {column} = ? || substr({column}, ?) "
+                            f"where substr({column}, 1, ?) = ? and substr({column}, ?, 1) in ('/', '')",
+                            (new, len(old) + 1, len(old), old, len(old) + 1),
+                        )
+            moved = previous
+    marker.write_text(here + "\n")
+    return moved
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.data_dir() / 'mlflow' / 'mlflow.db'}"
 

@@ -61,7 +61,10 @@ class MlflowResource(dg.ConfigurableResource):
         from mlflow import MlflowClient
 
         if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            db.parent.mkdir(parents=True, exist_ok=True)
+            registry.relocate_store(db)  # a copied or moved data/ uses its own artifacts
+        registry.check_reachable(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return MlflowClient(self.tracking_uri, self.tracking_uri)

@@ -7,6 +7,7 @@ nothing set. These are the only places the project reads the environment.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,19 +36,39 @@ def source_dir() -> str | None:
     return os.environ.get("PROPENSITY_SOURCE_DIR") or None
 
 
+class SettingsError(ValueError):
+    """An environment variable holds a value the project cannot use; the message names it
+    and says what was expected."""
+
+
+def _date(name: str, default: str, meaning: str) -> str:
+    raw = os.environ.get(name) or default
+    try:
+        return date.fromisoformat(raw.strip()).isoformat()
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a date YYYY-MM-DD ({meaning}), e.g. {default}") from None
+
+
 def as_of_start() -> str:
-    return os.environ.get("PROPENSITY_AS_OF_START", "2017-01-01")
+    return _date("PROPENSITY_AS_OF_START", "2017-01-01", "the first as_of partition")
 
 
 def as_of_end() -> str:
     """Exclusive end of the as_of partitions. The embedded data ends on 2018-01-01."""
-    return os.environ.get("PROPENSITY_AS_OF_END", "2018-01-02")
+    end = _date("PROPENSITY_AS_OF_END", "2018-01-02", "the exclusive end of the as_of partitions")
+    start = as_of_start()
+    if end <= start:
+        raise SettingsError(
+            f"PROPENSITY_AS_OF_END={end}: expected a date after PROPENSITY_AS_OF_START={start} "
+            "(the end is exclusive: the last as_of partition is the day before it)"
+        )
+    return end
 
 
 def training_start() -> str:
     """First weekly training cutoff (a Friday): enough history for a year-long window is not
     required, but the first snapshots need some population."""
-    return os.environ.get("PROPENSITY_TRAINING_START", "2017-04-07")
+    return _date("PROPENSITY_TRAINING_START", "2017-04-07", "the first weekly training cutoff")
 
 
 def today() -> str | None:

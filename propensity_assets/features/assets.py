@@ -29,6 +29,7 @@ from propensity_assets.partitions import (
     split_key,
 )
 from propensity_assets.resources import LakeResource
+from propensity_assets.retries import SPARK_AND_TRAINING
 
 
 def _summary(stored: pa.Table, written: int, as_of_dates: list[date]) -> dict:
@@ -104,23 +105,38 @@ def materialize_group_table(
     if fresh:
         check_fresh(tx, as_of_dates, table)
     members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
-    missing = set(groups) - {row[0] for row in members.select("product_group").distinct().collect()}
-    if missing:
-        raise dg.Failure(
-            f"Product group(s) {sorted(missing)} are not in the lake table {MEMBERS_TABLE!r}: "
-            f"materialize `{MEMBERS_TABLE}` after editing the catalogue."
-        )
+    missing = sorted(set(groups) - {row[0] for row in members.select("product_group").distinct().collect()})
+    unresolved = (
+        f"product group(s) {', '.join(missing)} are not in the lake table {MEMBERS_TABLE!r} (the catalogue "
+        f"resolved against products): fix the group in the catalogue, materialize `{MEMBERS_TABLE}`, "
+        f"then re-run {table} for {'them' if len(missing) > 1 else 'it'}"
+    )
+    if missing and len(missing) == len(groups):
+        raise dg.Failure(f"{table}: {unresolved}. Nothing was written.", allow_retries=False)
+    # One unresolvable group must not hold back the others: they are computed and written,
+    # and the run then fails naming the group (below).
+    groups = [g for g in groups if g not in missing]
+    pairs = [(d, g) for d, g in pairs if g not in missing]
     wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
     rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
     specs = [{"as_of": d, "product_group": g} for d, g in pairs]
     written = lake.write_spark(table, rows, specs)
-    return dg.MaterializeResult(metadata=summarize(lake, specs, written, as_of_dates, groups))
+    metadata = summarize(lake, specs, written, as_of_dates, groups)
+    if missing:
+        raise dg.Failure(
+            f"{table}: {unresolved}. The other {len(groups)} group(s) ({', '.join(groups)}) were written: "
+            f"{written} partition(s).",
+            metadata=metadata,
+            allow_retries=False,
+        )
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
     group_name="features",
     partitions_def=as_of_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions"],
     description=(
@@ -148,6 +164,7 @@ def household_features(
     group_name="features",
     partitions_def=as_of_group_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions", MEMBERS_TABLE],
     description=(

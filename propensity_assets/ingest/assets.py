@@ -7,7 +7,8 @@ import dagster as dg
 
 from propensity_assets.ingest.sources import SCHEMA, read_source
 from propensity_assets.ingest.validation import ValidationRules, empty_table, validate
-from propensity_assets.resources import LakeResource, SourceResource
+from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
+from propensity_assets.resources import LakeResource, ProductGroupsResource, SourceResource
 
 QUARANTINE_TABLE = "quarantine"
 
@@ -29,6 +30,30 @@ def _reason_table(counts: dict[str, int]) -> dg.MetadataValue:
         return dg.MetadataValue.md("none")
     rows = "\n".join(f"| {reason} | {n:,} |" for reason, n in sorted(counts.items()))
     return dg.MetadataValue.md(f"| reason | rows |\n|---|---:|\n{rows}")
+
+
+def _previous_rows(lake: LakeResource, table: str) -> int:
+    """Rows of the lake's current `table` (0 when there is none)."""
+    if not lake.lake.exists(table):
+        return 0
+    return lake.lake.read_arrow(table).num_rows
+
+
+def _check_catalogue(raw, products, groups_path: str) -> None:
+    """Refuse new products that the product-group catalogue cannot resolve, before anything
+    is written: products, members and transactions would otherwise be left half-updated."""
+    try:
+        groups = load_catalog(groups_path)
+    except CatalogError:
+        return  # the catalogue's own error is reported by product_group_members and the sync
+    try:
+        resolve(groups, products, groups_path)
+    except CatalogError as exc:
+        raise dg.Failure(
+            f"{raw.origin}: the new 'products' table does not resolve the product-group catalogue: {exc}. "
+            "Nothing was written: the lake keeps its previous products. Fix the catalogue or the products file.",
+            allow_retries=False,
+        ) from None
 
 
 def _build_raw_asset(table: str) -> dg.AssetsDefinition:
@@ -66,13 +91,30 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
             + ". Invalid rows go to `<lake>/quarantine/` with a reason."
         ),
     )
-    def raw_table(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource, source: SourceResource):
+    def raw_table(
+        context: dg.AssetExecutionContext,
+        config: IngestConfig,
+        lake: LakeResource,
+        source: SourceResource,
+        product_groups: ProductGroupsResource,
+    ):
         raw = read_source(table, source.directory)
         if raw.frame is None:
-            lake.lake.write_pandas(table, empty_table(table))
-            yield dg.MaterializeResult(
-                metadata={"rows": 0, "source": raw.origin, "note": f"the source has no {table} table"}
-            )
+            kept = _previous_rows(lake, table)
+            if kept:
+                # A source without this table keeps what an earlier ingest brought: a file
+                # left out of a directory must not erase campaigns or demographics. An
+                # empty file with the header empties the table on purpose.
+                note = (f"the source has no {table} table ({raw.origin}); kept the previously ingested "
+                        f"{table} ({kept:,} rows). To empty it, give a {table} file with the header only.")
+                context.log.warning(note)
+                meta = {"rows": kept, "source": "kept: previous ingest", "note": note, "kept_previous": True}
+            else:
+                lake.lake.write_pandas(table, empty_table(table))
+                note = f"the source has no {table} table ({raw.origin}); written empty"
+                context.log.info(note)
+                meta = {"rows": 0, "source": raw.origin, "note": note, "kept_previous": False}
+            yield dg.MaterializeResult(metadata=meta)
             yield dg.AssetCheckResult(check_name="invalid_rows", passed=True, metadata={"rows_in": 0})
             if table == "transactions":
                 yield dg.AssetCheckResult(check_name="suspicious_rows", passed=True)
@@ -121,11 +163,15 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                     f"{table!r} are invalid (invalid share {result.invalid_share:.2%}, limit "
                     f"max_invalid_share={config.max_invalid_share:.2%}; duplicate share "
                     f"{result.duplicate_share:.2%}, limit max_duplicate_share="
-                    f"{config.max_duplicate_share:.2%}). They are in the lake's quarantine table "
+                    f"{config.max_duplicate_share:.2%}; reasons: "
+                    + ", ".join(f"{reason} {n:,}" for reason, n in sorted(result.invalid_counts.items()))
+                    + f"). They are in the lake's quarantine table "
                     f"(source_table={table}); the previous version of {table!r} is kept."
                 ),
                 metadata=invalid_meta,
             )
+        if table == "products":
+            _check_catalogue(raw, result.valid, product_groups.path)
         lake.lake.write_pandas(table, result.valid)
         metadata = {
             "rows": len(result.valid),

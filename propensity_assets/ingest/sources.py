@@ -6,6 +6,7 @@ the name of the file each came from, so every later error can name it.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +80,30 @@ def _find_file(directory: Path, table: str) -> Path | None:
     return None
 
 
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="") as file:
+        return next(csv.reader(file), [])
+
+
 def _read_file(path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".csv":
+            header = _csv_header(path)
+            # pandas renames a repeated column to `name.1`, which would reach the lake as a
+            # column of its own while validation reads the first copy.
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise SourceError(
+                    f"{path}: header has column(s) {repeated} more than once (columns "
+                    + "; ".join(f"{name}: {', '.join(str(i + 1) for i, h in enumerate(header) if h == name)}"
+                                for name in repeated)
+                    + "); expected each column once"
+                )
             # Read as text: type parsing, and its failures, belong to validation.
             return pd.read_csv(path, dtype=str, keep_default_na=True)
         return pd.read_parquet(path)
+    except SourceError:
+        raise
     except Exception as exc:  # pyarrow and pandas raise many types for a bad file
         raise SourceError(f"{path}: unreadable file ({type(exc).__name__}: {exc})") from None
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -55,29 +56,99 @@ class ValidationResult:
         return lost / self.rows_in if self.rows_in else 0.0
 
 
-def _parse(series: pd.Series, kind: str) -> pd.Series:
+# Whole numbers of float64 are exact only up to 2**53: larger ids stored as floats have
+# already been rounded onto each other, and no reader can tell.
+_EXACT_FLOAT_INT = 2**53
+_INT64 = (-(2**63), 2**63 - 1)
+_INT_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
+# Timestamps as text must be ISO 8601: "03/04/2017" is the 3rd of April or the 4th of March
+# depending on who wrote it, and guessing per row silently swaps day and month.
+TIMESTAMP_FORMAT = "ISO 8601 (YYYY-MM-DD, optionally followed by HH:MM[:SS])"
+# Columns whose text is a name that catalogues match on: numbers there are a different coding.
+NAME_COLUMNS = {"product_category", "campaign_type"}
+
+
+# The tables with one row per key.
+KEYS = {"products": "product_id", "households": "household_id", "campaign_descriptions": "campaign_id"}
+
+
+class _Refused(Exception):
+    """A column-level problem; `coerce` turns it into a SourceError naming file and table."""
+
+
+def _parse_ints(series: pd.Series, col: str) -> pd.Series:
+    """Whole numbers as Int64, exactly: never through float64, which rounds ids above 2**53
+    (pandas reads a text column with one blank cell as float)."""
+    if pd.api.types.is_bool_dtype(series):
+        raise _Refused(f"has the wrong type: expected whole numbers (ids), got booleans ({series.dtype})")
+    if pd.api.types.is_integer_dtype(series):
+        if pd.api.types.is_unsigned_integer_dtype(series) and len(series) and series.max() > _INT64[1]:
+            raise _Refused(f"holds {series.max()}, beyond the 64-bit integer range; expected ids up to {_INT64[1]}")
+        return series.astype("Int64")
+    if pd.api.types.is_float_dtype(series):
+        finite = series.where(np.isfinite(series))
+        if (finite.abs() > _EXACT_FLOAT_INT).any():
+            sample = finite[finite.abs() > _EXACT_FLOAT_INT].iloc[0]
+            raise _Refused(
+                f"has the wrong type: it is stored as floating point ({series.dtype}) with values such as {sample:.0f}: above 2**53 "
+                "such ids are rounded onto each other; expected an integer column"
+            )
+        return finite.where(finite == np.round(finite)).astype("Int64")
+    text = series.astype("string").str.strip().reset_index(drop=True)
+    whole = text.str.fullmatch(_INT_TEXT.pattern).fillna(False)
+    digits = text.where(whole).str.replace(r"\.0*$", "", regex=True)
+    # Up to 15 digits a float64 is exact: the fast path; longer ones are converted one by one.
+    short = digits.notna() & (digits.str.lstrip("+-").str.len() <= 15)
+    out = pd.Series(pd.NA, index=text.index, dtype="Int64")
+    out[short] = pd.to_numeric(digits[short]).astype("int64")
+    for i, value in digits[digits.notna() & ~short].items():
+        number = int(value)
+        if not _INT64[0] <= number <= _INT64[1]:
+            raise _Refused(f"holds {value}, beyond the 64-bit integer range; expected ids up to {_INT64[1]}")
+        out[i] = number
+    return out.array
+
+
+def _parse(series: pd.Series, kind: str, col: str) -> pd.Series:
     if kind == "string":
+        if col in NAME_COLUMNS and (
+            pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        ) and series.notna().any():
+            raise _Refused(f"has the wrong type: expected text (names such as 'SOFT DRINKS'), got {series.dtype} values such as "
+                           f"{series.dropna().iloc[0].item()!r}; a numeric code is not a name the catalogues can match")
         return series.astype("string")
     if kind == "timestamp":
         if pd.api.types.is_datetime64_any_dtype(series):
             # Naive timestamps are the contract; a zone-aware column keeps its wall time.
             return series.dt.tz_localize(None) if series.dt.tz is not None else series
-        return pd.to_datetime(series, errors="coerce", format="mixed")
-    numbers = pd.to_numeric(series, errors="coerce")
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            raise _Refused(f"has the wrong type: expected timestamps, {TIMESTAMP_FORMAT}, got {series.dtype} values")
+        return pd.to_datetime(series.astype("string").str.strip(), errors="coerce", format="ISO8601")
     if kind == "int":
-        whole = numbers.where(np.isfinite(numbers) & (numbers == np.round(numbers)))
-        return whole.astype("Int64")
-    return numbers.astype("float64")
+        return pd.Series(_parse_ints(series, col), index=series.index)
+    if pd.api.types.is_bool_dtype(series):
+        raise _Refused(f"has the wrong type: expected numbers, got booleans ({series.dtype}): True/False is not an amount")
+    return pd.to_numeric(series, errors="coerce").astype("float64")
+
+
+def _expected(kind: str) -> str:
+    return {"timestamp": f"timestamp, {TIMESTAMP_FORMAT}", "int": "int (whole numbers)"}.get(kind, kind)
 
 
 def coerce(raw: RawTable) -> tuple[pd.DataFrame, pd.Series]:
     """Cast the canonical columns to their types; return (typed frame, first problem per row).
 
-    Raises SourceError for a missing required column or a column none of whose
-    values parse as its type (the file, not the rows, is wrong).
+    Raises SourceError for a missing or repeated required column, or a column that cannot
+    hold its type: none of its values parse, ids beyond 64 bits or rounded as floats,
+    booleans for numbers, numbers for category names (the file, not the rows, is wrong).
     """
     required, optional = SCHEMA[raw.name]
     frame = raw.frame
+    repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if repeated:
+        raise SourceError(
+            f"{raw.origin}: table {raw.name!r} has column(s) {repeated} more than once; expected each column once"
+        )
     missing = [col for col in required if col not in frame.columns]
     if missing:
         raise SourceError(
@@ -90,27 +161,25 @@ def coerce(raw: RawTable) -> tuple[pd.DataFrame, pd.Series]:
         if col not in frame.columns:
             continue
         original = frame[col]
-        if kind in ("int", "number") and pd.api.types.is_bool_dtype(original):
-            # True/False would be stored as 1/0 without a word
-            raise SourceError(
-                f"{raw.origin}: column {col!r} of table {raw.name!r} has the wrong type: "
-                f"expected {kind}, got booleans such as {bool(original.iloc[0])}"
-            )
-        parsed = _parse(original, kind)
+        try:
+            parsed = _parse(original, kind, col)
+        except _Refused as exc:
+            raise SourceError(f"{raw.origin}: column {col!r} of table {raw.name!r} {exc}") from None
         present = original.notna()
-        if kind == "number":
-            # inf parses as a number, and one would make every sum over it infinite
-            infinite = present & parsed.notna() & ~np.isfinite(parsed)
-            problem = problem.fillna(pd.Series(np.where(infinite, f"non_finite:{col}", None), index=frame.index))
         if kind != "string":
             unparseable = present & parsed.isna()
             if present.any() and unparseable.sum() == present.sum():
                 sample = original[unparseable].iloc[0]
                 raise SourceError(
                     f"{raw.origin}: column {col!r} of table {raw.name!r} has the wrong type: "
-                    f"expected {kind}, got {original.dtype} values such as {sample!r}"
+                    f"expected {_expected(kind)}, got {original.dtype} values such as {sample!r}"
                 )
             problem = problem.fillna(pd.Series(np.where(unparseable, f"unparseable:{col}", None), index=frame.index))
+            if kind == "number":
+                # inf is no amount: one would make every sum and mean over it infinite.
+                infinite = parsed.notna() & ~np.isfinite(parsed)
+                problem = problem.fillna(pd.Series(np.where(infinite, f"non_finite:{col}", None), index=frame.index))
+                parsed = parsed.where(~infinite)
             if col in required:
                 problem = problem.fillna(pd.Series(np.where(~present, f"null:{col}", None), index=frame.index))
         typed[col] = parsed
@@ -138,6 +207,13 @@ def validate(
         )
     duplicated = raw.frame.duplicated(keep="first")
     problem = problem.fillna(pd.Series(np.where(duplicated, "duplicate_row", None), index=typed.index))
+    key = KEYS.get(raw.name)
+    if key is not None:
+        # One key, two different rows (a product in two categories): either could be wrong,
+        # and keeping one would move the product's spend between groups. Both are quarantined.
+        distinct = ~duplicated & typed[key].notna()
+        conflicting = distinct & typed[key].where(distinct).duplicated(keep=False) & typed[key].notna()
+        problem = problem.fillna(pd.Series(np.where(conflicting, f"conflicting_key:{key}", None), index=typed.index))
 
     bad = problem.notna()
     quarantined = raw.frame.loc[bad]

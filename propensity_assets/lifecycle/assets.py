@@ -15,6 +15,7 @@ from propensity_assets import registry, settings
 from propensity_assets.lifecycle import vetting
 from propensity_assets.lifecycle.stage import ModelStage
 from propensity_assets.metadata import md_figure, md_table, mlflow_run_url
+from propensity_assets.retries import SPARK_AND_TRAINING
 from propensity_assets.partitions import (
     as_of_group_partitions,
     cutoff_group_partitions,
@@ -77,10 +78,20 @@ class DecayConfig(dg.Config):
     versions: int = 3
 
 
+def require_registry(mlflow: MlflowResource) -> None:
+    """Fail the run at once, naming the URI, when the MLflow server does not answer: every
+    group would otherwise wait out MLflow's retries (minutes) before failing the same way."""
+    try:
+        registry.check_reachable(mlflow.tracking_uri)
+    except registry.RegistryUnreachable as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+
+
 def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
     metric = config.metric or stage.metric
     if metric not in stage.higher_is_better:
-        raise dg.Failure(f"vetting metric {metric!r} is not a {stage.name} metric; expected one of {sorted(stage.higher_is_better)}")
+        raise dg.Failure(f"vetting metric {metric!r} is not a {stage.name} metric; expected one of {sorted(stage.higher_is_better)}",
+                         allow_retries=False)
     return vetting.VettingRule(
         metric=metric,
         higher_is_better=stage.higher_is_better[metric],
@@ -113,6 +124,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         group_name=stage.name,
         partitions_def=cutoff_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow"},
         tags={"lifecycle/step": "train"},
         deps=[*FEATURE_DEPS, stage.labels_table],
@@ -127,6 +139,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     def model_asset(context: dg.AssetExecutionContext, config: training_config, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.training import train_and_register
+
+        require_registry(mlflow)
 
         results, failures = [], {}
         for key in requested_keys(context):
@@ -151,7 +165,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             for r in results
         ]
         if failures and not results:
-            raise dg.Failure("every model failed to train:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()))
+            raise dg.Failure("every model failed to train:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()),
+                             allow_retries=False)
         metadata = {"models": md_table(rows), "failed": md_table([{"partition": k, "error": v} for k, v in failures.items()])}
         for r in results:
             prefix = "" if len(results) == 1 else f"{r.model_name}."
@@ -171,6 +186,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 f"{len(failures)} of {len(failures) + len(results)} models failed (the others were registered):\n"
                 + "\n".join(f"{k}: {v}" for k, v in failures.items()),
                 metadata=metadata,
+                allow_retries=False,  # a retry would register the other groups' models twice
             )
         return dg.MaterializeResult(metadata=metadata)
 
@@ -179,6 +195,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         group_name=stage.name,
         partitions_def=cutoff_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow"},
         tags={"lifecycle/step": "vet"},
         deps=[model_key],
@@ -192,6 +209,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     def champion_asset(context: dg.AssetExecutionContext, config: VettingConfig, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.promotion import vet
+
+        require_registry(mlflow)
 
         rule = rule_for(stage, config)
         rows, results = [], []
@@ -215,7 +234,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             metadata.update(model_name=r.model_name, model_version=r.candidate_version, decision=r.decision,
                             reason=r.reason, champion_version=str(r.champion_now))
         if not results:
-            raise dg.Failure("no candidate could be vetted:\n" + "\n".join(f"{r['model']}: {r['reason']}" for r in rows))
+            raise dg.Failure("no candidate could be vetted:\n" + "\n".join(f"{r['model']}: {r['reason']}" for r in rows),
+                             allow_retries=False)
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
@@ -223,6 +243,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         group_name=stage.name,
         partitions_def=as_of_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow", "parquet"},
         deps=FEATURE_DEPS,
         tags={
@@ -242,6 +263,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     def scores_asset(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.scoring import decile_means, distribution, score_pairs
 
+        require_registry(mlflow)
+
         pairs = sorted({split_key(key) for key in requested_keys(context)})
         scored = score_pairs(stage, lake.lake, mlflow, pairs)
         for key, why in scored.skipped.items():
@@ -249,7 +272,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         if scored.scores.empty:
             raise dg.Failure(
                 f"nothing scored; {len(scored.skipped)} partition(s) skipped:\n"
-                + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items())
+                + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items()),
+                allow_retries=False,
             )
         done = set(zip(scored.scores["as_of"], scored.scores["product_group"]))
         specs = [{"as_of": d, "product_group": g} for d, g in pairs if (d, g) in done]
@@ -276,6 +300,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         group_name=stage.name,
         partitions_def=product_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow", "parquet"},
         deps=[champion_key, stage.labels_table],
         description=(
@@ -287,6 +312,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     def decay_asset(context: dg.AssetExecutionContext, config: DecayConfig, lake: LakeResource, mlflow: MlflowResource):
         from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, retraining_interval
+
+        require_registry(mlflow)
 
         metric = config.metric or stage.metric
         step = config.step_days if config.step_days > 0 else decay_step_days
@@ -316,7 +343,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             })
             figures[group] = decay_figure(curves, f"{stage.model_name(group)}: {metric} by age")
         if not rows:
-            raise dg.Failure("no decay curve could be built:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()))
+            raise dg.Failure("no decay curve could be built:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()),
+                             allow_retries=False)
         metadata = {
             "metric": metric,
             "tolerance": config.tolerance,
@@ -367,6 +395,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
         group_name=stage.name,
         partitions_def=as_of_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=SPARK_AND_TRAINING,
         kinds={"spark", "parquet"},
         deps=["transactions", MEMBERS_TABLE],
         description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
@@ -378,7 +407,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
             try:
                 return compute(tx, members, as_of_dates, groups, horizon)
             except label_error as exc:
-                raise dg.Failure(str(exc)) from None
+                raise dg.Failure(str(exc), allow_retries=False) from None
 
         def summarize(lake, specs, written, as_of_dates, groups) -> dict:
             stored = stored_partitions(lake, stage.labels_table, specs if written else [], ["product_group", "label"])

@@ -109,9 +109,13 @@ def train_and_register(
         if result.figures is not None:
             import matplotlib.pyplot as plt
 
-            for fname, fig in result.figures(y, predicted).items():
-                mlflow.log_figure(fig, f"plots/{fname}")
-                plt.close(fig)
+            figures = result.figures(y, predicted)
+            try:
+                for fname, fig in figures.items():
+                    mlflow.log_figure(fig, f"plots/{fname}")
+            finally:  # pyplot keeps every open figure alive: a long training run would pile them up
+                for fig in figures.values():
+                    plt.close(fig)
         if result.importances is not None:
             mlflow.log_dict({k: float(v) for k, v in result.importances.items()}, "feature_importance.json")
         mlflow.log_dict({"features": list(result.predictor.features)}, "features.json")

@@ -192,7 +192,7 @@ def test_a_boolean_sales_value_column_is_the_wrong_type(tmp_path):
         validate(raw, RULES)
     assert str(info.value) == (
         f"{raw.origin}: column 'sales_value' of table 'transactions' has the wrong type: "
-        "expected number, got booleans such as True"
+        "expected numbers, got booleans (bool): True/False is not an amount"
     )
 
 
