@@ -36,7 +36,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -307,6 +307,20 @@ class Lake:
 
     def read_arrow(self, table: str, filters=None, columns: Sequence[str] | None = None) -> pa.Table:
         """Read a table (with its Hive partition columns as strings) into Arrow."""
+        return self.dataset(table).to_table(filter=filters, columns=list(columns) if columns else None)
+
+    def partition_files(self, table: str, filters=None) -> Iterator[tuple[tuple[str, ...], ds.Fragment]]:
+        """Each data file of `table` (under `filters`) with its partition values, outermost
+        first: per-partition figures (row counts from the Parquet footers, a column's
+        statistics) without holding the table in memory."""
+        dataset = self.dataset(table)
+        keys = dataset.partitioning.schema.names if dataset.partitioning else []
+        for fragment in dataset.get_fragments(filter=filters):
+            values = ds.get_partition_keys(fragment.partition_expression)
+            yield tuple(values[k] for k in keys), fragment
+
+    def dataset(self, table: str) -> ds.Dataset:
+        """The table as an Arrow dataset, its Hive partition columns typed as strings."""
         fs, root = self._fs_and_root
         path = f"{root}/{table}"
         if fs.get_file_info(path).type != pafs.FileType.Directory:
@@ -314,7 +328,7 @@ class Lake:
         # Partition values are strings: type inference would turn a group key such as
         # `2024` (a valid [a-z0-9_]+ key) into an int, and string filters would then fail.
         keys = self._partition_keys(fs, path)
-        dataset = ds.dataset(
+        return ds.dataset(
             path,
             filesystem=fs,
             format="parquet",
@@ -323,7 +337,6 @@ class Lake:
             else None,
             ignore_prefixes=["_", "."],
         )
-        return dataset.to_table(filter=filters, columns=list(columns) if columns else None)
 
     @staticmethod
     def _partition_keys(fs: pafs.FileSystem, path: str) -> list[str]:

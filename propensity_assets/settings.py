@@ -53,9 +53,18 @@ def as_of_start() -> str:
     return _date("PROPENSITY_AS_OF_START", "2017-01-01", "the first as_of partition")
 
 
-def as_of_end() -> str:
-    """Exclusive end of the as_of partitions. The embedded data ends on 2018-01-01."""
-    end = _date("PROPENSITY_AS_OF_END", "2018-01-02", "the exclusive end of the as_of partitions")
+LIVE = "live"
+
+
+def as_of_end() -> str | None:
+    """Exclusive end of the as_of partitions (the embedded data ends on 2018-01-01), or
+    None for `live`: the partitions run up to today, today included, so that a live
+    deployment scores today's as_of on the morning of that day (days are UTC)."""
+    raw = os.environ.get("PROPENSITY_AS_OF_END") or "2018-01-02"
+    if raw.strip().lower() == LIVE:
+        return None
+    meaning = f"the exclusive end of the as_of partitions, or {LIVE!r} for partitions up to today"
+    end = _date("PROPENSITY_AS_OF_END", "2018-01-02", meaning)
     start = as_of_start()
     if end <= start:
         raise SettingsError(
@@ -87,6 +96,21 @@ def ltv_horizon_days() -> int:
         raise ValueError(f"PROPENSITY_LTV_HORIZON_DAYS: expected a whole number of days, got {raw!r}") from None
     if value not in (7, 14, 30, 90, 365):
         raise ValueError(f"PROPENSITY_LTV_HORIZON_DAYS: expected one of 7, 14, 30, 90, 365 (a feature window), got {value}")
+    return value
+
+
+def population_drop_tolerance() -> float:
+    """The largest fall of a features partition's population from the previous as_of that
+    the `population` check accepts, as a fraction (default 0.02)."""
+    raw = os.environ.get("PROPENSITY_POPULATION_DROP_TOLERANCE", "0.02")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(
+            f"PROPENSITY_POPULATION_DROP_TOLERANCE={raw!r}: expected a fraction between 0 and 1, e.g. 0.02"
+        )
     return value
 
 

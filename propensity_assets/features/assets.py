@@ -20,6 +20,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from propensity_assets import quality
 from propensity_assets.features import logic
 from propensity_assets.groups.assets import MEMBERS_TABLE
 from propensity_assets.partitions import (
@@ -88,6 +89,7 @@ def materialize_group_table(
     table: str,
     compute: Callable[[DataFrame, DataFrame, list[date], list[str]], DataFrame],
     summarize: Callable[[LakeResource, list[dict], int, list[date], list[str]], dict],
+    checks: Callable[[LakeResource, list[dict], quality.NonFinite], list[dg.AssetCheckResult]],
     fresh: bool = False,
 ) -> dg.MaterializeResult:
     """Compute an as_of × product_group table for every key of the run in one Spark job,
@@ -96,6 +98,7 @@ def materialize_group_table(
     `compute(transactions, members, as_of_dates, groups)` returns rows with as_of and
     product_group columns; a run over a date range × groups computes the rectangle.
     With `fresh`, as_of dates the transactions do not reach are refused (`check_fresh`).
+    `checks(lake, specs written, non-finite counts)` gives the asset's check results.
     """
     pairs = sorted({split_key(key) for key in requested_keys(context)})
     as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
@@ -119,6 +122,7 @@ def materialize_group_table(
     pairs = [(d, g) for d, g in pairs if g not in missing]
     wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
     rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
+    rows, non_finite = quality.NonFinite.observe(rows)
     specs = [{"as_of": d, "product_group": g} for d, g in pairs]
     written = lake.write_spark(table, rows, specs)
     metadata = summarize(lake, specs, written, as_of_dates, groups)
@@ -129,7 +133,17 @@ def materialize_group_table(
             metadata=metadata,
             allow_retries=False,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=checks(lake, specs if written else [], non_finite))
+
+
+def feature_checks(table: str) -> Callable:
+    """The population and finiteness checks of a features table."""
+
+    def checks(lake: LakeResource, specs: list[dict], non_finite: quality.NonFinite) -> list[dg.AssetCheckResult]:
+        pairs = [tuple(spec.values()) for spec in specs]
+        return [quality.population_result(lake.lake, table, pairs), non_finite.result(lake.lake, table, specs)]
+
+    return checks
 
 
 @dg.asset(
@@ -139,6 +153,7 @@ def materialize_group_table(
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions"],
+    check_specs=quality.check_specs("household_features", quality.POPULATION, quality.FEATURES_FINITE),
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -153,11 +168,15 @@ def household_features(
     session = spark.spark_session
     tx = logic.read_transactions(session, lake.lake.uri("transactions"))
     check_fresh(tx, as_of_dates, "household_features")
-    feats = logic.household_features(tx, as_of_dates)
+    feats, non_finite = quality.NonFinite.observe(logic.household_features(tx, as_of_dates))
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
     written = lake.write_spark("household_features", feats, specs)
-    stored = stored_partitions(lake, "household_features", specs if written else [], ["household_id"])
-    return dg.MaterializeResult(metadata=_summary(stored, written, as_of_dates))
+    specs = specs if written else []
+    stored = stored_partitions(lake, "household_features", specs, ["household_id"])
+    return dg.MaterializeResult(
+        metadata=_summary(stored, written, as_of_dates),
+        check_results=feature_checks("household_features")(lake, specs, non_finite),
+    )
 
 
 @dg.asset(
@@ -167,6 +186,7 @@ def household_features(
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions", MEMBERS_TABLE],
+    check_specs=quality.check_specs("group_features", quality.POPULATION, quality.FEATURES_FINITE),
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "
@@ -182,4 +202,6 @@ def group_features(
         stored = stored_partitions(lake, "group_features", specs if written else [], ["household_id"])
         return {**_summary(stored, written, as_of_dates), "product_groups": ", ".join(groups)}
 
-    return materialize_group_table(context, spark, lake, "group_features", logic.group_features, summarize, fresh=True)
+    return materialize_group_table(
+        context, spark, lake, "group_features", logic.group_features, summarize, feature_checks("group_features"), fresh=True
+    )

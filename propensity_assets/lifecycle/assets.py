@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 import pydantic
 
-from propensity_assets import registry, settings
+from propensity_assets import quality, registry, settings
 from propensity_assets.lifecycle import vetting
 from propensity_assets.lifecycle.stage import ModelStage
 from propensity_assets.metadata import md_figure, md_table, mlflow_run_url
@@ -65,6 +65,9 @@ class VettingConfig(dg.Config):
     # Relative to nothing: the candidate must reach the champion's metric minus this
     # (plus, when lower is better).
     tolerance: float = 0.0
+    # On the vetting metric, how close to a baseline a candidate may come instead of beating
+    # it, as a fraction of the baseline's value; empty: the stage's (0 propensity, 1 % LTV).
+    baseline_tolerance: typing.Optional[float] = None
     auto_promote: bool = settings.auto_promote()
 
 
@@ -97,6 +100,7 @@ def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
         higher_is_better=stage.higher_is_better[metric],
         tolerance=config.tolerance,
         baseline_metrics=stage.baseline_metrics,
+        baseline_tolerance=stage.baseline_tolerance if config.baseline_tolerance is None else config.baseline_tolerance,
         auto_promote=config.auto_promote,
         directions=stage.higher_is_better,
     )
@@ -246,6 +250,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow", "parquet"},
         deps=FEATURE_DEPS,
+        check_specs=quality.check_specs(scores_key, quality.SCORES_VALID),
         tags={
             "lifecycle/step": "score",
             "profile/prefix": stage.profile.prefix,
@@ -256,8 +261,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             f"Scores every household of the population with `models:/{stage.name}__<group>@champion`, on "
             f"features from this run's lake. Lake table `{stage.scores_table}/as_of=/product_group=` with "
             f"household_id, {stage.score_column}, model_name, model_version. A group without a champion, or an "
-            "as_of not later than the champion's training snapshots (in-sample), is skipped with a warning; "
-            "the other groups are scored."
+            "as_of not later than the champion's training snapshots (in-sample), or features whose population "
+            "fell from the previous as_of (the `population` check), is skipped with a warning; the other groups "
+            "are scored."
         ),
     )
     def scores_asset(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
@@ -266,10 +272,22 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
-        scored = score_pairs(stage, lake.lake, mlflow, pairs)
+        dropped = quality.population_drops(lake.lake, "group_features", pairs)
+        scored = score_pairs(stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
+        invalid = quality.invalid_scores(scored.scores, stage.score_column, stage.output_min, stage.output_max) if len(
+            scored.scores) else {}
+        if invalid:
+            keep = [(d, g) not in invalid for d, g in zip(scored.scores["as_of"], scored.scores["product_group"])]
+            scored.scores = scored.scores[keep]
+        scored.skipped.update({"|".join(k): v for k, v in {**dropped, **invalid}.items()})
+        check = quality.result(
+            quality.SCORES_VALID, [{**quality.partition(k), "problem": v} for k, v in sorted(invalid.items())], len(pairs)
+        )
         for key, why in scored.skipped.items():
             context.log.warning(f"{scores_key}[{key}] skipped: {why}")
         if scored.scores.empty:
+            if invalid:
+                yield check
             raise dg.Failure(
                 f"nothing scored; {len(scored.skipped)} partition(s) skipped:\n"
                 + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items()),
@@ -293,7 +311,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         }
         if len(scored.models) == 1:
             metadata.update(model_name=stage.model_name(scored.models[0]["group"]), model_version=scored.models[0]["version"])
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     @dg.asset(
         name=decay_key,
@@ -398,6 +416,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
         retry_policy=SPARK_AND_TRAINING,
         kinds={"spark", "parquet"},
         deps=["transactions", MEMBERS_TABLE],
+        check_specs=quality.check_specs(stage.labels_table, quality.LABEL_RATE),
         description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
     )
     def labels_asset(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
@@ -429,7 +448,10 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
                 "by_group": md_table(rows),
             }
 
-        return materialize_group_table(context, spark, lake, stage.labels_table, run, summarize)
+        def checks(lake, specs, non_finite) -> list[dg.AssetCheckResult]:
+            return [quality.label_rate_result(lake.lake, stage.labels_table, [tuple(s.values()) for s in specs])]
+
+        return materialize_group_table(context, spark, lake, stage.labels_table, run, summarize, checks)
 
     job, schedule = schedules.labels_schedule(stage.labels_table, stage.horizon_days, minute=schedule_minute)
     return labels_asset, job, schedule

@@ -639,3 +639,32 @@ def test_decay_curve_and_retrain_trigger(world, monkeypatch):
     # grp_b has no decay curve (no champion ever): only grp_a, once per degraded champion version.
     assert [(r.run_key, r.partition_key) for r in requests] == [("retrain:propensity:grp_a:v4", "2017-06-16|grp_a")]
     assert requests[0].tags["propensity/trigger"] == "decay"
+
+
+def test_scoring_refuses_features_whose_population_fell(world):
+    """grp_a's features at 2017-06-02 lose 26 of their 260 households (−10 %, beyond the
+    2 % tolerance) against the previous as_of in the lake, 2017-05-03: whichever run
+    scores that partition refuses it, naming the drop."""
+    import shutil
+
+    lake_root = str(world.tmp / "population_lake")
+    shutil.copytree(world.lake_root, lake_root)
+    lake = Lake(lake_root)
+    features = world.tables["group_features"]
+    shrunk = features[(features["as_of"] == SCORE_AS_OF) & (features["product_group"] == "grp_a")].iloc[26:]
+    lake.write_pandas("group_features", shrunk, ["as_of", "product_group"])
+    resources = {**world.resources, "lake": LakeResource(uri=lake_root)}
+    spec = {"as_of": SCORE_AS_OF, "product_group": "grp_a"}
+    before = lake.read_pandas("propensity_scores") if lake.exists("propensity_scores", spec) else None
+    with pytest.raises(dg.Failure) as info:
+        dg.materialize([propensity_scores], partition_key=f"{SCORE_AS_OF}|grp_a", instance=world.instance,
+                       resources=resources)
+    assert str(info.value).splitlines()[1] == (
+        f"{SCORE_AS_OF}|grp_a: group_features {SCORE_AS_OF}|grp_a: 234 households against 260 at the previous as_of "
+        "2017-05-03 (−10.0%, tolerance 2.0%): data may be missing; re-ingest, or raise "
+        "PROPENSITY_POPULATION_DROP_TOLERANCE if the drop is expected"
+    )
+    if before is None:  # nothing written, and earlier scores (from the tests before) are kept
+        assert not lake.exists("propensity_scores", spec)
+    else:
+        pd.testing.assert_frame_equal(lake.read_pandas("propensity_scores"), before)
