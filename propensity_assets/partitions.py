@@ -12,9 +12,15 @@ product_group_partitions = dg.DynamicPartitionsDefinition(name="product_group")
 # One partition per study of data/incentive_studies.yaml (CONTRACTS §9).
 incentive_study_partitions = dg.DynamicPartitionsDefinition(name="incentive_study")
 
+# A fixed end (the embedded data's), or live: up to today, today's partition included
+# from midnight UTC (end_offset=1), so the morning's scheduled run can compute it.
+_END = settings.as_of_end()
+_END_OFFSET = 0 if _END else 1
+
 as_of_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.as_of_start(),
-    end_date=settings.as_of_end(),
+    end_date=_END,
+    end_offset=_END_OFFSET,
     fmt="%Y-%m-%d",
 )
 
@@ -26,7 +32,8 @@ as_of_group_partitions = dg.MultiPartitionsDefinition(
 # The dimension is named `cutoff` so that keys read `YYYY-MM-DD|<group>` too.
 cutoff_partitions = dg.WeeklyPartitionsDefinition(
     start_date=settings.training_start(),
-    end_date=settings.as_of_end(),
+    end_date=_END,
+    end_offset=_END_OFFSET,  # live: this Friday's cutoff from Friday 00:00 UTC
     day_offset=5,
     fmt="%Y-%m-%d",
 )

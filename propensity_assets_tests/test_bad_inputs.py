@@ -637,7 +637,7 @@ CASES = [
     # configuration and the environment
     Case("PROPENSITY_AS_OF_END not a date", "config", _bad_as_of_end, "exit 2",
          "PROPENSITY_AS_OF_END='2018-13-01': expected a date YYYY-MM-DD (the exclusive end of the as_of "
-         "partitions), e.g. 2018-01-02"),
+         "partitions, or 'live' for partitions up to today), e.g. 2018-01-02"),
     Case("PROPENSITY_AS_OF_END before the start", "config", _as_of_end_before_start, "exit 2",
          "PROPENSITY_AS_OF_END=2016-06-01: expected a date after PROPENSITY_AS_OF_START=2017-01-01 (the end is "
          "exclusive: the last as_of partition is the day before it)"),
