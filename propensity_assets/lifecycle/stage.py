@@ -79,6 +79,8 @@ class ModelStage:
     score_extras: Callable[[], dict[str, Any]] = field(default=lambda: {})
     # (y, prediction) → named tables for MLflow and the UI (calibration, deciles, …)
     reports: Callable[[np.ndarray, np.ndarray], dict[str, pd.DataFrame]] = field(default=lambda y, p: {})
+    # A candidate may come within this fraction of a baseline instead of beating it (vetting).
+    baseline_tolerance: float = 0.0
     output_min: float = 0.0
     output_max: float | None = None  # 1.0 for probabilities
 

@@ -1,7 +1,8 @@
 """The vetting rule: a pure function of metrics, testable without MLflow.
 
 A candidate version must (1) be evaluated on data that neither it nor the champion
-was fitted on, (2) beat every naive baseline on every baseline metric, and (3) be at
+was fitted on, (2) beat every baseline on every baseline metric (on the vetting metric, within a relative
+tolerance the stage may allow: a model baseline such as BTYD can tie on error), and (3) be at
 least as good as the champion on the selection metric, within a tolerance. It then
 becomes `challenger`, and `champion` when auto-promotion is on or no champion exists.
 """
@@ -20,8 +21,10 @@ class VettingRule:
     # The candidate must reach the champion's metric minus (or plus, when lower is
     # better) this tolerance.
     tolerance: float = 0.0
-    # The candidate must beat each baseline on each of these metrics.
+    # The candidate must beat each baseline on each of these metrics; on `metric`, coming
+    # within this fraction of the baseline's value is enough.
     baseline_metrics: tuple[str, ...] = ()
+    baseline_tolerance: float = 0.0
     auto_promote: bool = False
     # metric → higher is better, for the baseline metrics that are not `metric`.
     directions: dict[str, bool] = field(default_factory=dict)
@@ -30,6 +33,16 @@ class VettingRule:
         """Is `a` strictly better than `b` on metric `name`?"""
         higher = self.higher_is_better if name == self.metric else self.directions.get(name, True)
         return a > b if higher else a < b
+
+    def beats_baseline(self, name: str, candidate: float, baseline: float) -> bool:
+        """Strictly better than the baseline; on the vetting metric, within `baseline_tolerance`
+        of it is enough (the other baseline metrics, e.g. ranking, must be beaten)."""
+        if self.better(name, candidate, baseline):
+            return True
+        slack = self.baseline_tolerance * abs(baseline)
+        if name != self.metric or slack <= 0:
+            return False
+        return candidate >= baseline - slack if self.higher_is_better else candidate <= baseline + slack
 
 
 @dataclass(frozen=True)
@@ -78,10 +91,11 @@ def decide(
         f"{base} on {name} ({fmt(candidate[name])} vs {fmt(metrics[name])})"
         for base, metrics in baselines.items()
         for name in rule.baseline_metrics
-        if not rule.better(name, candidate[name], metrics[name])
+        if not rule.beats_baseline(name, candidate[name], metrics[name])
     ]
     if losses:
-        return Decision(REJECTED, "does not beat the naive baseline(s): " + "; ".join(losses))
+        within = f" (nor within {rule.baseline_tolerance:.1%} on {m})" if rule.baseline_tolerance else ""
+        return Decision(REJECTED, f"does not beat the naive baseline(s){within}: " + "; ".join(losses))
     if champion is None:
         return Decision(CHAMPION, "no champion existed; first version that beats the baselines")
     slack = rule.tolerance if rule.higher_is_better else -rule.tolerance

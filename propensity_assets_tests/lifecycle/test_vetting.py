@@ -71,3 +71,25 @@ def test_vetting_on_the_champions_own_training_rows_is_refused():
         evaluated_on="2017-11-01", champion_trained_until="2017-10-25",
     )
     assert later.decision == "challenger"
+
+
+def test_a_baseline_tolerance_accepts_a_near_tie_and_names_itself_when_exceeded():
+    """LTV's BTYD baseline ties the regressors on RMSE on small groups (bread at 2017-09-29:
+    7.2627 vs 7.2624); with a 1 % tolerance on the vetting metric that counts, 1.5 % worse
+    does not, and Gini must still beat the baseline."""
+    rule = VettingRule(metric="rmse", higher_is_better=False, baseline_metrics=("rmse", "normalized_gini"),
+                       baseline_tolerance=0.01, directions={"rmse": False, "normalized_gini": True})
+    baselines = {"btyd": {"rmse": 7.2624, "normalized_gini": 0.7842}}
+    tie = decide(rule, {"rmse": 7.2627, "normalized_gini": 0.8026}, baselines)
+    assert tie.decision == "champion"
+    worse = decide(rule, {"rmse": 7.2624 * 1.015, "normalized_gini": 0.8026}, baselines)
+    assert (worse.decision, worse.reason) == (
+        "rejected", "does not beat the naive baseline(s) (nor within 1.0% on rmse): btyd on rmse (7.3713 vs 7.2624)"
+    )
+    # The tolerance is for the vetting metric only: ranking must still beat the baseline.
+    assert decide(rule, {"rmse": 7.0, "normalized_gini": 0.7840}, baselines).reason == (
+        "does not beat the naive baseline(s) (nor within 1.0% on rmse): btyd on normalized_gini (0.7840 vs 0.7842)"
+    )
+    # Without a tolerance the near tie is a loss.
+    strict = VettingRule(metric="rmse", higher_is_better=False, baseline_metrics=("rmse",), directions={"rmse": False})
+    assert decide(strict, {"rmse": 7.2627}, baselines).decision == "rejected"
