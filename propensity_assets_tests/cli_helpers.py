@@ -8,15 +8,18 @@ import dagster as dg
 
 
 @contextmanager
-def instance_at(home: Path):
-    """The persistent instance the CLI used (its dagster.yaml reads DAGSTER_HOME)."""
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
+def instance_at(home: Path, **env: str):
+    """The persistent instance the CLI used (its dagster.yaml reads DAGSTER_HOME, and any
+    other variable in `env`, e.g. DAGSTER_PG_PASSWORD for a Postgres instance)."""
+    settings = {"DAGSTER_HOME": str(home), **env}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         with dg.DagsterInstance.get() as instance:
             yield instance
     finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

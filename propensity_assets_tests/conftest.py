@@ -2,6 +2,7 @@
 
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
@@ -53,3 +54,17 @@ def module_instance():
 
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on 127.0.0.1 for the session (propensity_assets_tests/
+    postgres_server.py), stopped and deleted afterwards. No server means a failure, never a skip."""
+    from propensity_assets_tests.postgres_server import PostgresUnavailable, postgres_server
+
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(postgres_server(durable=False))
+        except PostgresUnavailable as error:
+            pytest.fail(f"the Postgres instance tests need a PostgreSQL server: {error}", pytrace=False)
+        yield server
