@@ -79,6 +79,28 @@ SPARK_CONF = ",".join(
 )
 
 
+def cli_env(root: Path, instance_env: dict[str, str], groups_file: Path) -> dict[str, str]:
+    """The environment of a CLI run on the tiny dataset, written to `root`/source, with its
+    lake at `root`/lake; `instance_env` points at the Dagster instance."""
+    source, lake = root / "source", root / "lake"
+    for path in (source, lake):
+        path.mkdir(exist_ok=True)
+    (source / "products.csv").write_text(PRODUCTS)
+    (source / "transactions.csv").write_text(TRANSACTIONS)
+    return {
+        **os.environ,
+        **instance_env,
+        "PROPENSITY_DATA_DIR": str(root),
+        "PROPENSITY_SOURCE_DIR": str(source),
+        "PROPENSITY_LAKE_URI": str(lake),
+        "PROPENSITY_PRODUCT_GROUPS": str(groups_file),
+        "SPARK_MASTER": "local[1]",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "PROPENSITY_SPARK_CONF": SPARK_CONF,
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+
 def population(as_of: str) -> set[int]:
     """Households with a transaction whose day is before as_of (CONTRACTS §4)."""
     tx = pd.read_csv(io.StringIO(TRANSACTIONS), parse_dates=["transaction_timestamp"])
@@ -92,24 +114,10 @@ def cli(tmp_path_factory):
     source, home, lake = root / "source", root / "dagster_home", root / "lake"
     for path in (source, home, lake):
         path.mkdir()
-    (source / "products.csv").write_text(PRODUCTS)
-    (source / "transactions.csv").write_text(TRANSACTIONS)
     groups_file = root / "product_groups.yaml"
     groups_file.write_text(GROUPS_YAML)
     (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
-
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PROPENSITY_DATA_DIR": str(root),
-        "PROPENSITY_SOURCE_DIR": str(source),
-        "PROPENSITY_LAKE_URI": str(lake),
-        "PROPENSITY_PRODUCT_GROUPS": str(groups_file),
-        "SPARK_MASTER": "local[1]",
-        "SPARK_DRIVER_MEMORY": "1g",
-        "PROPENSITY_SPARK_CONF": SPARK_CONF,
-        "PYSPARK_PYTHON": sys.executable,
-    }
+    env = cli_env(root, {"DAGSTER_HOME": str(home)}, groups_file)
 
     def run(*args: str, check: bool = True, **overrides: str) -> subprocess.CompletedProcess:
         return run_all([args], check=check, **overrides)[0]

@@ -21,7 +21,7 @@ import yaml
 
 from propensity_assets_tests.cli_helpers import instance_at
 from propensity_assets_tests.postgres_server import readme_blocks, write_home
-from propensity_assets_tests.test_cli import GROUPS, GROUPS_YAML, PRODUCTS, SPARK_CONF, TRANSACTIONS
+from propensity_assets_tests.test_cli import GROUPS, GROUPS_YAML, cli_env
 
 BIN = Path(sys.executable).parent
 MODULE = ["-m", "propensity_assets.definitions"]
@@ -38,26 +38,6 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
             f"\n--- stderr\n{done.stderr[-8000:]}"
         )
     return done
-
-
-def cli_env(root: Path, instance_env: dict[str, str], groups_file: Path) -> dict[str, str]:
-    source, lake = root / "source", root / "lake"
-    for path in (source, lake):
-        path.mkdir(exist_ok=True)
-    (source / "products.csv").write_text(PRODUCTS)
-    (source / "transactions.csv").write_text(TRANSACTIONS)
-    return {
-        **os.environ,
-        **instance_env,
-        "PROPENSITY_DATA_DIR": str(root),
-        "PROPENSITY_SOURCE_DIR": str(source),
-        "PROPENSITY_LAKE_URI": str(lake),
-        "PROPENSITY_PRODUCT_GROUPS": str(groups_file),
-        "SPARK_MASTER": "local[1]",
-        "SPARK_DRIVER_MEMORY": "1g",
-        "PROPENSITY_SPARK_CONF": SPARK_CONF,
-        "PYSPARK_PYTHON": sys.executable,
-    }
 
 
 def storage_classes(instance: dg.DagsterInstance) -> list[str]:
