@@ -19,7 +19,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 DG := dagster
 MODULE := -m propensity_assets.definitions
 
-.PHONY: install demo test dev mlflow-ui benchmark clean
+.PHONY: install demo test dev mlflow-ui spark-cluster benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -85,8 +85,17 @@ test: install
 dev: install
 	$(DG) dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
+## spark-cluster: a Spark standalone master (spark://127.0.0.1:7077, web UI :8080) and one
+##   worker on loopback, from the installed pyspark, in the foreground until Ctrl-C; in another
+##   shell, `export SPARK_MASTER=spark://127.0.0.1:7077` and run anything. Logs: data/spark_cluster
+SPARK_CLUSTER_CORES ?= 2
+SPARK_CLUSTER_MEMORY ?= 2g
+spark-cluster: install
+	$(BIN)/python -m propensity_assets.spark_cluster --log-dir $(CURDIR)/data/spark_cluster \
+	    --cores $(SPARK_CLUSTER_CORES) --memory $(SPARK_CLUSTER_MEMORY)
+
 benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py
 
 clean:
-	rm -rf data/lake data/mlflow data/dagster_home
+	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster

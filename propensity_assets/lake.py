@@ -19,9 +19,14 @@ The commit is crash-safe:
 5. it marks the journal committed and deletes the staging dir (with the old data).
 
 A kill anywhere leaves every partition old or new; the next commit of that table,
-or `Lake.recover()`, completes the interrupted commit. Without RENAME_EXCHANGE
-(object stores) a partition swap is two renames and a reader can see it missing
-between them; crashes there are still completed by recovery.
+or `Lake.recover()`, completes the interrupted commit. On a POSIX filesystem without
+RENAME_EXCHANGE (NFS, other OSes) a partition swap is two renames and a reader can
+see it missing between them; crashes there are still completed by recovery.
+
+The root must be a local or mounted POSIX path (`settings.lake_root`): object stores
+have neither flock nor atomic renames of directories (a "rename" there copies and
+deletes object by object), so the protocol above could not hold; such a root is
+refused before anything is written.
 """
 
 from __future__ import annotations
@@ -45,20 +50,12 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from propensity_assets.settings import lake_root
+
 log = logging.getLogger(__name__)
 
 JOURNAL = "_journal.json"
 PartitionSpec = Mapping[str, str]  # e.g. {"as_of": "2017-12-01", "product_group": "eggs"}
-
-
-def _pyarrow_uri(uri: str) -> str:
-    # Spark speaks s3a://, pyarrow speaks s3://; both name the same objects.
-    return "s3://" + uri[len("s3a://") :] if uri.startswith("s3a://") else uri
-
-
-def _fs_path(uri: str) -> str:
-    """A URI or path as the path pyarrow's filesystem for it expects."""
-    return _pyarrow_uri(uri).split("://", 1)[-1] if "://" in uri else uri
 
 
 # Partition values come from configuration (group and study keys) and partition keys: they
@@ -78,16 +75,19 @@ def partition_dir(spec: PartitionSpec) -> str:
 
 @dataclass(frozen=True)
 class Lake:
-    root: str
+    root: str  # a local path or file: URI; stored as an absolute path
     # Un-journaled staging older than this belongs to a killed writer and is deleted.
     staging_grace_s: float = float(os.environ.get("PROPENSITY_LAKE_STAGING_GRACE_S", 24 * 3600))
     # How long a commit waits for another writer's lock on the same table.
     lock_timeout_s: float = float(os.environ.get("PROPENSITY_LAKE_LOCK_TIMEOUT_S", 600))
 
+    def __post_init__(self) -> None:
+        # Refuse an object store or HDFS before anything is read or written.
+        object.__setattr__(self, "root", lake_root(self.root, "lake root"))
+
     @property
     def _fs_and_root(self) -> tuple[pafs.FileSystem, str]:
-        fs, path = pafs.FileSystem.from_uri(_pyarrow_uri(self.root))
-        return fs, path.rstrip("/")
+        return pafs.LocalFileSystem(), self.root.rstrip("/") or "/"
 
     def uri(self, table: str) -> str:
         """The table's URI as Spark should read or write it."""
@@ -127,7 +127,7 @@ class Lake:
         one atomic exchange, mark the journal committed, then drop the old versions.
         """
         fs, root = self._fs_and_root
-        staging = _fs_path(staging_uri)
+        staging = staging_uri
         specs = list(specs)
         with _TableLock(fs, f"{root}/_locks", table, self.lock_timeout_s):
             self._recover_table(fs, root, table)
@@ -235,7 +235,7 @@ class Lake:
 
     def discard(self, staging_uri: str) -> None:
         fs, _ = self._fs_and_root
-        path = _fs_path(staging_uri)
+        path = staging_uri
         if fs.get_file_info(path).type != pafs.FileType.Directory:
             return
         if fs.get_file_info(f"{path}/{JOURNAL}").type == pafs.FileType.File:
@@ -259,7 +259,7 @@ class Lake:
         """
         staging = self.staging_uri()
         fs, _ = self._fs_and_root
-        path = _fs_path(staging)
+        path = staging
         arrow = pa.Table.from_pandas(df, preserve_index=False)
         # Spark 4 refuses nanosecond timestamps (PARQUET_TYPE_ILLEGAL): write microseconds.
         arrow = arrow.cast(
@@ -398,20 +398,15 @@ def _marker(staging: str) -> str:
 
 
 def _write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    if isinstance(fs, pafs.LocalFileSystem):
-        # Write aside, fsync, then one atomic rename: a reader or a crash sees the old
-        # file or the whole new one, never a torn journal.
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(path))
-    else:
-        # Object stores publish a PUT atomically.
-        with fs.open_output_stream(path) as handle:
-            handle.write(data)
+    # Write aside, fsync, then one atomic rename: a reader or a crash sees the old
+    # file or the whole new one, never a torn journal.
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))
 
 
 def _fsync_dir(path: str) -> None:
@@ -438,12 +433,12 @@ def _swap_dirs(fs: pafs.FileSystem, source: str, target: str, old: str) -> None:
 
     On Linux local disks, renameat2(RENAME_EXCHANGE) swaps the two directories in one
     atomic step (the old version lands at `source`, inside staging, and goes with it).
-    Elsewhere (object stores, other OSes) there is no atomic directory replace: the
-    old version is moved aside and the new one in, two renames back to back, and a
-    reader listing between them sees the partition missing; the journal still makes
-    a crash there recoverable.
+    Elsewhere (NFS and other filesystems without it, other OSes) there is no atomic
+    directory replace: the old version is moved aside and the new one in, two renames
+    back to back, and a reader listing between them sees the partition missing; the
+    journal still makes a crash there recoverable.
     """
-    if isinstance(fs, pafs.LocalFileSystem) and _exchange(source, target):
+    if _exchange(source, target):
         return
     fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
     fs.move(target, old)
@@ -453,7 +448,7 @@ def _swap_dirs(fs: pafs.FileSystem, source: str, target: str, old: str) -> None:
 
 def _exchange(a: str, b: str) -> bool:
     if os.environ.get("PROPENSITY_LAKE_NO_EXCHANGE"):
-        return False  # tests: exercise the object-store path (two renames) on a local disk
+        return False  # tests: exercise the two-rename fallback on a disk that has the exchange
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
@@ -470,21 +465,17 @@ def _exchange(a: str, b: str) -> bool:
 class _TableLock:
     """One committer per table at a time, so two writers never interleave renames.
 
-    Local disks: an flock on `<root>/_locks/<table>.lock` (kept: deleting a lock file races); the kernel releases it
-    when its holder dies, so a killed run never leaves a stale lock. Object stores
-    have no such primitive: there the lock is skipped, and two runs on the same
-    partition must be serialized by Dagster (concurrency pools / run tags).
+    An flock on `<root>/_locks/<table>.lock` (kept: deleting a lock file races); the kernel
+    releases it when its holder dies, so a killed run never leaves a stale lock. (On NFS,
+    flock is a lock of the server's lock manager, shared by every client.)
     """
 
     def __init__(self, fs: pafs.FileSystem, lock_root: str, table: str, timeout_s: float):
-        self.local = isinstance(fs, pafs.LocalFileSystem)
         self.path = f"{lock_root}/{table}.lock"
         self.table, self.timeout_s = table, timeout_s
         self.fd: int | None = None
 
     def __enter__(self) -> "_TableLock":
-        if not self.local:
-            return self
         import fcntl
 
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

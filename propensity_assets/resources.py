@@ -23,9 +23,15 @@ if TYPE_CHECKING:  # MLflow loads only when a run talks to the registry
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake root (CONTRACTS §5): a path or a URI such as s3a://bucket/lake."""
+    """The lake root (CONTRACTS §5): a local or mounted POSIX path (or file: URI) that the
+    driver and every Spark executor see at the same path. Object stores and HDFS are
+    refused (`settings.lake_root`), before a run computes or writes anything."""
 
     uri: str = settings.lake_uri()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A launchpad override is checked as PROPENSITY_LAKE_URI is, when the run starts.
+        settings.lake_root(self.uri, "the lake resource's uri")
 
     @property
     def lake(self) -> Lake:

@@ -7,6 +7,8 @@ nothing set. These are the only places the project reads the environment.
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from datetime import date
 from pathlib import Path
 
@@ -19,8 +21,8 @@ def data_dir() -> Path:
 
 
 def lake_uri() -> str:
-    """Root of the lake: a local path or any URI Spark and pyarrow understand."""
-    return os.environ.get("PROPENSITY_LAKE_URI", str(data_dir() / "lake"))
+    """Root of the lake: an absolute local path (see `lake_root` for what is accepted)."""
+    return lake_root(os.environ.get("PROPENSITY_LAKE_URI") or str(data_dir() / "lake"), "PROPENSITY_LAKE_URI")
 
 
 def product_groups_file() -> Path:
@@ -39,6 +41,43 @@ def source_dir() -> str | None:
 class SettingsError(ValueError):
     """An environment variable holds a value the project cannot use; the message names it
     and says what was expected."""
+
+
+class LakeLocationError(SettingsError):
+    """The lake root is not on a POSIX filesystem; refused before anything is written."""
+
+
+# Two or more letters: a URI scheme, not a Windows drive letter.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+LAKE_SUPPORTED = (
+    "The lake must be a local or mounted POSIX filesystem path (e.g. /srv/lake or file:///srv/lake) that the "
+    "driver and every Spark executor see at the same path: its crash-safe commit locks a table with flock and "
+    "swaps partition directories by rename, which object stores (s3://, s3a://, gs://, abfss://) cannot do "
+    "atomically and which the lake implements for POSIX filesystems only (not hdfs://)."
+)
+
+
+def lake_root(uri: str, name: str) -> str:
+    """The lake root as an absolute local path: a plain path (relative ones resolved against
+    the working directory, so executors get the same absolute path) or a file: URI on this
+    machine. Any other scheme raises LakeLocationError naming `name`, the URI and what is
+    supported: object stores rename directories by copying, so a commit there could leave
+    a partition half old, half new."""
+    raw = uri.strip()
+    scheme = _SCHEME.match(raw)
+    if scheme and scheme.group(1).lower() == "file":
+        parts = urllib.parse.urlsplit(raw)
+        if parts.netloc not in ("", "localhost"):
+            raise LakeLocationError(
+                f"{name}={uri!r}: a file: URI must name a path on this machine, not on host {parts.netloc!r}. "
+                + LAKE_SUPPORTED
+            )
+        raw = urllib.parse.unquote(parts.path)
+    elif scheme:
+        raise LakeLocationError(f"{name}={uri!r}: scheme {scheme.group(1)}:// is not supported. " + LAKE_SUPPORTED)
+    if not raw:
+        raise LakeLocationError(f"{name}={uri!r}: empty. " + LAKE_SUPPORTED)
+    return os.path.abspath(os.path.expanduser(raw))
 
 
 def _date(name: str, default: str, meaning: str) -> str:

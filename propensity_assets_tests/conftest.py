@@ -68,3 +68,17 @@ def postgres():
         except PostgresUnavailable as error:
             pytest.fail(f"the Postgres instance tests need a PostgreSQL server: {error}", pytrace=False)
         yield server
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A real Spark standalone master and worker on loopback (free ports, temp logs), for
+    CLI runs with SPARK_MASTER=<spark_cluster.master_url>; stopped after the session."""
+    from propensity_assets import spark_cluster as cluster
+
+    logs = tmp_path_factory.mktemp("spark_cluster")
+    # Two cores: two runs side by side each get one (with spark.cores.max=1).
+    with cluster.start(
+        logs, port=cluster.free_port(), webui_port=cluster.free_port(), worker_cores=2, worker_memory="2g"
+    ) as running:
+        yield running

@@ -474,6 +474,10 @@ def _as_of_end_before_start(w, d):
     return cli(w, "partition-range", "2017-03-02", PROPENSITY_AS_OF_END="2016-06-01")
 
 
+def _lake_on_an_object_store(w, d):
+    return cli(w, "sync-groups", PROPENSITY_LAKE_URI="s3a://bucket/lake")
+
+
 def _unreachable_mlflow(w, d):
     return cli(w, "promote", "soft_drinks", "1", MLFLOW_TRACKING_URI="http://127.0.0.1:9")
 
@@ -645,6 +649,12 @@ CASES = [
          "PROPENSITY_LTV_HORIZON_DAYS: expected one of 7, 14, 30, 90, 365 (a feature window), got 60"),
     Case("PROPENSITY_SPARK_CONF without '='", "config", _bad_spark_conf, "ValueError",
          "PROPENSITY_SPARK_CONF: expected key=value pairs separated by commas, got 'spark.master'"),
+    Case("lake on an object store", "config", _lake_on_an_object_store, "exit 2",
+         "PROPENSITY_LAKE_URI='s3a://bucket/lake': scheme s3a:// is not supported. The lake must be a local or "
+         "mounted POSIX filesystem path (e.g. /srv/lake or file:///srv/lake) that the driver and every Spark "
+         "executor see at the same path: its crash-safe commit locks a table with flock and swaps partition "
+         "directories by rename, which object stores (s3://, s3a://, gs://, abfss://) cannot do atomically and "
+         "which the lake implements for POSIX filesystems only (not hdfs://)."),
     Case("bad catalogue on the CLI", "config", _bad_catalogue_on_the_cli, "exit 2",
          "{scratch}/groups.yaml: product group 'Soft': " + KEY_RULE),
     Case("unreachable MLflow on the CLI", "environment", _unreachable_mlflow, "exit 2", UNREACHABLE),

@@ -261,3 +261,92 @@ def test_read_pandas_returns_partition_values_as_strings(lake):
     assert back["as_of"].tolist() == ["2017-12-01", "2017-12-01"]
     filtered = lake.read_pandas("scores", filters=ds.field("product_group") == "2024")
     assert filtered["household_id"].tolist() == [1]
+
+
+# -- where the lake may live ------------------------------------------------------------------
+
+POSIX_ONLY = (
+    "The lake must be a local or mounted POSIX filesystem path (e.g. /srv/lake or file:///srv/lake) that the "
+    "driver and every Spark executor see at the same path: its crash-safe commit locks a table with flock and "
+    "swaps partition directories by rename, which object stores (s3://, s3a://, gs://, abfss://) cannot do "
+    "atomically and which the lake implements for POSIX filesystems only (not hdfs://)."
+)
+UNSUPPORTED = [
+    ("s3a://bucket/lake", "s3a"),
+    ("s3://bucket/lake", "s3"),
+    ("gs://bucket/lake", "gs"),
+    ("abfss://lake@account.dfs.core.windows.net/lake", "abfss"),
+    ("hdfs://namenode:8020/lake", "hdfs"),
+]
+
+
+@pytest.mark.parametrize(("uri", "scheme"), UNSUPPORTED)
+def test_an_object_store_or_hdfs_lake_is_refused_naming_the_variable(monkeypatch, uri, scheme):
+    from propensity_assets import settings
+
+    monkeypatch.setenv("PROPENSITY_LAKE_URI", uri)
+    with pytest.raises(settings.LakeLocationError) as caught:
+        settings.lake_uri()
+    assert str(caught.value) == f"PROPENSITY_LAKE_URI={uri!r}: scheme {scheme}:// is not supported. " + POSIX_ONLY
+    assert isinstance(caught.value, settings.SettingsError)  # the CLI prints it as `error: ...`, exit 2
+    with pytest.raises(settings.LakeLocationError) as caught:
+        Lake(uri)  # models loading features, scripts: the same refusal
+    assert str(caught.value) == f"lake root={uri!r}: scheme {scheme}:// is not supported. " + POSIX_ONLY
+
+
+def test_a_file_uri_on_another_host_is_refused(monkeypatch):
+    from propensity_assets import settings
+
+    monkeypatch.setenv("PROPENSITY_LAKE_URI", "file://fileserver/lake")
+    with pytest.raises(settings.LakeLocationError) as caught:
+        settings.lake_uri()
+    assert str(caught.value) == (
+        "PROPENSITY_LAKE_URI='file://fileserver/lake': a file: URI must name a path on this machine, not on host "
+        "'fileserver'. " + POSIX_ONLY
+    )
+
+
+def test_paths_and_file_uris_are_one_absolute_path(monkeypatch, tmp_path):
+    from propensity_assets import settings
+
+    monkeypatch.chdir(tmp_path)
+    for uri in ("lake", "./lake/", str(tmp_path / "lake"), (tmp_path / "lake").as_uri(), f"file:{tmp_path}/lake",
+                f"file://localhost{tmp_path}/lake"):
+        monkeypatch.setenv("PROPENSITY_LAKE_URI", uri)
+        # Absolute: Spark executors run in their own working directories.
+        assert settings.lake_uri() == str(tmp_path / "lake"), uri
+    monkeypatch.delenv("PROPENSITY_LAKE_URI")
+    monkeypatch.setenv("PROPENSITY_DATA_DIR", str(tmp_path / "data"))
+    assert settings.lake_uri() == str(tmp_path / "data" / "lake")
+
+    lake = Lake((tmp_path / "lake").as_uri())
+    assert lake.root == str(tmp_path / "lake")
+    lake.write_pandas("scores", features("2017-12-01", "eggs", [1, 2], 0.5), PARTS)
+    assert (tmp_path / "lake" / "scores" / "as_of=2017-12-01" / "product_group=eggs").is_dir()
+    assert Lake("lake").read_pandas("scores")["household_id"].tolist() == [1, 2]
+
+
+def test_a_lake_resource_on_an_object_store_fails_the_run_before_any_step(tmp_path):
+    import dagster as dg
+
+    from propensity_assets.resources import LakeResource
+
+    ran = []
+
+    @dg.asset
+    def writes_to_the_lake(lake: LakeResource) -> None:
+        ran.append(lake.uri)
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([writes_to_the_lake], instance=instance, raise_on_error=False,
+                                resources={"lake": LakeResource(uri="s3a://bucket/lake")})
+    assert not result.success and ran == []
+    events = [e.event_type for e in result.all_events]
+    assert dg.DagsterEventType.STEP_START not in events
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE]
+    error = failure.event_specific_data.error
+    assert error.cls_name == "LakeLocationError"
+    assert error.message.strip() == (
+        "propensity_assets.settings.LakeLocationError: the lake resource's uri='s3a://bucket/lake': scheme s3a:// "
+        "is not supported. " + POSIX_ONLY
+    )

@@ -120,7 +120,7 @@ def materialize_group_table(
     # and the run then fails naming the group (below).
     groups = [g for g in groups if g not in missing]
     pairs = [(d, g) for d, g in pairs if g not in missing]
-    wanted = session.createDataFrame([(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
+    wanted = logic.literal_frame(session, [(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
     rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
     rows, non_finite = quality.NonFinite.observe(rows)
     specs = [{"as_of": d, "product_group": g} for d, g in pairs]

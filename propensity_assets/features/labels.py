@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from propensity_assets.features.logic import day_number, running_totals, whole_groups, with_day
+from propensity_assets.features.logic import day_number, literal_frame, running_totals, whole_groups, with_day
 from propensity_assets.groups.membership import group_transactions
 
 _EPOCH = "1970-01-01"
@@ -64,7 +64,7 @@ def forward_totals(
     spark = transactions.sparkSession
     first, last = min(as_of_dates), max(as_of_dates)
     t = F.datediff("day", F.lit(_EPOCH))
-    wanted = spark.createDataFrame([(d,) for d in sorted(set(as_of_dates))], "as_of date")
+    wanted = literal_frame(spark, [(d,) for d in sorted(set(as_of_dates))], "as_of date")
     firsts = tx.groupBy("household_id").agg(F.min("day").alias("first_day"))
     population = firsts.crossJoin(F.broadcast(wanted)).where(F.col("first_day") < F.col("as_of")).select(
         "household_id", "as_of"
@@ -76,7 +76,7 @@ def forward_totals(
     parts = []
     if whole:
         hh_daily = window_tx.groupBy("household_id", t.alias("t")).agg(F.sum(value).alias("value"))
-        whole_list = spark.createDataFrame([(g,) for g in whole], "product_group string")
+        whole_list = literal_frame(spark, [(g,) for g in whole], "product_group string")
         parts.append(hh_daily.crossJoin(F.broadcast(whole_list)).select(*keys, "t", "value"))
     if restricted:
         parts.append(
@@ -93,7 +93,7 @@ def forward_totals(
         F.date_add(F.lit(_EPOCH), F.col("t") - horizon + 1).alias("as_of"),
         (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"),
     )
-    group_list = spark.createDataFrame([(g,) for g in groups], "product_group string")
+    group_list = literal_frame(spark, [(g,) for g in groups], "product_group string")
     return (
         population.crossJoin(F.broadcast(group_list))
         .join(sums, [*keys, "as_of"], "left")

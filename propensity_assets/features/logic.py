@@ -20,11 +20,12 @@ back after a gap counts as a new basket.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, StructType
 
 from propensity_assets.groups.membership import group_transactions
 
@@ -48,6 +49,27 @@ def group_feature_columns() -> list[str]:
 def with_day(transactions: DataFrame) -> DataFrame:
     """The contract's day: the stored date part of the naive timestamp (session TZ is UTC)."""
     return transactions.withColumn("day", F.to_date("transaction_timestamp"))
+
+
+def literal_frame(spark: SparkSession, rows: Iterable[tuple], schema: str) -> DataFrame:
+    """A small frame of `rows` ("as_of date, product_group string") whose values travel as
+    literals inside the query plan.
+
+    `spark.createDataFrame` of a Python list is read by Python workers on the executors,
+    started at the driver's interpreter path (PYSPARK_PYTHON): on a cluster whose executors
+    do not share the driver's filesystem that path does not exist. Literals need no Python
+    on the executors: the feature and label jobs run in the JVM alone.
+    """
+    struct = DataType.fromDDL(schema)
+    assert isinstance(struct, StructType), schema
+    literals = [
+        F.struct(*[F.lit(value).cast(field.dataType).alias(field.name) for value, field in zip(row, struct.fields)])
+        for row in rows
+    ]
+    if not literals:
+        return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in struct.fields]).to(struct)
+    # `to` keeps createDataFrame's nullable columns (literals would be non-nullable).
+    return spark.range(1).select(F.inline(F.array(*literals))).to(struct)
 
 
 # Sums are carried in fixed point (millionths): a running sum and the difference of two
@@ -134,7 +156,7 @@ def running_totals(
     keys, metrics = list(keys), list(metrics)
     points, offsets = _lookup_grid(ends, back)
     spark = daily.sparkSession
-    grid_days = spark.createDataFrame([(p,) for p in points], "t int")
+    grid_days = literal_frame(spark, [(p,) for p in points], "t int")
     firsts = daily.groupBy(*keys).agg(F.min("t").alias("first_t"))
     grid = (
         firsts.crossJoin(F.broadcast(grid_days))
@@ -221,7 +243,7 @@ def group_features(
     whole = whole_groups(members, groups)
     parts = []
     if whole:
-        whole_list = spark.createDataFrame([(g,) for g in whole], "product_group string")
+        whole_list = literal_frame(spark, [(g,) for g in whole], "product_group string")
         parts.append(
             hh.crossJoin(F.broadcast(whole_list)).select(
                 "as_of", "product_group", "household_id", *[F.col(h).alias(g) for h, g in zip(hh_cols, grp_cols)],
@@ -233,7 +255,7 @@ def group_features(
         keys = ["household_id", "product_group"]
         grp_tx = group_transactions(tx, members, restricted)
         grp = _windowed(_daily(grp_tx, keys), keys, as_of_dates, "grp")
-        group_list = spark.createDataFrame([(g,) for g in restricted], "product_group string")
+        group_list = literal_frame(spark, [(g,) for g in restricted], "product_group string")
         population = hh.select("as_of", "household_id", *[f"hh_spend_{w}d" for w in WINDOWS]).crossJoin(
             F.broadcast(group_list)
         )
