@@ -17,8 +17,8 @@ class LtvSearchSpace:
 
     The launchpad config (`ltv.stage.LtvTraining`) has exactly these fields. `max_permutations`
     bounds the cost: with the defaults, the 12 shipped groups at one cutoff (26 weekly
-    snapshots, ~57k rows per group) train in about 5 minutes with BTYD on an idle 2-core
-    machine (`benchmarks/ltv_benchmark.py speed`). 12 would try every (algorithm, reducer)
+    snapshots, ~57k rows per group) train in 307–361 s with BTYD on an idle 2-core machine
+    (`benchmarks/ltv_benchmark.py speed`). 12 would try every (algorithm, reducer)
     pair once at about 1.5× the time.
     """
 
