@@ -3,6 +3,8 @@
 import dagster as dg
 
 from propensity_assets.incentives.assets import assets
+from propensity_assets.incentives.retail_assets import GROUP as RETAIL_GROUP
+from propensity_assets.incentives.retail_assets import assets as retail_assets
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.incentives.sensors import incentive_study_sync_sensor
 
@@ -12,9 +14,15 @@ incentives_job = dg.define_asset_job(
     description="One incentive study end to end: data, graph, effects, refutations, recommender.",
 )
 
+retail_incentives_job = dg.define_asset_job(
+    "retail_incentives_job",
+    selection=dg.AssetSelection.groups(RETAIL_GROUP),
+    description="The retail campaign studies of the product groups: study tables, verdicts, recommendations.",
+)
+
 defs = dg.Definitions(
-    assets=assets,
-    jobs=[incentives_job],
+    assets=[*assets, *retail_assets],
+    jobs=[incentives_job, retail_incentives_job],
     sensors=[incentive_study_sync_sensor],
     resources={"incentive_studies": IncentiveStudiesResource()},
 )

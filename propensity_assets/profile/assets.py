@@ -85,7 +85,9 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
             + ", ".join(f"`{s.prefix}__<group>`" for s in sources)
             + " and their deciles `<stage>_decile__<group>` (1 = top 10 %). Also writes the long form "
             "`customer_profile_long` (household, group, stage, value, decile, model_version). Rebuilt when any "
-            "group's scores for the date change; a group without scores has no column."
+            "group's scores for the date change; a group without scores has no column. For every group whose retail "
+            "campaign study has run, `incentive__<group>` holds the household's recommended campaign option, or "
+            "`not identified` when the data could identify no campaign effect for the group."
         ),
     )
     def customer_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -105,6 +107,11 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
             raise dg.Failure(
                 f"no scores for as_of {', '.join(dates)} in {', '.join(s.table for s in sources)}: score the product groups first"
             )
+        # The retail campaign studies' recommendation per household, where a study has run.
+        from propensity_assets.incentives.retail_assets import profile_columns
+
+        incentives = profile_columns(lake, groups, wide["household_id"])
+        wide = wide.assign(**incentives)
         specs = [{"as_of": d} for d in dates]
         lake.lake.write_pandas(PROFILE_TABLE, wide, ["as_of"], specs)
         lake.lake.write_pandas(LONG_TABLE, long, ["as_of"], specs)
@@ -118,6 +125,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
                 "as_of_max": dates[-1],
                 "columns": len(wide.columns) - 2,
                 **{f"{prefix}_groups": ", ".join(gs) or "none" for prefix, gs in present.items()},
+                "incentive_columns": ", ".join(incentives) or "none (no retail study has run)",
                 "groups_without_columns": dg.MetadataValue.json(
                     {s.prefix: sorted(set(groups) - set(present.get(s.prefix, []))) for s in sources}
                 ),

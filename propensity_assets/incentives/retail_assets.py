@@ -1,0 +1,309 @@
+"""Retail campaign studies as assets, one per product group (issue: retail campaign incentives).
+
+retail_study_data → retail_effects (effects, summary with its verdict checks,
+recommendations). The study of group g is the lake partition `study=retail_<g>` of the
+CONTRACTS §9 tables, beside the catalogue's studies; the logic is in `retail.py`.
+"""
+
+
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from propensity_assets.groups.assets import MEMBERS_TABLE
+from propensity_assets.metadata import md_figure, mlflow_run_url
+from propensity_assets.partitions import product_group_partitions, requested_keys
+from propensity_assets.resources import LakeResource, MlflowResource
+
+GROUP = "retail_incentives"
+PREFIX = "retail_"
+CAMPAIGN_TABLES = ("campaigns", "campaign_descriptions", "coupons", "coupon_redemptions")
+STUDY_DATA, EFFECTS, SUMMARY, RECOMMENDATIONS = (
+    "incentive_study_data", "incentive_effects", "incentive_summary", "incentive_recommendations")
+CHECKS = ("placebo", "plausibility")
+
+
+def study_key(group: str) -> str:
+    return f"{PREFIX}{group}"
+
+
+def _spec(group: str) -> list[dict]:
+    return [{"study": study_key(group)}]
+
+
+def _write(lake: LakeResource, table: str, df: pd.DataFrame, group: str) -> None:
+    lake.lake.write_pandas(table, df.assign(study=study_key(group)), ["study"], _spec(group))
+
+
+def read_study_table(lake: LakeResource, table: str, group: str) -> "pd.DataFrame | None":
+    """A retail study's partition of a §9 table, or None when the stage has not written it."""
+    import pyarrow.dataset as ds
+
+    if not lake.lake.exists(table, {"study": study_key(group)}):
+        return None
+    return lake.lake.read_pandas(table, filters=ds.field("study") == study_key(group)).drop(columns=["study"])
+
+
+def _md(df: pd.DataFrame, digits: int = 2) -> dg.MetadataValue:
+    if df.empty:
+        return dg.MetadataValue.md("(none)")
+    return dg.MetadataValue.md(df.round(digits).to_markdown(index=False))
+
+
+class RetailStudyConfig(dg.Config):
+    """How the stacked (household, campaign) table is built (INCENTIVES.md §2)."""
+
+    window_days: int = 28  # the outcome window after the start; the placebo's window ends at the start
+    eligibility_days: int = 90  # eligible: shopped in these days before the start
+
+
+class RetailEffectsConfig(dg.Config):
+    """Estimation and the recommender's economics."""
+
+    min_rows: int = 30  # treated and control rows a campaign type needs to be estimated
+    margin_rate: float = 0.30  # gross margin on incremental group spend
+    cost_per_coupon: float = 1.00  # what one redeemed coupon costs the retailer
+    folds: int = 3  # cross-fitting folds, grouped by household
+    n_estimators: int = 200  # of the LightGBM nuisance models
+
+
+def _campaign_tables(lake: LakeResource):
+    from propensity_assets.incentives.retail import CampaignTables
+
+    frames = {t: (lake.lake.read_pandas(t) if lake.lake.exists(t) else pd.DataFrame()) for t in CAMPAIGN_TABLES}
+    return CampaignTables(frames["campaigns"], frames["campaign_descriptions"], frames["coupons"],
+                          frames["coupon_redemptions"])
+
+
+def _transactions(lake: LakeResource) -> pd.DataFrame:
+    names = lake.lake.dataset("transactions").schema.names
+    cols = ["household_id", "product_id", "sales_value", "transaction_timestamp"] + (
+        ["coupon_disc"] if "coupon_disc" in names else [])
+    tx = lake.lake.read_pandas("transactions", columns=cols)
+    tx["day"] = pd.to_datetime(tx.pop("transaction_timestamp")).dt.tz_localize(None).dt.normalize()
+    return tx
+
+
+@dg.asset(
+    name="retail_study_data",
+    group_name=GROUP,
+    partitions_def=product_group_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["transactions", *CAMPAIGN_TABLES, MEMBERS_TABLE, "household_features", "group_features"],
+    kinds={"pandas", "parquet"},
+    description=(
+        "The retail campaign study of each product group (`incentive_study_data`, study=retail_<group>): one row per "
+        "(household, campaign) over the campaigns whose coupon pool holds products of the group. Eligible: the "
+        "household shopped in the 90 days before the start. Treated: it received the campaign. Outcome: the group's "
+        "spend in the 28 days from the start; placebo outcome: the 28 days before. Confounders: the CONTRACTS §4 "
+        "features at the start (at start − 28 for the placebo, `pre__*`) and prior campaigns. Campaigns without "
+        "90 days of history or whose window runs past the data, recipients who did not shop, and households with "
+        "another campaign starting within 28 days are excluded and counted. Reads features from the lake: "
+        "materialize household_features and group_features over the campaign dates first."
+    ),
+)
+def retail_study_data(context: dg.AssetExecutionContext, config: RetailStudyConfig, lake: LakeResource) -> dg.MaterializeResult:
+    import pyarrow.dataset as ds
+
+    from propensity_assets.incentives.retail import RetailConfig, build_study, no_campaigns
+    from propensity_assets.lifecycle.frames import read_features
+
+    retail = RetailConfig(window_days=config.window_days, eligibility_days=config.eligibility_days)
+    groups = requested_keys(context)
+    tables = _campaign_tables(lake)
+    tx = _transactions(lake) if not tables.empty else None
+    members = lake.lake.read_pandas(MEMBERS_TABLE, filters=ds.field("product_group").isin(groups)) if tx is not None else None
+    cells, exclusions, statuses, idle = [], [], [], {}
+    for group in groups:
+        if tx is None:
+            study = no_campaigns()
+        else:
+            mine = members[members["product_group"] == group]
+            if mine.empty:
+                raise dg.Failure(f"product group {group!r} is not in the lake table {MEMBERS_TABLE!r}: "
+                                 f"materialize {MEMBERS_TABLE} after adding it to the catalogue", allow_retries=False)
+            products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
+            in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
+            study = build_study(tables, tx, in_group, products, lambda dates, g=group: read_features(lake.lake, g, dates), retail)
+        _write(lake, STUDY_DATA, study.data, group)
+        if study.nothing_to_do:
+            idle[group] = study.nothing_to_do
+            context.log.info(f"retail study {study_key(group)}: nothing to do: {study.nothing_to_do}")
+        else:
+            for kind, rows in study.data.groupby("campaign_type"):
+                cells.append({"group": group, "campaign_type": kind, "campaigns": rows["campaign_id"].nunique(),
+                              "treated": int(rows["treated"].sum()), "control": int((1 - rows["treated"]).sum())})
+        exclusions.append(study.exclusions.assign(group=group))
+        statuses.append(study.campaigns.assign(group=group))
+    excluded = pd.concat(exclusions, ignore_index=True) if exclusions else pd.DataFrame()
+    by_reason = (excluded.groupby(["group", "campaign_type", "reason"])["rows"].sum().reset_index()
+                 if not excluded.empty else excluded)
+    status = pd.concat(statuses, ignore_index=True) if statuses else pd.DataFrame()
+    return dg.MaterializeResult(metadata={
+        "studies": ", ".join(study_key(g) for g in groups),
+        "cells": _md(pd.DataFrame(cells)),
+        "excluded rows by reason": _md(by_reason),
+        "excluded rows": int(excluded["rows"].sum()) if not excluded.empty else 0,
+        "campaigns": _md(status[status["status"] != "its coupon pool holds no product of the group"] if not status.empty else status),
+        "nothing to do": dg.MetadataValue.json(idle),
+        "window_days": config.window_days,
+        "eligibility_days": config.eligibility_days,
+    })
+
+
+def plot_cells(summary: pd.DataFrame, title: str):
+    """Adjusted effects with their intervals beside their placebos, per campaign type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.8 + 0.6 * max(len(summary), 1)))
+    done = summary.dropna(subset=["ate"]).reset_index(drop=True)
+    for i, r in done.iterrows():
+        ax.errorbar(r.ate, i + 0.15, xerr=[[r.ate - r.ate_lower], [r.ate_upper - r.ate]], fmt="o", color="C0",
+                    label="adjusted effect (ATT)" if i == 0 else None)
+        ax.errorbar(r.placebo, i - 0.15, xerr=[[r.placebo - r.placebo_lower], [r.placebo_upper - r.placebo]], fmt="s",
+                    color="C3", label="pre-period placebo" if i == 0 else None)
+        ax.plot([r.plausibility_bound], [i + 0.15], "|", color="k", markersize=14, label="plausibility bound" if i == 0 else None)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(done)), [f"type {t}: {v}" for t, v in zip(done.campaign_type, done.verdict)])
+    ax.set_xlabel("group spend per household-campaign, 28-day window ($)")
+    ax.set_title(title)
+    if len(done):
+        ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("retail_effects", group_name=GROUP, deps=["retail_study_data"], kinds={"lightgbm", "parquet"},
+                     description="Per (household, campaign) row of each estimated campaign type: the CATE, the doubly "
+                                 "robust effect projected on 90-day spend and baskets, with a household-clustered 95 % "
+                                 "interval (`incentive_effects`, study=retail_<group>)."),
+        dg.AssetSpec("retail_summary", group_name=GROUP, deps=["retail_study_data"], kinds={"lightgbm", "parquet"},
+                     description="The verdict table (`incentive_summary`, study=retail_<group>): per campaign type the "
+                                 "naive difference, the effect on the treated (AIPW, cross-fitted by household, "
+                                 "household-clustered interval, overlap-trimmed), the pre-period placebo, the "
+                                 "plausibility bound from coupon-line spend, counts and the verdict with its reason."),
+        dg.AssetSpec("retail_recommendations", group_name=GROUP, deps=["retail_study_data"], kinds={"parquet"},
+                     description="Per household, the campaign option with the highest expected profit (margin rate × "
+                                 "CATE − cost per coupon × redemptions) over the identified campaign types only "
+                                 "(`incentive_recommendations`, study=retail_<group>); empty when nothing is "
+                                 "identified, and the profile then reads `not identified`."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("placebo", asset="retail_summary",
+                          description="Every estimated cell's pre-period placebo interval holds 0"),
+        dg.AssetCheckSpec("plausibility", asset="retail_summary",
+                          description="Every estimated cell's effect is within its plausibility bound"),
+    ],
+    partitions_def=product_group_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def retail_effects(context: dg.AssetExecutionContext, config: RetailEffectsConfig, lake: LakeResource, mlflow: MlflowResource):
+    """Estimate every retail study of the run, write its three tables, and say what is identified."""
+    import mlflow as mlflow_lib  # the resource is named `mlflow`
+
+    from propensity_assets.incentives import tracking
+    from propensity_assets.incentives.retail import RetailConfig, effects_table, estimate_cells, recommendations, summary_table
+
+    retail = RetailConfig(min_rows=config.min_rows, margin_rate=config.margin_rate, cost_per_coupon=config.cost_per_coupon,
+                          folds=config.folds, n_estimators=config.n_estimators)
+    groups = requested_keys(context)
+    started = time.time()
+    summaries, figures, recs_rows, effect_rows = [], {}, {}, 0
+    for group in groups:
+        data = read_study_table(lake, STUDY_DATA, group)
+        if data is None:
+            raise dg.Failure(f"lake table {STUDY_DATA!r} has no partition study={study_key(group)}: "
+                             f"materialize retail_study_data for {group} first", allow_retries=False)
+        data["start_date"] = pd.to_datetime(data["start_date"])
+        cells = estimate_cells(data, retail) if not data.empty else []
+        summary, effects, recs = summary_table(cells), effects_table(cells), recommendations(cells, retail)
+        _write(lake, EFFECTS, effects, group)
+        _write(lake, SUMMARY, summary, group)
+        _write(lake, RECOMMENDATIONS, recs, group)
+        effect_rows += len(effects)
+        recs_rows[group] = len(recs)
+        if summary.empty:
+            context.log.info(f"retail study {study_key(group)}: nothing to do (no study rows)")
+        for row in summary.itertuples():
+            if row.verdict != "identified":
+                context.log.warning(f"{study_key(group)} type {row.campaign_type}: not identified: {row.reason}")
+        summaries.append(summary.assign(group=group))
+        if summary["ate"].notna().any():
+            figures[group] = plot_cells(summary, f"{group}: effect on the treated vs placebo")
+    table = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+    seconds = round(time.time() - started, 1)
+    estimated = table.dropna(subset=["ate"]) if not table.empty else table
+    verdicts = (table[["group", "campaign_type", "n_treated", "n_control", "naive", "ate", "ate_lower", "ate_upper",
+                       "placebo", "placebo_lower", "placebo_upper", "plausibility_bound", "verdict"]]
+                if not table.empty else table)
+    mlflow.client()
+    experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
+    with mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"retail {', '.join(groups)}") as run:
+        mlflow_lib.set_tags({"stage": "retail_effects", "incentive_study": ",".join(study_key(g) for g in groups)})
+        mlflow_lib.log_params({"window_and_rows": "see retail_study_data", **{k: getattr(config, k) for k in RetailEffectsConfig.model_fields}})
+        for r in estimated.itertuples() if not estimated.empty else []:
+            tag = f"{r.group}.type_{r.campaign_type}"
+            mlflow_lib.log_metrics({f"{tag}.att": r.ate, f"{tag}.placebo": r.placebo, f"{tag}.naive": r.naive,
+                                    f"{tag}.bound": r.plausibility_bound})
+        if not table.empty:
+            mlflow_lib.log_table(table, "retail_summary.json")
+    url = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
+    common = {"studies": ", ".join(study_key(g) for g in groups), "seconds": seconds, "mlflow_run": url}
+    yield dg.MaterializeResult(asset_key="retail_effects", metadata={**common, "rows": effect_rows})
+    yield dg.MaterializeResult(asset_key="retail_summary", metadata={
+        **common, "cells": len(table), "identified": int((table.get("verdict") == "identified").sum()) if not table.empty else 0,
+        "verdicts": _md(verdicts),
+        "reasons": _md(table[["group", "campaign_type", "verdict", "reason"]] if not table.empty else table),
+        **{f"plot {g}": fig for g, fig in ((g, md_figure(f, g)) for g, f in figures.items())},
+    })
+    yield dg.MaterializeResult(asset_key="retail_recommendations", metadata={
+        **common, "households by group": dg.MetadataValue.json(recs_rows),
+        "margin_rate": config.margin_rate, "cost_per_coupon": config.cost_per_coupon,
+    })
+    for name, column, what in (("placebo", "placebo", "placebo interval excludes 0"),
+                               ("plausibility", "ate", "effect exceeds its plausibility bound")):
+        if estimated.empty:
+            yield dg.AssetCheckResult(check_name=name, asset_key="retail_summary", passed=True,
+                                      severity=dg.AssetCheckSeverity.WARN, description="no estimated cell")
+            continue
+        if name == "placebo":
+            bad = estimated[(estimated.placebo_lower > 0) | (estimated.placebo_upper < 0)]
+        else:
+            bad = estimated[~(estimated.ate.abs() <= estimated.plausibility_bound)]
+        yield dg.AssetCheckResult(
+            check_name=name, asset_key="retail_summary", passed=bad.empty, severity=dg.AssetCheckSeverity.WARN,
+            description=(f"{len(bad)} of {len(estimated)} cell(s): {what}; they are `not identified`: "
+                         + ", ".join(f"{r.group} type {r.campaign_type}" for r in bad.itertuples())) if len(bad)
+                        else f"all {len(estimated)} estimated cell(s) pass",
+            metadata={"failing": len(bad), "cells": len(estimated)},
+        )
+
+
+assets = [retail_study_data, retail_effects]
+
+
+def profile_columns(lake: LakeResource, groups: list[str], households: pd.Series) -> dict[str, pd.Series]:
+    """`incentive__<group>` per household for every group whose retail study has run: the
+    recommended option, or `not identified` when no campaign type of the group was
+    identified (then no recommendation is a finding). Households the study did not hold
+    (no shopping in the 90 days before any campaign) are null. Groups whose study has not
+    run get no column."""
+    out = {}
+    for group in groups:
+        summary = read_study_table(lake, SUMMARY, group)
+        if summary is None:
+            continue
+        if not (summary["verdict"] == "identified").any():
+            out[f"incentive__{group}"] = pd.Series("not identified", index=households.index, dtype=object)
+            continue
+        recs = read_study_table(lake, RECOMMENDATIONS, group)
+        chosen = recs.set_index("unit_id")["recommended"] if recs is not None else pd.Series(dtype=object)
+        out[f"incentive__{group}"] = households.map(chosen).astype(object)
+    return out
