@@ -38,7 +38,8 @@ $(DAGSTER_HOME)/dagster.yaml:
 ## demo: the whole lifecycle on the embedded data:
 ##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
 ##   -> LTV (train at 2017-09-29, score the holdout 2017-10-01; train at 2017-12-01, score it)
-##   -> cohorts, profile and decay curves -> the software-company incentive study -> summary
+##   -> the retail campaign studies of every group -> cohorts, profile and decay curves
+##   -> the software-company incentive study -> summary
 HISTORY_FROM ?= 2017-01-01
 # The CONTRACTS §8 LTV holdout and the last training cutoff (a Friday) on or before it.
 LTV_HOLDOUT ?= 2017-10-01
@@ -64,6 +65,7 @@ demo: install
 	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
 	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
 	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
 	$(PA) sync-studies
@@ -71,6 +73,7 @@ demo: install
 	$(PA) summary --as-of $(LTV_HOLDOUT)
 	$(PA) summary --as-of $(AS_OF)
 	$(PA) incentives software_company
+	$(PA) retail
 
 ## mlflow-ui: the MLflow UI on http://localhost:5000 (runs, registered models, aliases)
 mlflow-ui: install

@@ -9,6 +9,7 @@
 - `summary --as-of D`: what the lake holds for one as_of.
 - `sync-studies`: the same for the `incentive_study` partitions and data/incentive_studies.yaml.
 - `incentives STUDY`: the study's ATE table, refutations and policy comparison from the lake.
+- `retail`: the verdict table of the product groups' retail campaign studies.
 - `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
 """
 
@@ -80,6 +81,15 @@ def cmd_incentives(args: argparse.Namespace) -> int:
     from propensity_assets.incentives.report import print_report
 
     return print_report(settings.lake_uri(), args.study)
+
+
+def cmd_retail(args: argparse.Namespace) -> int:
+    from propensity_assets.incentives.report import print_retail
+    from propensity_assets.partitions import product_group_partitions
+
+    with _instance() as instance:
+        groups = instance.get_dynamic_partitions(product_group_partitions.name)
+    return print_retail(settings.lake_uri(), groups)
 
 
 def _check_dates(start: str, end: str | None) -> str | None:
@@ -218,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     inc = sub.add_parser("incentives", help="print an incentive study's ATE table and policy comparison")
     inc.add_argument("study", nargs="?", default="software_company")
     inc.set_defaults(func=cmd_incentives)
+    ret = sub.add_parser("retail", help="print the retail campaign studies' verdict table")
+    ret.set_defaults(func=cmd_retail)
     rng = sub.add_parser("partition-range", help="print a --partition-range for dates × group(s)")
     rng.add_argument("start", nargs="?", help="first as_of, YYYY-MM-DD")
     rng.add_argument("end", nargs="?", help="last as_of (inclusive); default: start")

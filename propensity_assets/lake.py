@@ -309,6 +309,20 @@ class Lake:
         """Read a table (with its Hive partition columns as strings) into Arrow."""
         return self.dataset(table).to_table(filter=filters, columns=list(columns) if columns else None)
 
+    def read_partition(self, table: str, spec: PartitionSpec, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """One partition, read with its own files' schema and without the partition columns.
+
+        For tables whose partitions hold different columns, such as the CONTRACTS §9 study
+        tables (a retail study has columns a generated one has not): `dataset` takes its
+        schema from one file, so it would drop the other partitions' own columns.
+        """
+        fs, root = self._fs_and_root
+        path = f"{root}/{table}/{partition_dir(spec)}"
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"Lake table {table!r} has no partition {partition_dir(spec)} at {self.uri(table)}")
+        data = ds.dataset(path, filesystem=fs, format="parquet", ignore_prefixes=["_", "."])
+        return data.to_table(columns=list(columns) if columns else None).to_pandas()
+
     def partition_files(self, table: str, filters=None) -> Iterator[tuple[tuple[str, ...], ds.Fragment]]:
         """Each data file of `table` (under `filters`) with its partition values, outermost
         first: per-partition figures (row counts from the Parquet footers, a column's

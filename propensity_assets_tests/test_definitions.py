@@ -77,6 +77,16 @@ EXPECTED_ASSET_GRAPH = [
         ["group_features", "household_features", "propensity_labels"],
     ),
     ("propensity_scores", "propensity", AS_OF_X_GROUP, ["group_features", "household_features"]),
+    ("retail_effects", "retail_incentives", GROUP, ["retail_study_data"]),
+    ("retail_recommendations", "retail_incentives", GROUP, ["retail_summary"]),
+    (
+        "retail_study_data",
+        "retail_incentives",
+        GROUP,
+        ["campaign_descriptions", "campaigns", "coupon_redemptions", "coupons", "group_features", "household_features",
+         "product_group_members", "transactions"],
+    ),
+    ("retail_summary", "retail_incentives", GROUP, ["retail_study_data"]),
     ("transactions", "ingest", None, ["products"]),
 ]
 
@@ -102,7 +112,8 @@ def test_definitions_load_and_asset_graph_snapshot():
         assert policy is not None and policy.max_partitions_per_run is None, name
 
     job_names = {job.name for job in defs.resolve_all_job_defs()}
-    assert {"ingest_job", "weekly_training_job", "daily_scoring_job", "ltv_training_job", "propensity_training_job"} <= job_names
+    assert {"ingest_job", "weekly_training_job", "daily_scoring_job", "ltv_training_job", "propensity_training_job",
+            "incentives_job", "retail_incentives_job"} <= job_names
     sensors = {s.name for s in defs.resolve_all_sensor_defs()} if hasattr(defs, "resolve_all_sensor_defs") else {
         s.name for s in defs.get_repository_def().sensor_defs}
     assert sensors == {

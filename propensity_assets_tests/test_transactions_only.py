@@ -143,11 +143,21 @@ def test_the_whole_pipeline_on_transactions_only(run):
             registry.promote(client, name, "1", "the test needs a champion to score with", by="test")
 
     materialize(["propensity_scores", "ltv_scores"], partition_key=key)
+    # The retail campaign study has nothing to do, says so, and fails nothing.
+    retail = materialize(["retail_study_data"], partition_key=GROUP)
+    why = "nothing to do: the dataset has no campaigns (campaigns or campaign_descriptions is empty)"
+    summary = lake.read_partition("incentive_summary", {"study": "retail_all_products"})
+    assert summary[["treatment", "verdict", "reason"]].values.tolist() == [["no campaign", "not identified", why]]
+    assert not lake.exists("incentive_study_data", {"study": "retail_all_products"})
+    meta = {m.asset_key.to_user_string(): m.metadata for m in
+            (e.event_specific_data.materialization for e in retail.get_asset_materialization_events())}
+    assert meta["retail_study_data"]["nothing to do"].value == {GROUP: why}
     materialize(["customer_profile"], partition_key=CUTOFF)
     profile = lake.read_pandas("customer_profile")
     assert list(profile.columns) == [
         "household_id", "propensity__all_products", "propensity_decile__all_products",
-        "ltv__all_products", "ltv_decile__all_products", "as_of",
+        "ltv__all_products", "ltv_decile__all_products", "incentive__all_products", "as_of",
     ]
+    assert set(profile["incentive__all_products"]) == {"not identified"}
     assert len(profile) == lake.read_pandas("household_features").query("as_of == @CUTOFF").shape[0]
     assert profile["propensity__all_products"].between(0, 1).all() and (profile["ltv__all_products"] >= 0).all()

@@ -45,11 +45,9 @@ def _write(lake: LakeResource, table: str, df: pd.DataFrame, study: str) -> int:
 
 
 def _read(lake: LakeResource, table: str, study: str) -> pd.DataFrame:
-    import pyarrow.dataset as ds
-
     if not lake.lake.exists(table, {"study": study}):
         raise FileNotFoundError(f"lake table {table!r} has no partition study={study}: materialize {table} for {study} first")
-    return lake.lake.read_pandas(table, filters=ds.field("study") == study).drop(columns=["study"])
+    return lake.lake.read_partition(table, {"study": study})
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ",.1f") -> str:

@@ -3,7 +3,6 @@
 import sys
 
 import pandas as pd
-import pyarrow.dataset as ds
 
 from propensity_assets.lake import Lake
 
@@ -11,7 +10,7 @@ from propensity_assets.lake import Lake
 def _read(lake: Lake, table: str, study: str) -> pd.DataFrame | None:
     if not lake.exists(table, {"study": study}):
         return None
-    return lake.read_pandas(table, filters=ds.field("study") == study).drop(columns=["study"])
+    return lake.read_partition(table, {"study": study})
 
 
 def print_report(lake_uri: str, study: str) -> int:
@@ -45,4 +44,39 @@ def print_report(lake_uri: str, study: str) -> int:
         if "share_of_oracle" in shown:
             shown["share_of_oracle"] = shown["share_of_oracle"].map(lambda v: f"{v:.2%}")
         print(shown.to_string(index=False, float_format=fmt))
+    return 0
+
+
+def print_retail(lake_uri: str, groups: list[str]) -> int:
+    """The verdict table of every retail campaign study in the lake (`propensity-assets retail`)."""
+    lake = Lake(lake_uri)
+    studies = [g for g in groups if lake.exists("incentive_study_data", {"study": f"retail_{g}"})]
+    if not studies:
+        print("error: lake table 'incentive_study_data' holds no retail study: materialize retail_study_data and "
+              "retail_effects for the product groups first", file=sys.stderr)
+        return 2
+    rows, idle = [], []
+    for group in studies:
+        summary = _read(lake, "incentive_summary", f"retail_{group}")
+        if summary is None or summary.empty:
+            idle.append(group)
+            continue
+        rows.append(summary.assign(group=group))
+    print("retail campaign studies: effect on the treated (ATT) per household-campaign, group spend in the 28-day "
+          "window, 95 % household-clustered intervals")
+    if rows:
+        table = pd.concat(rows, ignore_index=True)
+        fmt = lambda lo, hi: "" if pd.isna(lo) else f"[{lo:,.2f}, {hi:,.2f}]"  # noqa: E731
+        shown = pd.DataFrame({
+            "group": table.group, "type": table.campaign_type, "treated": table.n_treated, "control": table.n_control,
+            "naive": table.naive.round(2), "ATT": table.ate.round(2), "ATT 95%": [fmt(a, b) for a, b in zip(table.ate_lower, table.ate_upper)],
+            "placebo": table.placebo.round(2), "placebo 95%": [fmt(a, b) for a, b in zip(table.placebo_lower, table.placebo_upper)],
+            "bound": table.plausibility_bound.round(2), "verdict": table.verdict,
+        })
+        print(shown.to_string(index=False))
+        print(f"{(table.verdict == 'identified').sum()} of {len(table)} cells identified. Reasons:")
+        for r in table.itertuples():
+            print(f"  {r.group} type {r.campaign_type}: {r.verdict}: {r.reason}")
+    for group in idle:
+        print(f"  {group}: nothing to do (no campaign of the group could be studied)")
     return 0

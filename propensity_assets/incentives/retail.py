@@ -117,11 +117,15 @@ def build_study(
     empty = pd.DataFrame(columns=["campaign_id", "campaign_type", "reason", "rows"])
     if tables.empty:
         return no_campaigns()
-    desc = tables.descriptions.assign(start_date=day(tables.descriptions["start_date"]).to_numpy())
+    # "Type A" in the Complete Journey data, "A" elsewhere: the letter names the type.
+    kinds = tables.descriptions["campaign_type"].astype(str).str.strip().str.removeprefix("Type ").str.strip()
+    desc = tables.descriptions.assign(start_date=day(tables.descriptions["start_date"]).to_numpy(), campaign_type=kinds.to_numpy())
     pools = tables.coupons if group_products is None else tables.coupons[tables.coupons["product_id"].isin(group_products)]
     relevant = set(pools["campaign_id"])
     first, end = transactions["day"].min(), transactions["day"].max() + pd.Timedelta(days=1)
     received = tables.campaigns.merge(desc[["campaign_id", "start_date"]], on="campaign_id")
+    # Only a campaign whose coupons can move the group's spend competes with this one.
+    competing = received[received["campaign_id"].isin(relevant)]
     group_tx = transactions[in_group.to_numpy()]
     coupon_tx = group_tx[group_tx["coupon_disc"].fillna(0) != 0] if "coupon_disc" in group_tx else None
     group_coupons = set(pools["coupon_upc"])
@@ -145,14 +149,14 @@ def build_study(
         eligible = set(before["household_id"])
         _excluded(excluded, c, f"recipient did not shop in the {config.eligibility_days} days before the start",
                   len(recipients - eligible))
-        # Another campaign whose outcome window overlaps this one's would mix two treatments.
-        nearby = received[(received["campaign_id"] != c.campaign_id)
-                          & (received["start_date"] > c.start_date - w) & (received["start_date"] < c.start_date + w)]
+        # Another campaign of the group whose outcome window overlaps this one's would mix two treatments.
+        nearby = competing[(competing["campaign_id"] != c.campaign_id)
+                           & (competing["start_date"] > c.start_date - w) & (competing["start_date"] < c.start_date + w)]
         overlapping = set(nearby["household_id"]) & eligible
-        _excluded(excluded, c, f"household received another campaign starting within {config.window_days} days",
+        _excluded(excluded, c, f"household received another campaign of the group starting within {config.window_days} days",
                   len(overlapping))
         units = sorted(eligible - overlapping)
-        prior = received[received["start_date"] < c.start_date - w].groupby("household_id").size()
+        prior = received[received["start_date"] < c.start_date - w].groupby("household_id").size()  # of any group
         frame = pd.DataFrame({
             UNIT_ID: np.asarray(units, dtype="int64"), "campaign_id": int(c.campaign_id), "campaign_type": str(c.campaign_type),
             "start_date": c.start_date,
@@ -371,9 +375,19 @@ SUMMARY_COLUMNS = [
 ]
 
 
+COUNTS = ("n_treated", "n_control", "campaigns", "n_fit_treated", "n_fit_control", "trimmed")
+TEXTS = ("treatment", "effect", "verdict", "reason", "campaign_type", "estimand")
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """One schema for every retail summary: counts Int64, texts strings, the rest float64."""
+    frame = frame.reindex(columns=SUMMARY_COLUMNS)
+    return frame.astype({c: ("Int64" if c in COUNTS else object if c in TEXTS else "float64") for c in SUMMARY_COLUMNS})
+
+
 def summary_table(cells: list[Cell]) -> pd.DataFrame:
     """`incentive_summary` (CONTRACTS §9, with the retail columns), one row per campaign type."""
-    return pd.DataFrame([c.row for c in cells]).reindex(columns=SUMMARY_COLUMNS)
+    return _typed(pd.DataFrame([c.row for c in cells]))
 
 
 def modifiers_of(frame: pd.DataFrame) -> np.ndarray:
@@ -421,3 +435,10 @@ def recommendations(cells: list[Cell], config: RetailConfig) -> pd.DataFrame:
     out.insert(0, UNIT_ID, latest[UNIT_ID].to_numpy())
     out.insert(1, "as_of", latest["start_date"].dt.date.astype(str).to_numpy())
     return out
+
+
+def nothing_to_do_row(why: str) -> pd.DataFrame:
+    """The summary of a study with nothing to estimate: one `not identified` row saying why."""
+    return _typed(pd.DataFrame([{"treatment": "no campaign", "effect": "total", "verdict": NOT_IDENTIFIED,
+                          "reason": f"nothing to do: {why}", "campaign_type": "", "n_treated": 0, "n_control": 0,
+                          "estimand": "ATT", "campaigns": 0}]))

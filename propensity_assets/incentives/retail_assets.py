@@ -39,11 +39,9 @@ def _write(lake: LakeResource, table: str, df: pd.DataFrame, group: str) -> None
 
 def read_study_table(lake: LakeResource, table: str, group: str) -> "pd.DataFrame | None":
     """A retail study's partition of a §9 table, or None when the stage has not written it."""
-    import pyarrow.dataset as ds
-
     if not lake.lake.exists(table, {"study": study_key(group)}):
         return None
-    return lake.lake.read_pandas(table, filters=ds.field("study") == study_key(group)).drop(columns=["study"])
+    return lake.lake.read_partition(table, {"study": study_key(group)})
 
 
 def _md(df: pd.DataFrame, digits: int = 2) -> dg.MetadataValue:
@@ -52,16 +50,11 @@ def _md(df: pd.DataFrame, digits: int = 2) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.round(digits).to_markdown(index=False))
 
 
-class RetailStudyConfig(dg.Config):
-    """How the stacked (household, campaign) table is built (INCENTIVES.md §2)."""
+class RetailConfigSchema(dg.Config):
+    """The retail studies' settings (INCENTIVES.md §2); defaults are documented in the README."""
 
     window_days: int = 28  # the outcome window after the start; the placebo's window ends at the start
     eligibility_days: int = 90  # eligible: shopped in these days before the start
-
-
-class RetailEffectsConfig(dg.Config):
-    """Estimation and the recommender's economics."""
-
     min_rows: int = 30  # treated and control rows a campaign type needs to be estimated
     margin_rate: float = 0.30  # gross margin on incremental group spend
     cost_per_coupon: float = 1.00  # what one redeemed coupon costs the retailer
@@ -84,73 +77,6 @@ def _transactions(lake: LakeResource) -> pd.DataFrame:
     tx = lake.lake.read_pandas("transactions", columns=cols)
     tx["day"] = pd.to_datetime(tx.pop("transaction_timestamp")).dt.tz_localize(None).dt.normalize()
     return tx
-
-
-@dg.asset(
-    name="retail_study_data",
-    group_name=GROUP,
-    partitions_def=product_group_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["transactions", *CAMPAIGN_TABLES, MEMBERS_TABLE, "household_features", "group_features"],
-    kinds={"pandas", "parquet"},
-    description=(
-        "The retail campaign study of each product group (`incentive_study_data`, study=retail_<group>): one row per "
-        "(household, campaign) over the campaigns whose coupon pool holds products of the group. Eligible: the "
-        "household shopped in the 90 days before the start. Treated: it received the campaign. Outcome: the group's "
-        "spend in the 28 days from the start; placebo outcome: the 28 days before. Confounders: the CONTRACTS §4 "
-        "features at the start (at start − 28 for the placebo, `pre__*`) and prior campaigns. Campaigns without "
-        "90 days of history or whose window runs past the data, recipients who did not shop, and households with "
-        "another campaign starting within 28 days are excluded and counted. Reads features from the lake: "
-        "materialize household_features and group_features over the campaign dates first."
-    ),
-)
-def retail_study_data(context: dg.AssetExecutionContext, config: RetailStudyConfig, lake: LakeResource) -> dg.MaterializeResult:
-    import pyarrow.dataset as ds
-
-    from propensity_assets.incentives.retail import RetailConfig, build_study, no_campaigns
-    from propensity_assets.lifecycle.frames import read_features
-
-    retail = RetailConfig(window_days=config.window_days, eligibility_days=config.eligibility_days)
-    groups = requested_keys(context)
-    tables = _campaign_tables(lake)
-    tx = _transactions(lake) if not tables.empty else None
-    members = lake.lake.read_pandas(MEMBERS_TABLE, filters=ds.field("product_group").isin(groups)) if tx is not None else None
-    cells, exclusions, statuses, idle = [], [], [], {}
-    for group in groups:
-        if tx is None:
-            study = no_campaigns()
-        else:
-            mine = members[members["product_group"] == group]
-            if mine.empty:
-                raise dg.Failure(f"product group {group!r} is not in the lake table {MEMBERS_TABLE!r}: "
-                                 f"materialize {MEMBERS_TABLE} after adding it to the catalogue", allow_retries=False)
-            products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
-            in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
-            study = build_study(tables, tx, in_group, products, lambda dates, g=group: read_features(lake.lake, g, dates), retail)
-        _write(lake, STUDY_DATA, study.data, group)
-        if study.nothing_to_do:
-            idle[group] = study.nothing_to_do
-            context.log.info(f"retail study {study_key(group)}: nothing to do: {study.nothing_to_do}")
-        else:
-            for kind, rows in study.data.groupby("campaign_type"):
-                cells.append({"group": group, "campaign_type": kind, "campaigns": rows["campaign_id"].nunique(),
-                              "treated": int(rows["treated"].sum()), "control": int((1 - rows["treated"]).sum())})
-        exclusions.append(study.exclusions.assign(group=group))
-        statuses.append(study.campaigns.assign(group=group))
-    excluded = pd.concat(exclusions, ignore_index=True) if exclusions else pd.DataFrame()
-    by_reason = (excluded.groupby(["group", "campaign_type", "reason"])["rows"].sum().reset_index()
-                 if not excluded.empty else excluded)
-    status = pd.concat(statuses, ignore_index=True) if statuses else pd.DataFrame()
-    return dg.MaterializeResult(metadata={
-        "studies": ", ".join(study_key(g) for g in groups),
-        "cells": _md(pd.DataFrame(cells)),
-        "excluded rows by reason": _md(by_reason),
-        "excluded rows": int(excluded["rows"].sum()) if not excluded.empty else 0,
-        "campaigns": _md(status[status["status"] != "its coupon pool holds no product of the group"] if not status.empty else status),
-        "nothing to do": dg.MetadataValue.json(idle),
-        "window_days": config.window_days,
-        "eligibility_days": config.eligibility_days,
-    })
 
 
 def plot_cells(summary: pd.DataFrame, title: str):
@@ -177,8 +103,25 @@ def plot_cells(summary: pd.DataFrame, title: str):
     return fig
 
 
+ASSETS = ("retail_study_data", "retail_effects", "retail_summary", "retail_recommendations")
+
+
 @dg.multi_asset(
     specs=[
+        dg.AssetSpec(
+            "retail_study_data", group_name=GROUP, kinds={"pandas", "parquet"},
+            deps=["transactions", *CAMPAIGN_TABLES, MEMBERS_TABLE, "household_features", "group_features"],
+            description=(
+                "The retail campaign study of each product group (`incentive_study_data`, study=retail_<group>): one "
+                "row per (household, campaign) over the campaigns whose coupon pool holds products of the group. "
+                "Eligible: the household shopped in the 90 days before the start. Treated: it received the campaign. "
+                "Outcome: the group's spend in the 28 days from the start; placebo outcome: the 28 days before. "
+                "Confounders: the CONTRACTS §4 features at the start (at start − 28 for the placebo, `pre__*`) and "
+                "prior campaigns. Campaigns without 90 days of history or whose window runs past the data, "
+                "recipients who did not shop, and households with another campaign starting within 28 days are "
+                "excluded and counted. Features come from the lake: materialize household_features and "
+                "group_features over the campaign dates first."),
+        ),
         dg.AssetSpec("retail_effects", group_name=GROUP, deps=["retail_study_data"], kinds={"lightgbm", "parquet"},
                      description="Per (household, campaign) row of each estimated campaign type: the CATE, the doubly "
                                  "robust effect projected on 90-day spend and baskets, with a household-clustered 95 % "
@@ -187,8 +130,9 @@ def plot_cells(summary: pd.DataFrame, title: str):
                      description="The verdict table (`incentive_summary`, study=retail_<group>): per campaign type the "
                                  "naive difference, the effect on the treated (AIPW, cross-fitted by household, "
                                  "household-clustered interval, overlap-trimmed), the pre-period placebo, the "
-                                 "plausibility bound from coupon-line spend, counts and the verdict with its reason."),
-        dg.AssetSpec("retail_recommendations", group_name=GROUP, deps=["retail_study_data"], kinds={"parquet"},
+                                 "plausibility bound from coupon-line spend, counts and the verdict with its reason. "
+                                 "A group with nothing to study has one `not identified` row saying why."),
+        dg.AssetSpec("retail_recommendations", group_name=GROUP, deps=["retail_summary"], kinds={"parquet"},
                      description="Per household, the campaign option with the highest expected profit (margin rate × "
                                  "CATE − cost per coupon × redemptions) over the identified campaign types only "
                                  "(`incentive_recommendations`, study=retail_<group>); empty when nothing is "
@@ -204,75 +148,100 @@ def plot_cells(summary: pd.DataFrame, title: str):
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
 )
-def retail_effects(context: dg.AssetExecutionContext, config: RetailEffectsConfig, lake: LakeResource, mlflow: MlflowResource):
-    """Estimate every retail study of the run, write its three tables, and say what is identified."""
+def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema, lake: LakeResource, mlflow: MlflowResource):
+    """Build, estimate and judge the retail study of every product group of the run."""
     import mlflow as mlflow_lib  # the resource is named `mlflow`
 
     from propensity_assets.incentives import tracking
-    from propensity_assets.incentives.retail import RetailConfig, effects_table, estimate_cells, recommendations, summary_table
+    from propensity_assets.incentives.retail import (
+        RetailConfig, build_study, effects_table, estimate_cells, no_campaigns, nothing_to_do_row, recommendations,
+        summary_table,
+    )
+    from propensity_assets.lifecycle.frames import read_features
 
-    retail = RetailConfig(min_rows=config.min_rows, margin_rate=config.margin_rate, cost_per_coupon=config.cost_per_coupon,
-                          folds=config.folds, n_estimators=config.n_estimators)
+    retail = RetailConfig(**config.model_dump())
     groups = requested_keys(context)
     started = time.time()
-    summaries, figures, recs_rows, effect_rows = [], {}, {}, 0
+    tables = _campaign_tables(lake)
+    tx = None if tables.empty else _transactions(lake)
+    members = None if tx is None else lake.lake.read_pandas(MEMBERS_TABLE)
+    cells_md, exclusions, statuses, summaries, figures, recs_rows, effect_rows = [], [], [], [], {}, {}, 0
     for group in groups:
-        data = read_study_table(lake, STUDY_DATA, group)
-        if data is None:
-            raise dg.Failure(f"lake table {STUDY_DATA!r} has no partition study={study_key(group)}: "
-                             f"materialize retail_study_data for {group} first", allow_retries=False)
-        data["start_date"] = pd.to_datetime(data["start_date"])
-        cells = estimate_cells(data, retail) if not data.empty else []
-        summary, effects, recs = summary_table(cells), effects_table(cells), recommendations(cells, retail)
+        if tx is None:
+            study = no_campaigns()
+        else:
+            mine = members[members["product_group"] == group]
+            if mine.empty:
+                raise dg.Failure(f"product group {group!r} is not in the lake table {MEMBERS_TABLE!r}: "
+                                 f"materialize {MEMBERS_TABLE} after adding it to the catalogue", allow_retries=False)
+            products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
+            in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
+            study = build_study(tables, tx, in_group, products,
+                                lambda dates, g=group: read_features(lake.lake, g, dates), retail)
+        _write(lake, STUDY_DATA, study.data, group)
+        exclusions.append(study.exclusions.assign(group=group))
+        statuses.append(study.campaigns.assign(group=group))
+        if study.nothing_to_do:
+            context.log.info(f"retail study {study_key(group)}: nothing to do: {study.nothing_to_do}")
+            cells = []
+            summary = nothing_to_do_row(study.nothing_to_do)
+        else:
+            for kind, rows in study.data.groupby("campaign_type"):
+                cells_md.append({"group": group, "campaign_type": kind, "campaigns": rows["campaign_id"].nunique(),
+                                 "treated": int(rows["treated"].sum()), "control": int((1 - rows["treated"]).sum())})
+            cells = estimate_cells(study.data, retail)
+            summary = summary_table(cells)
+        effects, recs = effects_table(cells), recommendations(cells, retail)
         _write(lake, EFFECTS, effects, group)
         _write(lake, SUMMARY, summary, group)
         _write(lake, RECOMMENDATIONS, recs, group)
         effect_rows += len(effects)
         recs_rows[group] = len(recs)
-        if summary.empty:
-            context.log.info(f"retail study {study_key(group)}: nothing to do (no study rows)")
         for row in summary.itertuples():
             if row.verdict != "identified":
-                context.log.warning(f"{study_key(group)} type {row.campaign_type}: not identified: {row.reason}")
+                context.log.warning(f"{study_key(group)} {row.treatment}: not identified: {row.reason}")
         summaries.append(summary.assign(group=group))
         if summary["ate"].notna().any():
             figures[group] = plot_cells(summary, f"{group}: effect on the treated vs placebo")
-    table = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
     seconds = round(time.time() - started, 1)
-    estimated = table.dropna(subset=["ate"]) if not table.empty else table
-    verdicts = (table[["group", "campaign_type", "n_treated", "n_control", "naive", "ate", "ate_lower", "ate_upper",
-                       "placebo", "placebo_lower", "placebo_upper", "plausibility_bound", "verdict"]]
-                if not table.empty else table)
+    table = pd.concat(summaries, ignore_index=True)
+    estimated = table.dropna(subset=["ate"])
+    excluded = pd.concat(exclusions, ignore_index=True)
+    by_reason = excluded.groupby(["group", "campaign_type", "reason"])["rows"].sum().reset_index() if not excluded.empty else excluded
+    status = pd.concat(statuses, ignore_index=True)
+    studied = status[status["status"] != "its coupon pool holds no product of the group"] if not status.empty else status
+    verdicts = table[["group", "campaign_type", "n_treated", "n_control", "naive", "ate", "ate_lower", "ate_upper",
+                      "placebo", "placebo_lower", "placebo_upper", "plausibility_bound", "verdict"]]
     mlflow.client()
     experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
-    with mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"retail {', '.join(groups)}") as run:
-        mlflow_lib.set_tags({"stage": "retail_effects", "incentive_study": ",".join(study_key(g) for g in groups)})
-        mlflow_lib.log_params({"window_and_rows": "see retail_study_data", **{k: getattr(config, k) for k in RetailEffectsConfig.model_fields}})
-        for r in estimated.itertuples() if not estimated.empty else []:
+    with mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"retail studies: {', '.join(groups)}") as run:
+        mlflow_lib.set_tags({"stage": "retail_studies", "incentive_study": ",".join(study_key(g) for g in groups)})
+        mlflow_lib.log_params(config.model_dump())
+        for r in estimated.itertuples():
             tag = f"{r.group}.type_{r.campaign_type}"
             mlflow_lib.log_metrics({f"{tag}.att": r.ate, f"{tag}.placebo": r.placebo, f"{tag}.naive": r.naive,
                                     f"{tag}.bound": r.plausibility_bound})
-        if not table.empty:
-            mlflow_lib.log_table(table, "retail_summary.json")
+        mlflow_lib.log_table(table, "retail_summary.json")
     url = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
     common = {"studies": ", ".join(study_key(g) for g in groups), "seconds": seconds, "mlflow_run": url}
+    yield dg.MaterializeResult(asset_key="retail_study_data", metadata={
+        **common, "cells": _md(pd.DataFrame(cells_md)), "excluded rows by reason": _md(by_reason),
+        "excluded rows": int(excluded["rows"].sum()) if not excluded.empty else 0, "campaigns": _md(studied),
+        "nothing to do": dg.MetadataValue.json({g: r for g, r in zip(table.group, table.reason) if r.startswith("nothing to do")}),
+        "window_days": config.window_days, "eligibility_days": config.eligibility_days,
+    })
     yield dg.MaterializeResult(asset_key="retail_effects", metadata={**common, "rows": effect_rows})
     yield dg.MaterializeResult(asset_key="retail_summary", metadata={
-        **common, "cells": len(table), "identified": int((table.get("verdict") == "identified").sum()) if not table.empty else 0,
+        **common, "cells": len(estimated), "identified": int((table["verdict"] == "identified").sum()),
         "verdicts": _md(verdicts),
-        "reasons": _md(table[["group", "campaign_type", "verdict", "reason"]] if not table.empty else table),
-        **{f"plot {g}": fig for g, fig in ((g, md_figure(f, g)) for g, f in figures.items())},
+        "reasons": _md(table[["group", "campaign_type", "verdict", "reason"]]),
+        **{f"plot {g}": md_figure(f, g) for g, f in figures.items()},
     })
     yield dg.MaterializeResult(asset_key="retail_recommendations", metadata={
         **common, "households by group": dg.MetadataValue.json(recs_rows),
         "margin_rate": config.margin_rate, "cost_per_coupon": config.cost_per_coupon,
     })
-    for name, column, what in (("placebo", "placebo", "placebo interval excludes 0"),
-                               ("plausibility", "ate", "effect exceeds its plausibility bound")):
-        if estimated.empty:
-            yield dg.AssetCheckResult(check_name=name, asset_key="retail_summary", passed=True,
-                                      severity=dg.AssetCheckSeverity.WARN, description="no estimated cell")
-            continue
+    for name, what in (("placebo", "placebo interval excludes 0"), ("plausibility", "effect exceeds its plausibility bound")):
         if name == "placebo":
             bad = estimated[(estimated.placebo_lower > 0) | (estimated.placebo_upper < 0)]
         else:
@@ -286,7 +255,7 @@ def retail_effects(context: dg.AssetExecutionContext, config: RetailEffectsConfi
         )
 
 
-assets = [retail_study_data, retail_effects]
+assets = [retail_studies]
 
 
 def profile_columns(lake: LakeResource, groups: list[str], households: pd.Series) -> dict[str, pd.Series]:

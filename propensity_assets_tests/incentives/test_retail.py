@@ -42,15 +42,15 @@ HAND_TX = pd.DataFrame(
 ).assign(day=lambda f: pd.to_datetime(f["day"]))
 
 HAND = tables(
-    campaigns=[(1, 1), (1, 2), (2, 1), (2, 2), (2, 5), (3, 4), (4, 3), (5, 2)],
-    descriptions=[
-        (1, "B", "2017-01-10", "2017-02-10"),  # 14 days before it is before the data: no history
-        (2, "B", "2017-02-01", "2017-03-01"),  # the one studied
-        (3, "A", "2017-02-05", "2017-03-05"),  # its pool holds only product 2; it still overlaps c2
-        (4, "B", "2017-03-28", "2017-04-28"),  # its 7-day window runs past 2017-03-31
-        (5, "C", "2017-03-01", "2017-03-20"),  # product 2 only: not the group's
+    campaigns=[(1, 1), (1, 2), (2, 1), (2, 2), (2, 5), (3, 4), (4, 3), (5, 3)],
+    descriptions=[  # types written as the Complete Journey writes them
+        (1, "Type B", "2017-01-10", "2017-02-10"),  # 14 days before it is before the data: no history
+        (2, "Type B", "2017-02-01", "2017-03-01"),
+        (3, "Type A", "2017-02-05", "2017-03-05"),  # overlaps c2: each excludes the other's recipients
+        (4, "Type B", "2017-03-28", "2017-04-28"),  # its 7-day window runs past 2017-03-31
+        (5, "Type C", "2017-02-03", "2017-03-20"),  # product 2 only: not the group's, so it excludes nobody
     ],
-    coupons=[(11, 1, 1), (21, 1, 2), (22, 2, 2), (31, 2, 3), (41, 1, 4), (51, 2, 5)],
+    coupons=[(11, 1, 1), (21, 1, 2), (22, 2, 2), (31, 1, 3), (32, 2, 3), (41, 1, 4), (51, 2, 5)],
     redemptions=[(1, 21, 2, "2017-02-02"), (2, 22, 2, "2017-02-05")],  # hh 2 redeemed a non-group coupon
 )
 HAND_CONFIG = RetailConfig(window_days=7, eligibility_days=14)
@@ -68,27 +68,32 @@ def test_the_study_builder_counts_every_row_and_exclusion():
     asked = []
     study = retail.build_study(HAND, HAND_TX, HAND_TX["product_id"] == 1, {1}, hand_features(asked), HAND_CONFIG)
     assert study.nothing_to_do is None
-    assert asked == [["2017-01-25", "2017-02-01"]]  # the start and the placebo's features date
+    # Each start, and 7 days before it for the placebo's features.
+    assert asked == [["2017-01-25", "2017-01-29", "2017-02-01", "2017-02-05"]]
     data = study.data
     assert data[["unit_id", "campaign_id", "campaign_type", "treated", "outcome", "placebo_outcome", "coupon_spend",
                  "redeemed", "prior_campaigns"]].values.tolist() == [
+        # c2: eligible 1, 2, 3, 4 (shopped 01-18 .. 01-31); 4 received c3; 5 did not shop; 3 got only c5.
         [1, 2, "B", 1, 6.0, 4.0, 6.0, 1, 1],
         [2, 2, "B", 1, 2.0, 0.0, 0.0, 0, 1],
         [3, 2, "B", 0, 0.0, 0.0, 0.0, 0, 0],
+        # c3: eligible 1, 2, 4 (shopped 01-22 .. 02-04); 1 and 2 received c2.
+        [4, 3, "A", 1, 1.0, 0.0, 1.0, 0, 0],
     ]
-    assert data["grp_spend_90d"].tolist() == [10.0, 20.0, 30.0]  # features at the start
-    assert data["pre__grp_spend_90d"].tolist() == [1.0, 2.0, 3.0]  # features at start − 7 for the placebo
+    assert data["grp_spend_90d"].tolist() == [10.0, 20.0, 30.0, 4.0]  # features at the start
+    assert data["pre__grp_spend_90d"].tolist() == [1.0, 2.0, 3.0, 4.0]  # at start − 7, for the placebo
     assert study.exclusions.values.tolist() == [
         [1, "B", "campaign lacks pre-period history", 2],
         [2, "B", "recipient did not shop in the 14 days before the start", 1],
-        [2, "B", "household received another campaign starting within 7 days", 1],
+        [2, "B", "household received another campaign of the group starting within 7 days", 1],
+        [3, "A", "household received another campaign of the group starting within 7 days", 2],
         [4, "B", "outcome window not fully observed", 1],
     ]
     assert study.campaigns.values.tolist() == [
         [1, "B", "2017-01-10", "starts before 2017-01-15: less than 14 days of pre-period history"],
         [2, "B", "2017-02-01", "in the study"],
-        [3, "A", "2017-02-05", "its coupon pool holds no product of the group"],
-        [5, "C", "2017-03-01", "its coupon pool holds no product of the group"],
+        [5, "C", "2017-02-03", "its coupon pool holds no product of the group"],
+        [3, "A", "2017-02-05", "in the study"],
         [4, "B", "2017-03-28", "its 7-day outcome window runs past the data's end (2017-03-31)"],
     ]
 
@@ -115,14 +120,17 @@ def test_att_and_its_clustered_standard_error_by_hand():
     assert pseudo.tolist() == [1 + 2, 1 - 2, 1 - 2, 1 + 2]
 
 
-def synthetic_retail(effect: float, n: int = 1500, seed: int = 3):
-    """Households that buy the group every k days (k in 2..10; the features reveal k), plus
-    random small purchases. Recipients are targeted on k (frequent buyers, strong
-    targeting). A treated household's group purchases in the window carry coupons, and it
-    makes one extra coupon purchase worth `effect`."""
+START_DATES = (D("2017-04-03"), D("2017-05-01"), D("2017-05-29"), D("2017-06-26"))
+
+
+def planted_retail_data(effect: float, n: int = 1500, seed: int = 3, starts=START_DATES):
+    """(transactions, campaign tables) of households that buy the group (product 1) every
+    k days (k in 2..10; the features reveal k), plus random small purchases. Recipients
+    are targeted on k (frequent buyers, strong targeting). A treated household's group
+    purchases in the window carry coupons, and it makes one extra coupon purchase worth
+    `effect`. The type B campaigns start 28 days apart, so none overlaps another."""
     rng = np.random.default_rng(seed)
     first, last = D("2017-01-01"), D("2017-07-31")
-    starts = [D("2017-04-03"), D("2017-05-01"), D("2017-05-29"), D("2017-06-26")]
     k = rng.integers(2, 11, n)
     phase = rng.integers(0, 10, n)
     targeted = {s: rng.random(n) < 1 / (1 + np.exp(-(-1.5 + 0.5 * (8 - k)))) for s in starts}
@@ -148,6 +156,12 @@ def synthetic_retail(effect: float, n: int = 1500, seed: int = 3):
     descriptions = [(i + 1, "B", s, s + pd.Timedelta(days=30)) for i, s in enumerate(starts)]
     coupons = [(100 + i, 1, i + 1) for i in range(len(starts))]
     redemptions = [(h, 100 + c - 1, c, starts[c - 1]) for c, h in campaigns]
+    return tx, tables(campaigns, descriptions, coupons, redemptions)
+
+
+def synthetic_retail(effect: float, n: int = 1500, seed: int = 3):
+    """The planted data's study, with 90-day features computed here from the transactions."""
+    tx, campaign_tables = planted_retail_data(effect, n, seed)
 
     def features(dates: list[str]) -> pd.DataFrame:
         out = []
@@ -160,9 +174,7 @@ def synthetic_retail(effect: float, n: int = 1500, seed: int = 3):
             out.append(f.rename_axis("household_id").reset_index().assign(as_of=d))
         return pd.concat(out, ignore_index=True)
 
-    study = retail.build_study(tables(campaigns, descriptions, coupons, redemptions), tx, pd.Series(True, index=tx.index),
-                               {1}, features, RetailConfig())
-    return study
+    return retail.build_study(campaign_tables, tx, pd.Series(True, index=tx.index), {1}, features, RetailConfig())
 
 
 def test_a_planted_effect_under_planted_targeting_is_recovered_and_identified():

@@ -1,0 +1,121 @@
+"""The retail campaign study assets end to end on a small source with campaigns: real
+ingest, Spark features, the study, its verdicts and checks, recommendations and the
+profile column (real Spark, MLflow and Dagster)."""
+
+import os
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster_pyspark import PySparkResource
+
+from propensity_assets.definitions import defs
+from propensity_assets.incentives.retail_assets import profile_columns
+from propensity_assets.lake import Lake
+from propensity_assets.resources import LakeResource, MlflowResource, ProductGroupsResource, SourceResource
+from propensity_assets_tests.incentives.test_retail import planted_retail_data
+
+pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
+
+STARTS = (pd.Timestamp("2017-04-03"), pd.Timestamp("2017-05-01"))
+EFFECT = 12.0
+
+
+def write_source(directory) -> None:
+    """The planted data in the canonical schema: the group's product 1 is CHEESE; product 2
+    (EGGS) is in no coupon pool."""
+    tx, tables = planted_retail_data(EFFECT, n=400, seed=11, starts=STARTS)
+    tx = pd.concat([tx, pd.DataFrame({"household_id": [1], "product_id": [2], "sales_value": [1.0],
+                                      "day": [pd.Timestamp("2017-01-02")], "coupon_disc": [0.0]})], ignore_index=True)
+    tx["basket_id"] = range(1, len(tx) + 1)
+    tx["quantity"] = 1.0
+    tx["transaction_timestamp"] = tx.pop("day") + pd.Timedelta(hours=10)
+    tx.to_csv(directory / "transactions.csv", index=False)
+    pd.DataFrame({"product_id": [1, 2], "product_category": ["CHEESE", "EGGS"]}).to_csv(directory / "products.csv", index=False)
+    tables.campaigns.to_csv(directory / "campaigns.csv", index=False)
+    tables.descriptions.to_csv(directory / "campaign_descriptions.csv", index=False)
+    tables.coupons.to_csv(directory / "coupons.csv", index=False)
+    tables.redemptions.to_csv(directory / "coupon_redemptions.csv", index=False)
+
+
+def assets(*names: str) -> list:
+    wanted = set(names)
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and {k.to_user_string() for k in a.keys} & wanted]
+
+
+def test_retail_studies_from_the_lake(tmp_path, spark):
+    (tmp_path / "source").mkdir()
+    write_source(tmp_path / "source")
+    (tmp_path / "groups.yaml").write_text(
+        "product_groups:\n  cheese:\n    categories: [CHEESE]\n  eggs:\n    categories: [EGGS]\n")
+    resources = {
+        "lake": LakeResource(uri=str(tmp_path / "lake")),
+        "source": SourceResource(directory=str(tmp_path / "source")),
+        "product_groups": ProductGroupsResource(path=str(tmp_path / "groups.yaml")),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=(tmp_path / "artifacts").as_uri()),
+        "spark": PySparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
+    }
+    lake = Lake(str(tmp_path / "lake"))
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("product_group", ["cheese", "eggs"])
+
+            def materialize(names, **kwargs):
+                result = dg.materialize(assets(*names), instance=instance, resources=resources, **kwargs)
+                assert result.success
+                return result
+
+            materialize(["transactions", "products", "households", "campaigns", "campaign_descriptions", "coupons",
+                         "coupon_redemptions", "product_group_members"])
+            # Features over the starts and 28 days before them (the placebo's): 2017-03-06 .. 2017-05-01.
+            materialize(["household_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06",
+                                                      ASSET_PARTITION_RANGE_END_TAG: "2017-05-01"})
+            materialize(["group_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06|cheese",
+                                                  ASSET_PARTITION_RANGE_END_TAG: "2017-05-01|eggs"})
+            groups_range = {ASSET_PARTITION_RANGE_START_TAG: "cheese", ASSET_PARTITION_RANGE_END_TAG: "eggs"}
+            result = materialize(["retail_study_data"], tags=groups_range)
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+    meta = {m.asset_key.to_user_string(): m.metadata for m in
+            (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}["retail_study_data"]
+    assert meta["nothing to do"].value == {"eggs": "nothing to do: no campaign's coupon pool holds a product of the group"}
+    assert meta["excluded rows"].value == 0
+    data = lake.read_pandas("incentive_study_data")
+    cheese = data[data["study"] == "retail_cheese"]
+    tx = lake.read_pandas("transactions")
+    # Every household that shopped in the 90 days before each start is a unit of that campaign.
+    for campaign, start in zip((1, 2), STARTS):
+        day = tx["transaction_timestamp"].dt.tz_localize(None).dt.normalize()
+        shoppers = set(tx.loc[(day >= start - pd.Timedelta(days=90)) & (day < start), "household_id"])
+        assert set(cheese.loc[cheese["campaign_id"] == campaign, "unit_id"]) == shoppers
+    assert (data["study"] == "retail_eggs").sum() == 0
+
+    row = lake.read_partition("incentive_summary", {"study": "retail_cheese"}).iloc[0]
+    assert (row["treatment"], row["campaign_type"], row["n_treated"] + row["n_control"]) == (
+        "campaign type B", "B", len(cheese))
+    assert row["n_treated"] == int(cheese["treated"].sum())
+    assert row["ate_lower"] <= EFFECT <= row["ate_upper"], row.to_dict()
+    assert row["placebo_lower"] <= 0 <= row["placebo_upper"], row.to_dict()
+    assert row["verdict"] == "identified", row["reason"]
+    eggs = lake.read_partition("incentive_summary", {"study": "retail_eggs"})
+    assert eggs[["treatment", "verdict", "reason", "n_treated"]].values.tolist() == [
+        ["no campaign", "not identified", "nothing to do: no campaign's coupon pool holds a product of the group", 0]]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["placebo"].passed and checks["plausibility"].passed
+
+    recs = lake.read_pandas("incentive_recommendations")
+    assert set(recs["study"]) == {"retail_cheese"}
+    assert len(recs) == cheese["unit_id"].nunique()
+    profile = profile_columns(LakeResource(uri=str(tmp_path / "lake")), ["cheese", "eggs"],
+                              pd.Series(sorted(cheese["unit_id"].unique())))
+    assert list(profile) == ["incentive__cheese", "incentive__eggs"]
+    assert set(profile["incentive__eggs"]) == {"not identified"}
+    by_household = recs.set_index("unit_id")["recommended"]
+    assert profile["incentive__cheese"].tolist() == by_household.reindex(sorted(cheese["unit_id"].unique())).tolist()
