@@ -81,7 +81,8 @@ def no_campaigns() -> RetailStudy:
 
 
 def treatment_name(campaign_type: str) -> str:
-    return f"campaign type {campaign_type}"
+    """Type A pools cover every group: its effect on a group is the mailer's, labelled so."""
+    return f"campaign type {campaign_type}" + (" (mailer)" if campaign_type == "A" else "")
 
 
 def day(values) -> pd.Series:

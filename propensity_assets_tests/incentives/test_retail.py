@@ -233,6 +233,7 @@ def test_a_verdict_needs_a_placebo_compatible_with_zero_and_an_effect_within_its
     decided, reason = retail.verdict(est(5, 1, 9), est(0, -1, 1), 4.0, "A")
     assert decided == "not identified"
     assert reason.startswith("effect 5.00 exceeds the plausibility bound 4.00")
+    assert retail.treatment_name("A") == "campaign type A (mailer)" and retail.treatment_name("B") == "campaign type B"
     assert reason.endswith("It is a mailer effect on the group (type A pools cover every group), not a group-specific incentive.")
     assert retail.verdict(est(5, 1, 9), est(0, -1, 1), float("nan"), "B")[1].startswith(
         "no coupon_disc column in transactions")
