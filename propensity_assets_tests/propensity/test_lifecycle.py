@@ -45,7 +45,7 @@ from propensity_assets.features import logic as feature_logic
 from propensity_assets.lake import Lake
 from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
 from propensity_assets.propensity.assets import lifecycle
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 BIN = Path(sys.executable).parent
@@ -151,12 +151,13 @@ def _champion(client: MlflowClient, name: str = NAME) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, spark):
     tmp = tmp_path_factory.mktemp("propensity_lifecycle")
     lake_root = str(tmp / "lake")
     tables = build_lake(lake_root)
     tracking_uri = f"sqlite:///{tmp}/mlflow.db"
     resources = {
+        "spark": SparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
         "lake": LakeResource(uri=lake_root),
         "mlflow": MlflowResource(tracking_uri=tracking_uri, artifact_root=(tmp / "artifacts").as_uri()),
     }
