@@ -230,15 +230,15 @@ def test_invalid_partitions_are_refused_and_named_valid_ones_kept(world, monkeyp
 def test_skip_rules_are_decided_on_the_driver(world):
     """No champion, an in-sample as_of and missing features: skipped with their reasons
     before Spark runs anything; the champion's valid dates are still planned."""
+    trained_until = frames.snapshot_plan(CUTOFF, 30, 3, date(2017, 1, 1)).train_as_of_max
     plan = scoring.plan_scoring(
         PROPENSITY, world.lake, world.mlflow,
-        [("2017-05-31", GROUP), (SCORE_DATES[0], GROUP), ("2017-08-01", GROUP), (SCORE_DATES[0], "grp_none")],
+        [(trained_until, GROUP), (SCORE_DATES[0], GROUP), ("2017-08-01", GROUP), (SCORE_DATES[0], "grp_none")],
     )
     version = world.versions["propensity"]
     assert plan.skipped[f"{SCORE_DATES[0]}|grp_none"].startswith("no champion for propensity__grp_none")
-    trained_until = frames.snapshot_plan(CUTOFF, 30, 3, date(2017, 1, 1)).train_as_of_max
-    assert plan.skipped["2017-05-31|grp_a"] == (
-        f"as_of 2017-05-31 is not later than propensity__grp_a v{version}'s training snapshots (up to "
+    assert plan.skipped[f"{trained_until}|grp_a"] == (
+        f"as_of {trained_until} is not later than propensity__grp_a v{version}'s training snapshots (up to "
         f"{trained_until}): refused, in-sample scores would look better than they are"
     )
     assert plan.skipped[f"2017-08-01|{GROUP}"].startswith("FeatureLookupError: the lake at ")
