@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.lake import Lake, partition_dir
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 
@@ -116,7 +116,7 @@ def read_features(spark, lake: Lake, group: str, dates: list[str]):
 
     def table(name: str, spec: dict):
         base = lake.uri(name)
-        paths = [f"{base}/as_of={d}" + "".join(f"/{k}={v}" for k, v in spec.items()) for d in dates]
+        paths = [f"{base}/{partition_dir({'as_of': d, **spec})}" for d in dates]
         frame = spark.read.option("basePath", base).parquet(*paths)
         # Partition values are inferred (as_of as a date): the key is the path's string.
         return frame.drop(*spec).withColumn("as_of", F.col("as_of").cast("string"))
