@@ -160,3 +160,37 @@ def test_training_over_the_budget_says_so_in_mlflow(lake, tmp_path):
         "training_sampled": "True", "training_fraction_positive": "0.5", "training_fraction_zero": "0.5",
     }
     assert params.params["train_rows"] == "90" and params.tags["training_sampled"] == "true"
+
+
+def test_the_model_asset_takes_the_budget_from_the_launchpad_and_reports_the_sample(lake, tmp_path):
+    import dagster as dg
+
+    from propensity_assets.propensity.assets import lifecycle
+    from propensity_assets.resources import LakeResource
+
+    model_asset = lifecycle.assets[0]
+    tiny = {"history_weeks": 3, "num_leaves": [4], "learning_rate": [0.2], "min_child_samples": [5],
+            "feature_fraction": [1.0], "lambda_l2": [0.0], "max_trials": 1, "max_rounds": 10,
+            "early_stopping_rounds": 5, "max_training_rows": 90}
+    resources = {
+        "lake": LakeResource(uri=lake.root),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=(tmp_path / "a").as_uri()),
+    }
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("product_group", ["grp_a"])
+            result = dg.materialize([model_asset], partition_key="2017-06-30|grp_a", instance=instance,
+                                    resources=resources, run_config={"ops": {"propensity_model": {"config": tiny}}})
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    [mat] = result.asset_materializations_for_node("propensity_model")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["training_sampled"] is True
+    assert (meta["training_max_rows"], meta["training_rows_available"], meta["training_rows_used"]) == (90, 180, 90)
+    assert meta["training_fraction_positive"] == meta["training_fraction_zero"] == 0.5
+    assert "| positive | 10 | 5 | 30 | 15 | 0.5000 |" in meta["training_sample"]
+    assert "| 90 | 180 | True |" in meta["models"]

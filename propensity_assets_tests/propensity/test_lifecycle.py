@@ -280,6 +280,11 @@ def test_materialization_metadata(world):
     assert 0 <= v1.model["holdout_roc_auc"] <= 1
     assert 0 <= v1.model["holdout_brier"] <= 0.25  # better than a coin
     assert "mean_predicted" in v1.model["calibration"] and "observed_rate" in v1.model["calibration"]
+    # Within the default row budget: nothing sampled, and the metadata says so.
+    train_rows = int(world.client.get_run(run_id).data.params["train_rows"])
+    assert v1.model["training_sampled"] is False
+    assert v1.model["training_rows_available"] == v1.model["training_rows_used"] == train_rows
+    assert "positive" in v1.model["training_sample"] and "zero" in v1.model["training_sample"]
     assert v1.champion["model_version"] == "1"
     assert v1.champion["decision"] == "champion"
     assert v1.champion["champion_version"] == "1"
