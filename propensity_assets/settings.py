@@ -156,10 +156,11 @@ def population_drop_tolerance() -> float:
 
 def training_max_rows() -> int:
     """The most training rows (household × weekly snapshot) a model's training frame may
-    bring to the driver (PROPENSITY_TRAINING_MAX_ROWS, default 1,000,000: about 0.5 GB of
-    float64 features). Above it, training samples households, stratified by label, and says
-    so. The embedded data's largest training set is far below the default (2,469 households
-    × 30 weekly snapshots = 74,070 rows at most)."""
+    bring to the driver (PROPENSITY_TRAINING_MAX_ROWS, default 1,000,000: 56 float64
+    features, about 0.45 GB). Above it, training samples households, stratified by label,
+    and says so. The embedded data's largest training set is far below the default, so its
+    results do not change: 71,815 rows (propensity at the 2017-12-01 cutoff, 30 snapshots;
+    2,469 households × 30 = 74,070 at most)."""
     raw = os.environ.get("PROPENSITY_TRAINING_MAX_ROWS", "1000000")
     try:
         value = int(raw.replace("_", ""))

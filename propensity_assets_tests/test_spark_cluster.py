@@ -260,6 +260,8 @@ def test_spark_runs_ran_on_the_cluster_and_only_there(runs):
         stderr = list((runs.cluster.log_dir / "work" / app["id"]).glob("*/stderr"))
         assert stderr, f"no executor of {app['id']} under {runs.cluster.log_dir / 'work'}"
         assert any("Finished task" in path.read_text(errors="replace") for path in stderr), app["id"]
+        # ... in the JVM alone: PYSPARK_PYTHON pointed nowhere, and no Python worker started.
+        assert not any("Starting Python task execution" in path.read_text(errors="replace") for path in stderr)
     # Local mode added no application.
     assert [a["id"] for a in completed(runs.apps["local"])] == [a["id"] for a in on_cluster]
     assert runs.apps["local"].get("activeapps") == []
@@ -276,7 +278,7 @@ def test_scoring_ran_the_champion_in_python_workers_on_the_cluster(runs):
     assert stderr, f"no executor of {new[0]['id']}"
     logs = "\n".join(path.read_text(errors="replace") for path in stderr)
     assert "Finished task" in logs
-    assert "PythonRunner" in logs or "MapInPandas" in logs or "ArrowPythonRunner" in logs or "python" in logs.lower()
+    assert "Starting Python task execution" in logs  # mapInPandas, in the executor's Python workers
     assert runs.apps["scores"].get("activeapps") == []
 
 
