@@ -215,6 +215,19 @@ def label_rate_result(lake, table: str, pairs: Sequence[tuple[str, str]]) -> dg.
 # -- scores -------------------------------------------------------------------------------
 
 
+def score_problem(column: str, rows: int, nulls: int, infinite: int, outside: int, low: float,
+                  high: float | None) -> str | None:
+    """What is wrong with a partition of `rows` scores, or None: the `scores_valid` rule on
+    counts (Spark scoring aggregates them on the executors)."""
+    if not (nulls or infinite or outside):
+        return None
+    span = f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
+    return (
+        f"{column}: {nulls} null, {infinite} not finite, {outside} outside {span} of {rows} "
+        "scores; the partition was not written"
+    )
+
+
 def invalid_scores(scores, column: str, low: float, high: float | None) -> dict[tuple[str, str], str]:
     """{(as_of, group): what is wrong} for scores that are missing, not finite or outside [low, high]."""
     problems = {}
@@ -224,10 +237,7 @@ def invalid_scores(scores, column: str, low: float, high: float | None) -> dict[
         nulls = int(values.isna().sum())
         infinite = len(values) - nulls - len(finite)
         outside = int(((finite < low) | (finite > high if high is not None else False)).sum())
-        if nulls or infinite or outside:
-            span = f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
-            problems[(d, g)] = (
-                f"{column}: {nulls} null, {infinite} not finite, {outside} outside {span} of {len(values)} "
-                "scores; the partition was not written"
-            )
+        problem = score_problem(column, len(values), nulls, infinite, outside, low, high)
+        if problem:
+            problems[(d, g)] = problem
     return problems

@@ -6,6 +6,7 @@ on a laptop and on a cluster; the launchpad can override any of them per run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -55,6 +56,19 @@ class LakeResource(dg.ConfigurableResource):
             raise
 
 
+class SparkResource(PySparkResource):
+    """The Spark session (`settings.spark_conf`), with its Python workers at
+    `spark.pyspark.python`: PySpark reads that key only through spark-submit, and takes the
+    executors' interpreter from PYSPARK_PYTHON when a Python driver creates the context, so
+    the key is copied there first."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        python = self.spark_config.get("spark.pyspark.python") if self.spark_config else None
+        if python:
+            os.environ["PYSPARK_PYTHON"] = python
+        super().setup_for_execution(context)
+
+
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry (CONTRACTS §6). Default: SQLite under data/mlflow,
     or MLFLOW_TRACKING_URI; artifacts of a local store also go under data/mlflow."""
@@ -101,5 +115,5 @@ def default_resources() -> dict:
         "source": SourceResource(),
         "product_groups": ProductGroupsResource(),
         "mlflow": MlflowResource(),
-        "spark": PySparkResource(spark_config=settings.spark_conf()),
+        "spark": SparkResource(spark_config=settings.spark_conf()),
     }

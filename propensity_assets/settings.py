@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import urllib.parse
 from datetime import date
 from pathlib import Path
@@ -153,6 +154,23 @@ def population_drop_tolerance() -> float:
     return value
 
 
+def training_max_rows() -> int:
+    """The most training rows (household × weekly snapshot) a model's training frame may
+    bring to the driver (PROPENSITY_TRAINING_MAX_ROWS, default 1,000,000: 56 float64
+    features, about 0.45 GB). Above it, training samples households, stratified by label,
+    and says so. The embedded data's largest training set is far below the default, so its
+    results do not change: 71,815 rows (propensity at the 2017-12-01 cutoff, 30 snapshots;
+    2,469 households × 30 = 74,070 at most)."""
+    raw = os.environ.get("PROPENSITY_TRAINING_MAX_ROWS", "1000000")
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"PROPENSITY_TRAINING_MAX_ROWS={raw!r}: expected a whole number of rows ≥ 1, e.g. 1000000")
+    return value
+
+
 def auto_promote() -> bool:
     """Promote a vetted challenger to champion automatically (on in the demo, off by default)."""
     return os.environ.get("PROPENSITY_AUTO_PROMOTE", "false").lower() in ("1", "true", "yes")
@@ -175,6 +193,14 @@ def spark_conf() -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        # Scoring runs the champion in Python workers on the executors (mapInPandas). PySpark
+        # starts them at the path PYSPARK_PYTHON had when the driver made its context, else
+        # `python3` from the worker's PATH, which on a cluster node (or outside an activated
+        # virtualenv) is an interpreter without this project: the default is the driver's
+        # own interpreter, which a cluster whose nodes share the driver's layout has at the
+        # same path. Elsewhere set PYSPARK_PYTHON (or this key in PROPENSITY_SPARK_CONF) to
+        # the executors' interpreter. `resources.SparkResource` applies it to the driver.
+        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON") or sys.executable,
     }
     extra = os.environ.get("PROPENSITY_SPARK_CONF", "")
     for item in filter(None, (part.strip() for part in extra.split(","))):

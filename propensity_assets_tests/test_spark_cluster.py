@@ -8,8 +8,11 @@
 
 The same commands run once more with SPARK_MASTER=local[1] on a copy of the ingested lake,
 and every table written must be equal row for row. The executors are separate JVMs in
-the worker's work dir, and PYSPARK_PYTHON points nowhere for the cluster runs: a step
-that needed Python on an executor, or a driver-local file other than the lake, fails.
+the worker's work dir. For the feature and label runs PYSPARK_PYTHON points nowhere: they
+run in the JVM alone, and a step that needed Python on an executor fails. Scoring runs the
+champion in Python workers on the executors: its run leaves PYSPARK_PYTHON unset, so the
+default (`settings.spark_conf`'s spark.pyspark.python, the driver's interpreter) must
+start them; the model reaches them in a broadcast, not through a driver-local file.
 """
 
 from __future__ import annotations
@@ -142,6 +145,13 @@ def runs(tmp_path_factory, spark_cluster):
             "PROPENSITY_SPARK_CONF": ",".join(COMMON_CONF + CLUSTER_CONF),
             "PYSPARK_PYTHON": pyspark_python_nowhere(root),
         },
+        # Scoring on the cluster: Python workers at the default interpreter.
+        "cluster-python": {
+            "PROPENSITY_LAKE_URI": str(lakes["cluster"]),
+            "SPARK_MASTER": spark_cluster.master_url,
+            "PROPENSITY_SPARK_CONF": ",".join(COMMON_CONF + CLUSTER_CONF),
+            "PYSPARK_PYTHON": None,
+        },
         "local": {
             "PROPENSITY_LAKE_URI": str(lakes["local"]),
             "SPARK_MASTER": "local[1]",
@@ -149,11 +159,15 @@ def runs(tmp_path_factory, spark_cluster):
         },
     }
 
+    def environment(mode: str) -> dict:
+        merged = {**env, **modes[mode]}
+        return {k: v for k, v in merged.items() if v is not None}
+
     def run_all(commands: list[tuple[str, tuple[str, ...]]]) -> None:
         """(mode, argv) side by side; fail with the output of any that fails."""
         logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in commands]
         procs = [
-            subprocess.Popen([str(BIN / args[0]), *args[1:]], env={**env, **modes[mode]}, stdout=out, stderr=err,
+            subprocess.Popen([str(BIN / args[0]), *args[1:]], env=environment(mode), stdout=out, stderr=err,
                              text=True, cwd=root, start_new_session=True)
             for (mode, args), (out, err) in zip(commands, logs)
         ]
@@ -210,7 +224,7 @@ def runs(tmp_path_factory, spark_cluster):
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
-    materialize([(mode, "propensity_scores", groups_range(*SCORE_RANGE)) for mode in ("cluster", "local")])
+    materialize([(mode, "propensity_scores", groups_range(*SCORE_RANGE)) for mode in ("cluster-python", "local")])
     apps["scores"] = settled(spark_cluster)
     return SimpleNamespace(root=root, lakes={m: Lake(str(p)) for m, p in lakes.items()}, apps=apps,
                            cluster=spark_cluster)
@@ -246,10 +260,26 @@ def test_spark_runs_ran_on_the_cluster_and_only_there(runs):
         stderr = list((runs.cluster.log_dir / "work" / app["id"]).glob("*/stderr"))
         assert stderr, f"no executor of {app['id']} under {runs.cluster.log_dir / 'work'}"
         assert any("Finished task" in path.read_text(errors="replace") for path in stderr), app["id"]
-    # Local mode and scoring (Arrow on the driver: no Spark) added no application.
-    for later in ("local", "scores"):
-        assert [a["id"] for a in completed(runs.apps[later])] == [a["id"] for a in on_cluster], later
-        assert runs.apps[later].get("activeapps") == [], later
+        # ... in the JVM alone: PYSPARK_PYTHON pointed nowhere, and no Python worker started.
+        assert not any("Starting Python task execution" in path.read_text(errors="replace") for path in stderr)
+    # Local mode added no application.
+    assert [a["id"] for a in completed(runs.apps["local"])] == [a["id"] for a in on_cluster]
+    assert runs.apps["local"].get("activeapps") == []
+
+
+def test_scoring_ran_the_champion_in_python_workers_on_the_cluster(runs):
+    """The scoring run is one more application; its executors started Python workers (at the
+    driver's interpreter, PYSPARK_PYTHON being unset) and ran the champion there."""
+    before, after = completed(runs.apps["local"]), completed(runs.apps["scores"])
+    new = [app for app in after if app["id"] not in {a["id"] for a in before}]
+    assert len(new) == 1, new
+    assert new[0]["state"] == "FINISHED"
+    stderr = list((runs.cluster.log_dir / "work" / new[0]["id"]).glob("*/stderr"))
+    assert stderr, f"no executor of {new[0]['id']}"
+    logs = "\n".join(path.read_text(errors="replace") for path in stderr)
+    assert "Finished task" in logs
+    assert "Starting Python task execution" in logs  # mapInPandas, in the executor's Python workers
+    assert runs.apps["scores"].get("activeapps") == []
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -36,6 +36,9 @@ class TrainingConfig(dg.Config):
 
     history_weeks: int = 30
     seed: int = 42
+    # The most training rows (household × snapshot) read to the driver; above it, households
+    # are sampled, stratified by label (`frames.TrainingSample`). PROPENSITY_TRAINING_MAX_ROWS.
+    max_training_rows: int = settings.training_max_rows()
 
 
 def search_config(name: str, space: type, doc: str, **defaults) -> type[TrainingConfig]:
@@ -164,7 +167,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 "model": r.model_name, "version": r.version, "cutoff": str(r.plan.cutoff),
                 f"holdout_{m}": r.holdout_metrics[m],
                 **{f"{b}_{m}": v[m] for b, v in r.holdout_baselines.items()},
-                "train_rows": r.train_rows, "seconds": round(r.train_seconds, 1),
+                "train_rows": r.train_rows, "rows_available": r.sample.rows_available, "sampled": r.sample.sampled,
+                "seconds": round(r.train_seconds, 1),
             }
             for r in results
         ]
@@ -183,6 +187,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 **{f"holdout_{k}": float(v) for k, v in r.holdout_metrics.items()},
                 **{f"selection_{k}": float(v) for k, v in r.selection_metrics.items()},
                 trials=md_table(r.trials.to_dict("records")),
+                **r.sample.params(),
+                training_sample=md_table([{"stratum": k, **v} for k, v in r.sample.strata.items()]),
                 **{report: md_table(table.to_dict("records")) for report, table in r.reports.items()},
             )
         if failures:
@@ -248,7 +254,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         partitions_def=as_of_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=SPARK_AND_TRAINING,
-        kinds={"mlflow", "parquet"},
+        kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
         check_specs=quality.check_specs(scores_key, quality.SCORES_VALID),
         tags={
@@ -263,49 +269,55 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             f"household_id, {stage.score_column}, model_name, model_version. A group without a champion, or an "
             "as_of not later than the champion's training snapshots (in-sample), or features whose population "
             "fell from the previous as_of (the `population` check), is skipped with a warning; the other groups "
-            "are scored."
+            "are scored. Scored on Spark: the features are read by the executors, the champion travels to them "
+            "in a broadcast and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
+            "decile means and the `scores_valid` check are Spark aggregates, nothing is collected on the driver."
         ),
     )
-    def scores_asset(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
-        from propensity_assets.lifecycle.scoring import decile_means, distribution, score_pairs
+    def scores_asset(
+        context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource, mlflow: MlflowResource
+    ):
+        from propensity_assets.lifecycle.scoring import score_pairs, spark_summaries
 
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
         dropped = quality.population_drops(lake.lake, "group_features", pairs)
-        scored = score_pairs(stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
-        invalid = quality.invalid_scores(scored.scores, stage.score_column, stage.output_min, stage.output_max) if len(
-            scored.scores) else {}
-        if invalid:
-            keep = [(d, g) not in invalid for d, g in zip(scored.scores["as_of"], scored.scores["product_group"])]
-            scored.scores = scored.scores[keep]
-        scored.skipped.update({"|".join(k): v for k, v in {**dropped, **invalid}.items()})
-        check = quality.result(
-            quality.SCORES_VALID, [{**quality.partition(k), "problem": v} for k, v in sorted(invalid.items())], len(pairs)
-        )
-        for key, why in scored.skipped.items():
-            context.log.warning(f"{scores_key}[{key}] skipped: {why}")
-        if scored.scores.empty:
-            if invalid:
-                yield check
-            raise dg.Failure(
-                f"nothing scored; {len(scored.skipped)} partition(s) skipped:\n"
-                + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items()),
-                allow_retries=False,
+        scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
+        try:
+            invalid = scored.invalid
+            scored.skipped.update({"|".join(k): v for k, v in {**dropped, **invalid}.items()})
+            check = quality.result(
+                quality.SCORES_VALID, [{**quality.partition(k), "problem": v} for k, v in sorted(invalid.items())],
+                len(pairs),
             )
-        done = set(zip(scored.scores["as_of"], scored.scores["product_group"]))
-        specs = [{"as_of": d, "product_group": g} for d, g in pairs if (d, g) in done]
-        written = lake.lake.write_pandas(stage.scores_table, scored.scores, ["as_of", "product_group"], specs)
-        values = scored.scores[stage.score_column]
+            for key, why in scored.skipped.items():
+                context.log.warning(f"{scores_key}[{key}] skipped: {why}")
+            if scored.frame is None:
+                if invalid:
+                    yield check
+                raise dg.Failure(
+                    f"nothing scored; {len(scored.skipped)} partition(s) skipped:\n"
+                    + "\n".join(f"{k}: {v}" for k, v in scored.skipped.items()),
+                    allow_retries=False,
+                )
+            specs = [{"as_of": d, "product_group": g} for d, g in pairs if (d, g) in scored.counts]
+            written = lake.write_spark(stage.scores_table, scored.frame, specs)
+            summary = spark_summaries(scored.frame, stage.score_column)[None]
+            per_group = spark_summaries(scored.frame, stage.score_column, by="product_group")
+            households = scored.frame.select("household_id").distinct().count()
+        finally:
+            scored.release()
+        models = [{**m, **per_group[m["group"]]["distribution"]} for m in scored.models]
         metadata = {
-            "rows": len(scored.scores),
-            "households": int(scored.scores["household_id"].nunique()),
+            "rows": sum(scored.counts.values()),
+            "households": households,
             "partitions_written": written,
             "as_of_min": min(d for d, _ in pairs),
             "as_of_max": max(d for d, _ in pairs),
-            "models": md_table(scored.models),
-            **{f"{stage.score_column}_{k}": v for k, v in distribution(values).items()},
-            "mean_by_decile": dg.MetadataValue.json(decile_means(values)),
+            "models": md_table(models),
+            **{f"{stage.score_column}_{k}": v for k, v in summary["distribution"].items()},
+            "mean_by_decile": dg.MetadataValue.json(summary["mean_by_decile"]),
             "skipped": md_table([{"partition": k, "reason": v} for k, v in scored.skipped.items()]),
             "skipped_count": len(scored.skipped),
         }

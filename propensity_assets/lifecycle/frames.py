@@ -9,11 +9,13 @@ input from a lake lookup, so training and inference cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from propensity_assets.lake import Lake
@@ -35,7 +37,13 @@ def feature_matrix(household: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame
     """
     household = household.assign(as_of=household["as_of"].astype(str))
     group = group.assign(as_of=group["as_of"].astype(str))
-    frame = household.merge(group, on=KEYS, how="inner", validate="one_to_one")
+    return with_ratios(household.merge(group, on=KEYS, how="inner", validate="one_to_one"))
+
+
+def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds the ratio features to `frame` (KEYS + hh_* + grp_* of one group, one row per
+    key), in place, and makes every feature float64. Row by row: Spark scoring applies it
+    to each Arrow batch of the joined features and gets exactly the driver's values."""
     for w in WINDOWS:
         hh_baskets = frame[f"hh_baskets_{w}d"].replace(0, np.nan)
         hh_days = frame[f"hh_days_{w}d"].replace(0, np.nan)
@@ -65,22 +73,27 @@ def missing_partitions(lake: Lake, group: str, dates: list[str], labels_table: s
     ]
 
 
-def read_features(lake: Lake, group: str, dates: list[str]) -> pd.DataFrame:
-    """The feature matrix of one group at `dates`, for every household of each population."""
+def require_features(lake: Lake, group: str, dates: list[str]) -> None:
+    """Raise FeatureLookupError, naming the partitions, when the lake lacks features of
+    `group` at any of `dates`."""
     missing = missing_partitions(lake, group, dates)
     if missing:
         raise FeatureLookupError(
             f"the lake at {lake.root} lacks {len(missing)} feature partition(s), e.g. {', '.join(missing[:3])}: "
             f"materialize household_features and group_features for those as_of dates first"
         )
+
+
+def read_features(lake: Lake, group: str, dates: list[str]) -> pd.DataFrame:
+    """The feature matrix of one group at `dates`, for every household of each population."""
+    require_features(lake, group, dates)
     when = ds.field("as_of").isin(dates)
     household = lake.read_pandas(HOUSEHOLD_TABLE, filters=when)
     grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
     return feature_matrix(household, grp.drop(columns=["product_group"]))
 
 
-def labelled_frame(lake: Lake, group: str, dates: list[str], labels_table: str) -> pd.DataFrame:
-    """Features joined with labels at `dates` (the training and evaluation sets)."""
+def _require_labelled(lake: Lake, group: str, dates: list[str], labels_table: str) -> None:
     missing = missing_partitions(lake, group, dates, labels_table)
     if missing:
         raise FeatureLookupError(
@@ -88,9 +101,122 @@ def labelled_frame(lake: Lake, group: str, dates: list[str], labels_table: str) 
             f"{', '.join(missing[:4])}: backfill household_features, group_features and {labels_table} for "
             f"{min(dates)}..{max(dates)} first (README, 'Materializing from the CLI')"
         )
-    frame = read_features(lake, group, dates)
-    labels = lake.read_pandas(labels_table, filters=ds.field("as_of").isin(dates) & (ds.field("product_group") == group))
+
+
+def labelled_frame(
+    lake: Lake, group: str, dates: list[str], labels_table: str, households: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Features joined with labels at `dates` (the training and evaluation sets); with
+    `households`, only their rows are read (pyarrow filters while scanning, so the rest
+    never reaches memory)."""
+    _require_labelled(lake, group, dates, labels_table)
+    when = ds.field("as_of").isin(dates)
+    if households is not None:
+        when = when & ds.field("household_id").isin(pa.array(households, pa.int64()))
+    household = lake.read_pandas(HOUSEHOLD_TABLE, filters=when)
+    grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
+    frame = feature_matrix(household, grp.drop(columns=["product_group"]))
+    labels = lake.read_pandas(labels_table, filters=when & (ds.field("product_group") == group))
     return frame.merge(labels[["as_of", "household_id", "label"]], on=KEYS, how="inner", validate="one_to_one")
+
+
+# -- a training set within the driver's budget --------------------------------------------
+
+POSITIVE, ZERO = "positive", "zero"
+
+
+@dataclass(frozen=True)
+class TrainingSample:
+    """How many training rows (household × snapshot) there were and how many were used.
+
+    When the rows exceed `max_rows`, households are sampled, stratified by label: a
+    household is `positive` when any of its training labels is > 0 (propensity: it bought
+    the group in some label window; LTV: it spent on the group in some horizon) and `zero`
+    otherwise. Each stratum keeps the same share of its rows (max_rows / rows available,
+    rounded down), whole households at a time, chosen in a seeded random order; a
+    household's snapshots stay together, as the household-grouped selection split needs.
+    """
+
+    max_rows: int
+    rows_available: int
+    rows_used: int
+    strata: dict[str, dict]  # stratum → households, households_used, rows, rows_used, fraction
+
+    @property
+    def sampled(self) -> bool:
+        return self.rows_used < self.rows_available
+
+    def params(self) -> dict:
+        """MLflow params and UI metadata."""
+        out = {
+            "training_max_rows": self.max_rows, "training_rows_available": self.rows_available,
+            "training_rows_used": self.rows_used, "training_sampled": self.sampled,
+        }
+        for name, s in self.strata.items():
+            out[f"training_fraction_{name}"] = round(s["fraction"], 6)
+        return out
+
+
+def sample_households(labels: pd.DataFrame, max_rows: int, seed: int) -> tuple[np.ndarray | None, TrainingSample]:
+    """(households to keep, or None for all; the sample's record) from the training rows'
+    `household_id` and `label` (see TrainingSample)."""
+    if max_rows < 1:
+        raise ValueError(f"the training row budget must be at least 1, got {max_rows}")
+    per = labels.groupby("household_id")["label"].agg(rows="size", top="max").sort_index()
+    per["stratum"] = np.where(per["top"] > 0, POSITIVE, ZERO)
+    available = int(per["rows"].sum())
+    sampled = available > max_rows
+    keep, strata = [], {}
+    rng = np.random.default_rng(seed)
+    for name in (POSITIVE, ZERO):
+        members = per[per["stratum"] == name]
+        rows = int(members["rows"].sum())
+        if not sampled:
+            chosen = members.index.to_numpy()
+        else:
+            quota = math.floor(rows * max_rows / available)
+            order = rng.permutation(len(members))
+            ids, sizes = members.index.to_numpy()[order], members["rows"].to_numpy()[order]
+            taken, total = [], 0
+            for hid, size in zip(ids, sizes):
+                if total + size <= quota:
+                    taken.append(hid)
+                    total += int(size)
+            chosen = np.sort(np.asarray(taken, dtype="int64"))
+        used = int(members.loc[chosen, "rows"].sum()) if len(chosen) else 0
+        keep.append(chosen)
+        strata[name] = {
+            "households": len(members), "households_used": len(chosen), "rows": rows, "rows_used": used,
+            "fraction": used / rows if rows else 1.0,
+        }
+    record = TrainingSample(max_rows, available, sum(s["rows_used"] for s in strata.values()), strata)
+    return (np.sort(np.concatenate(keep)) if sampled else None), record
+
+
+def training_frames(
+    lake: Lake, group: str, dates: list[str], vetting: str, labels_table: str, max_rows: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, TrainingSample]:
+    """(training rows at `dates`, the vetting snapshot `vetting`, the sample's record): the
+    labelled rows of `group`, the training rows within `max_rows`.
+
+    The labels' Parquet footers count the training rows first. Within the budget this reads
+    exactly what training always read. Over it, only household_id and label of the training
+    dates are read, households are sampled (`sample_households`), and only their feature
+    rows are read: the full training frame never exists on the driver. The vetting snapshot
+    is read whole: it is one snapshot, and vetting compares models on all of it.
+    """
+    _require_labelled(lake, group, [*dates, vetting], labels_table)
+    when = ds.field("as_of").isin(dates) & (ds.field("product_group") == group)
+    available = sum(fragment.count_rows() for _, fragment in lake.partition_files(labels_table, when))
+    if available <= max_rows:
+        frame = labelled_frame(lake, group, [*dates, vetting], labels_table)
+        train = frame[frame["as_of"].isin(dates)]
+        return train, frame[frame["as_of"] == vetting], sample_households(train, max(max_rows, 1), seed)[1]
+    labels = lake.read_pandas(labels_table, filters=when, columns=["household_id", "label"])
+    households, record = sample_households(labels, max_rows, seed)
+    del labels
+    train = labelled_frame(lake, group, dates, labels_table, households)
+    return train, labelled_frame(lake, group, [vetting], labels_table), record
 
 
 def lookup_features(lake: Lake, keys: pd.DataFrame, group: str) -> pd.DataFrame:

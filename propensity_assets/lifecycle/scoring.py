@@ -1,66 +1,92 @@
-"""Score (as_of, group) pairs with each group's champion; one group's failure skips
-that group only."""
+"""Score (as_of, group) pairs with each group's champion, on Spark; one group's failure
+skips that group only.
+
+The driver decides what to score (the champion of each group, the skip rules) and loads
+each champion once from MLflow. The model travels to the executors as bytes in a Spark
+broadcast, so an executor needs the project's Python environment but nothing from the
+driver's filesystem or MLflow's artifact store; the features are read by Spark from the
+run's lake, joined, and scored batch by batch (`mapInPandas`) by the registered pyfunc
+itself, unpickled once per Python worker. The scores stay on the executors: their
+validity, counts, distribution and decile means are Spark aggregates, and only valid
+partitions are written, by Spark (`LakeResource.write_spark`).
+"""
 
 from __future__ import annotations
 
+import math
+import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.lake import Lake, partition_dir
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 
-
-@dataclass
-class Scored:
-    scores: pd.DataFrame  # as_of, product_group, household_id, <score_column>, model_name, model_version, extras
-    models: list[dict] = field(default_factory=list)  # one summary row per scored group
-    skipped: dict[str, str] = field(default_factory=dict)  # "<as_of>|<group>" → why it was not scored
+QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
 
 
 def distribution(values: pd.Series) -> dict:
+    """The pandas reference of `spark_summary`'s distribution."""
     return {
         "mean": float(values.mean()),
-        "p10": float(values.quantile(0.1)),
-        "p50": float(values.median()),
-        "p90": float(values.quantile(0.9)),
+        **{name: float(values.quantile(q)) for name, q in QUANTILES.items()},
     }
 
 
 def decile_means(values: pd.Series) -> dict[str, float]:
-    """Mean prediction per decile of the prediction, 1 = the top 10 %."""
+    """Mean prediction per decile of the prediction, 1 = the top 10 % (pandas reference)."""
     from propensity_assets.lifecycle.deciles import deciles
 
     return {str(k): round(float(v), 4) for k, v in values.groupby(deciles(values)).mean().items()}
 
 
-def score_pairs(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[str, str]]) -> Scored:
-    """Every household of the population at each as_of, scored by the group's champion.
+# -- what to score: decided on the driver ----------------------------------------------
 
-    Features come from `lake` (the run's), never from a lake recorded in the model. A
-    group without a champion, or an as_of not later than the champion's training
-    snapshots (in-sample scores would flatter it), is skipped with the reason.
-    """
+
+@dataclass
+class Champion:
+    """One group's champion, loaded on the driver, and the dates it may score."""
+
+    group: str
+    name: str
+    version: str
+    dates: list[str]
+    model_bytes: bytes  # the cloudpickled pyfunc (mlflow.pyfunc.PyFuncModel)
+
+
+@dataclass
+class Plan:
+    champions: list[Champion] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # "<as_of>|<group>" → why it is not scored
+
+
+def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[str, str]]) -> Plan:
+    """Each group's champion and the dates it scores. A group without a champion, or an
+    as_of not later than the champion's training snapshots (in-sample scores would flatter
+    it), is skipped with the reason; so is a group whose features are missing from the
+    run's lake or whose model does not load."""
+    import cloudpickle
     import mlflow
 
     client = mlflow_res.client()
-    frames_out, out = [], Scored(pd.DataFrame())
+    plan = Plan()
     for group in sorted({g for _, g in pairs}):
         dates = sorted(d for d, g in pairs if g == group)
         name = stage.model_name(group)
         champion = registry.version_by_alias(client, name, registry.CHAMPION)
         if champion is None:
             for d in dates:
-                out.skipped[f"{d}|{group}"] = (
+                plan.skipped[f"{d}|{group}"] = (
                     f"no champion for {name}: train and vet one, or `propensity-assets promote {group} <version> "
                     f"--stage {stage.name}`"
                 )
             continue
         trained_until = champion.tags.get("train_as_of_max", "")
         for d in [d for d in dates if d <= trained_until]:
-            out.skipped[f"{d}|{group}"] = (
+            plan.skipped[f"{d}|{group}"] = (
                 f"as_of {d} is not later than {name} v{champion.version}'s training snapshots (up to {trained_until}): "
                 "refused, in-sample scores would look better than they are"
             )
@@ -68,25 +94,269 @@ def score_pairs(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[str
         if not dates:
             continue
         try:
-            features = frames.read_features(lake, group, dates)
+            frames.require_features(lake, group, dates)
             model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-            predicted = model.predict(features)
+            model_bytes = cloudpickle.dumps(model)
         except Exception as exc:  # one group's failure must not stop the others
             for d in dates:
-                out.skipped[f"{d}|{group}"] = f"{type(exc).__name__}: {exc}"
+                plan.skipped[f"{d}|{group}"] = f"{type(exc).__name__}: {exc}"
             continue
-        scored = predicted.rename(columns={stage.score_column: "value"})
-        scored = scored.assign(product_group=group, model_name=name, model_version=str(champion.version))
-        frames_out.append(scored)
-        out.models.append(
-            {"group": group, "version": str(champion.version), "rows": len(scored), **distribution(scored["value"])}
+        plan.champions.append(Champion(group, name, str(champion.version), dates, model_bytes))
+    return plan
+
+
+# -- scoring on the executors ----------------------------------------------------------
+
+
+def read_features(spark, lake: Lake, group: str, dates: list[str]):
+    """The joined lake features of one group at `dates` as a Spark frame: KEYS (as_of a
+    string, as in the lake's partition paths) + hh_* + grp_*, one row per household of each
+    population. Spark reads only those partitions; the ratios are added per batch."""
+    from pyspark.sql import functions as F
+
+    def table(name: str, spec: dict):
+        base = lake.uri(name)
+        paths = [f"{base}/{partition_dir({'as_of': d, **spec})}" for d in dates]
+        frame = spark.read.option("basePath", base).parquet(*paths)
+        # Partition values are inferred (as_of as a date): the key is the path's string.
+        return frame.drop(*spec).withColumn("as_of", F.col("as_of").cast("string"))
+
+    household = table(frames.HOUSEHOLD_TABLE, {})
+    grp = table(frames.GROUP_TABLE, {"product_group": group})
+    return household.join(grp, frames.KEYS, "inner")
+
+
+_MODELS: dict[str, object] = {}  # champion token → the unpickled pyfunc, per Python worker
+_MODELS_KEPT = 16
+
+
+def _model(token: str, broadcast):
+    if token not in _MODELS:
+        import cloudpickle
+
+        if len(_MODELS) >= _MODELS_KEPT:  # a reused worker must not keep every run's models
+            _MODELS.clear()
+        _MODELS[token] = cloudpickle.loads(broadcast.value)
+    return _MODELS[token]
+
+
+def predict_batches(token: str, broadcast, output: str, constants: dict):
+    """The `mapInPandas` function: each batch of joined features → as_of, household_id,
+    `value`, `constants` (model_name, model_version, the stage's extras) and `error`,
+    predicted by the pyfunc's own `predict` on exactly the columns the driver-side
+    `frames.feature_matrix` gives. A failure (the model does not unpickle, a prediction
+    raises) becomes one row per as_of with the error and no value, so the driver skips that
+    group with the reason instead of failing every group's job."""
+
+    def run(batches):
+        error = None
+        for batch in batches:
+            if error is None:
+                try:
+                    predicted = _model(token, broadcast).predict(frames.with_ratios(batch))
+                    yield pd.DataFrame({
+                        "as_of": predicted["as_of"].astype(str),
+                        "household_id": predicted["household_id"].astype("int64"),
+                        "value": predicted[output].astype("float64"),
+                        **constants,
+                        "error": None,
+                    })
+                    continue
+                except Exception as exc:  # reported per group by the driver
+                    error = f"{type(exc).__name__}: {exc}"
+            as_of = sorted(batch["as_of"].astype(str).unique())
+            yield pd.DataFrame({"as_of": as_of, "household_id": None, "value": None, **constants, "error": error})
+
+    return run
+
+
+def _ddl(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"a score extra must be an int, float or str constant, got {value!r}")
+    return {int: "bigint", float: "double", str: "string"}[type(value)]
+
+
+def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion]):
+    """(scores, broadcasts): every champion's predictions as one lazy Spark frame with
+    as_of, product_group, household_id, `value`, model_name, model_version, the stage's
+    extras and `error`; the broadcasts to destroy once the frame is no longer needed.
+
+    The constant columns come out of the Python workers with the predictions rather than
+    as Spark literals, so that they are nullable in Parquet as the pandas writes were."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    extras = stage.score_extras()
+    schema = ", ".join([
+        "as_of string, household_id bigint, value double, model_name string, model_version string",
+        *(f"{key} {_ddl(value)}" for key, value in extras.items()), "error string",
+    ])
+    parts, broadcasts = [], []
+    for champion in champions:
+        broadcast = spark.sparkContext.broadcast(champion.model_bytes)
+        broadcasts.append(broadcast)
+        constants = {"model_name": champion.name, "model_version": champion.version, **extras}
+        predicted = read_features(spark, lake, champion.group, champion.dates).mapInPandas(
+            predict_batches(uuid.uuid4().hex, broadcast, stage.score_column, constants), schema
         )
-    if frames_out:
-        scores = pd.concat(frames_out, ignore_index=True).rename(columns={"value": stage.score_column})
-        for key, value in stage.score_extras().items():
-            scores[key] = value
-        extras = list(stage.score_extras())
-        out.scores = scores[
-            ["as_of", "product_group", "household_id", stage.score_column, "model_name", "model_version", *extras]
-        ]
+        parts.append(predicted.withColumn("product_group", F.lit(champion.group)))
+    return reduce(lambda a, b: a.unionByName(b), parts), broadcasts
+
+
+@dataclass
+class PartitionCounts:
+    rows: int = 0
+    nulls: int = 0
+    infinite: int = 0
+    outside: int = 0
+    error: str | None = None
+
+
+def partition_counts(frame, low: float, high: float | None) -> dict[tuple[str, str], PartitionCounts]:
+    """{(as_of, group): rows, null / non-finite / out-of-range values and the first
+    executor error} in one Spark aggregate over the scores."""
+    from pyspark.sql import functions as F
+
+    value, ok = F.col("value"), F.col("error").isNull()
+    nonfinite = F.isnan(value) | value.isin(float("inf"), float("-inf"))
+    finite = value.isNotNull() & ~nonfinite
+    beyond = (value < F.lit(low)) if high is None else ((value < F.lit(low)) | (value > F.lit(high)))
+
+    def count(condition):
+        return F.sum(F.when(ok & condition, 1).otherwise(0)).cast("long")
+
+    rows = frame.groupBy("as_of", "product_group").agg(
+        count(F.lit(True)).alias("rows"), count(value.isNull()).alias("nulls"), count(value.isNotNull() & nonfinite).alias("infinite"),
+        count(finite & beyond).alias("outside"), F.min("error").alias("error"),
+    ).collect()
+    return {(r["as_of"], r["product_group"]): PartitionCounts(r["rows"], r["nulls"], r["infinite"], r["outside"], r["error"])
+            for r in rows}
+
+
+def spark_summaries(frame, column: str, by: str | None = None) -> dict:
+    """{value of `by` (None: the whole frame): {"rows", "distribution", "mean_by_decile"}}
+    of `column`, equal to the pandas reference (`distribution`: mean and pandas' linear
+    p10/p50/p90; `decile_means`: the mean per decile, 1 = top 10 %), as Spark aggregates.
+    The values are ranked by one window over the score column (per `by` value, or all in
+    one task, sorted there and spilled as needed, never sent to the driver); only the
+    per-decile sums and the few order statistics the quantiles interpolate between come back."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    key = F.col(by) if by else F.lit(None).cast("string")
+    whole = Window.partitionBy("key") if by else Window.partitionBy()
+    ranked = frame.select(key.alias("key"), F.col(column).alias("v")).withColumns({
+        "rank": F.row_number().over(whole.orderBy("v")),
+        "n": F.count(F.lit(1)).over(whole),
+    })
+    n, rank = F.col("n"), F.col("rank")
+    picked = F.lit(False)
+    for q in QUANTILES.values():
+        lower = F.floor((n - F.lit(1)).cast("double") * F.lit(q)) + F.lit(1)
+        picked = picked | (rank == lower) | (rank == F.least(lower + F.lit(1), n))
+    # deciles.deciles: ceil(rank from the top / n * 10), clipped to 1..10
+    decile = F.least(F.greatest(F.ceil((n - rank + F.lit(1)) / n.cast("double") * F.lit(10.0)), F.lit(1)), F.lit(10))
+    stats = ranked.groupBy("key", decile.alias("decile")).agg(
+        F.avg("v").alias("mean"), F.sum("v").alias("sum"), F.count("v").alias("count"),
+        F.collect_list(F.when(picked, F.struct("rank", "v"))).alias("picks"),
+    ).collect()
+    out = {}
+    for k in sorted({r["key"] for r in stats}, key=str):
+        rows = [r for r in stats if r["key"] == k]
+        count = sum(r["count"] for r in rows)
+        at = {p["rank"]: p["v"] for r in rows for p in r["picks"]}
+        dist = {"mean": float(sum(r["sum"] for r in rows) / count)}
+        for name, q in QUANTILES.items():
+            h = (count - 1) * q
+            lower = math.floor(h)
+            a, b, t = at[lower + 1], at[min(lower + 2, count)], h - lower
+            # numpy's linear interpolation (`_lerp`), which pandas' quantile uses
+            dist[name] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+        means = {str(int(r["decile"])): round(float(r["mean"]), 4) for r in sorted(rows, key=lambda r: r["decile"])}
+        out[k] = {"rows": count, "distribution": dist, "mean_by_decile": means}
+    return out
+
+
+@dataclass
+class Scored:
+    """What a scoring run produced. `frame` holds only the valid, scored partitions in the
+    scores table's columns (as_of, product_group, household_id, <score>, model_name,
+    model_version, extras), or is None when nothing could be scored; it reads the persisted
+    predictions, so writing and summarizing it does not predict again."""
+
+    frame: object | None = None
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # rows per valid partition
+    models: list[dict] = field(default_factory=list)  # one summary row per scored group
+    skipped: dict[str, str] = field(default_factory=dict)  # "<as_of>|<group>" → why it was not scored
+    invalid: dict[tuple[str, str], str] = field(default_factory=dict)  # failed scores_valid: not to be written
+    _cached: object | None = None
+    _broadcasts: list = field(default_factory=list)
+
+    def release(self) -> None:
+        """Free the executors' copies of the predictions and the models."""
+        if self._cached is not None:
+            self._cached.unpersist()
+        for broadcast in self._broadcasts:
+            broadcast.destroy()
+        self._cached, self._broadcasts = None, []
+
+
+def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[str, str]]) -> Scored:
+    """Every household of the population at each as_of, scored on Spark by the group's
+    champion (see the module docstring), each partition checked by the `scores_valid` rule.
+
+    Features come from `lake` (the run's), never from a lake recorded in the model. Call
+    `release()` on the result once its frame is written and summarized.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from propensity_assets import quality
+    from propensity_assets.features.logic import literal_frame
+
+    plan = plan_scoring(stage, lake, mlflow_res, pairs)
+    out = Scored(skipped=dict(plan.skipped))
+    if not plan.champions:
+        return out
+    predicted, out._broadcasts = score_frame(spark, stage, lake, plan.champions)
+    out._cached = predicted.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = partition_counts(out._cached, stage.output_min, stage.output_max)
+    except BaseException:
+        out.release()
+        raise
+    failed = {}
+    for (_, g), c in sorted(counts.items()):
+        if c.error is not None:
+            failed.setdefault(g, c.error)
+    valid = []
+    for champion in plan.champions:
+        group = champion.group
+        if group in failed:  # one failure skips the group's dates, the other groups are scored
+            for d in champion.dates:
+                out.skipped[f"{d}|{group}"] = failed[group]
+            continue
+        rows = 0
+        for d in champion.dates:
+            c = counts.get((d, group))
+            if c is None or not c.rows:
+                continue
+            problem = quality.score_problem(
+                stage.score_column, c.rows, c.nulls, c.infinite, c.outside, stage.output_min, stage.output_max
+            )
+            if problem:
+                out.invalid[(d, group)] = problem
+                continue
+            valid.append((d, group))
+            out.counts[(d, group)] = c.rows
+            rows += c.rows
+        if rows:
+            out.models.append({"group": group, "version": champion.version, "rows": rows})
+    if valid:
+        wanted = literal_frame(spark, valid, "as_of string, product_group string")
+        out.frame = out._cached.where(F.col("error").isNull()).join(F.broadcast(wanted), ["as_of", "product_group"]).select(
+            "as_of", "product_group", "household_id", F.col("value").alias(stage.score_column),
+            "model_name", "model_version", *stage.score_extras(),
+        )
     return out

@@ -56,6 +56,7 @@ class Registered:
     train_rows: int
     reports: dict
     trials: pd.DataFrame
+    sample: frames.TrainingSample
 
 
 def train_and_register(
@@ -78,9 +79,9 @@ def train_and_register(
     horizon = stage.horizon_days()
     plan = frames.snapshot_plan(cutoff, horizon, config.history_weeks, date.fromisoformat(settings.as_of_start()))
     dates = [str(d) for d in plan.train]
-    frame = frames.labelled_frame(lake, group, dates + [str(plan.vetting)], stage.labels_table)
-    train_df = frame[frame["as_of"].isin(dates)]
-    holdout = frame[frame["as_of"] == str(plan.vetting)]
+    train_df, holdout, sample = frames.training_frames(
+        lake, group, dates, str(plan.vetting), stage.labels_table, config.max_training_rows, config.seed
+    )
     fit_df, select_df = frames.selection_split(train_df, seed=config.seed)
     started = time.perf_counter()
     result = stage.train(fit_df, select_df, config)
@@ -100,6 +101,8 @@ def train_and_register(
         mlflow.log_params({f"best.{k}": v for k, v in result.params.items()})
         mlflow.log_params({"train_rows": len(train_df), "fit_rows": len(fit_df), "selection_rows": len(select_df),
                            "holdout_rows": len(holdout), "trials": len(result.trials)})
+        mlflow.log_params(sample.params())
+        mlflow.set_tag("training_sampled", str(sample.sampled).lower())
         mlflow.log_param("search_space", json.dumps(config.model_dump(), default=str)[:6000])
         mlflow.log_metrics({f"selection_{k}": v for k, v in result.selection_metrics.items() if _finite(v)})
         mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items() if _finite(v)})
@@ -153,7 +156,7 @@ def train_and_register(
             client.set_model_version_tag(name, version, key, str(value))
     return Registered(
         name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
-        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials,
+        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample,
     )
 
 

@@ -5,7 +5,7 @@
         --partition-range "$(propensity-assets partition-range D1 D3)"
 
 against a temporary DAGSTER_HOME, lake and MLflow store. The lake holds synthetic
-features (no Spark: scoring reads them with pyarrow), and each group's champion is a
+features (written with pyarrow; scoring reads them with Spark), and each group's champion is a
 real model trained and registered by `train_and_register` on synthetic labels, then
 promoted. For `grp_a` the champion is not the newest version, so the scores must come
 from the alias, not from "latest".

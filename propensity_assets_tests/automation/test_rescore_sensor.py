@@ -178,7 +178,7 @@ def daemon(tmp_path, mlflow_res):
             f"""
             import dagster as dg
             from propensity_assets.propensity.assets import lifecycle
-            from propensity_assets.resources import LakeResource, MlflowResource
+            from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
 
             defs = dg.Definitions(
                 assets=lifecycle.assets,
@@ -187,6 +187,7 @@ def daemon(tmp_path, mlflow_res):
                 resources={{
                     "lake": LakeResource(uri={str(tmp_path / "lake")!r}),
                     "mlflow": MlflowResource(tracking_uri={mlflow_res.tracking_uri!r}),
+                    "spark": SparkResource(spark_config={{"spark.master": "local[1]"}}),
                 }},
             )
             """

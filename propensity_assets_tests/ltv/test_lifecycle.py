@@ -22,7 +22,7 @@ from propensity_assets.lake import Lake
 from propensity_assets.lifecycle.assets import stage_definitions
 from propensity_assets.lifecycle.frames import snapshot_plan
 from propensity_assets.ltv.stage import LTV, LtvTraining
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 CUTOFF = "2017-09-29"
@@ -54,7 +54,7 @@ def _label(grp: pd.DataFrame, rng) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, spark):
     tmp = tmp_path_factory.mktemp("ltv_lifecycle")
     rng = np.random.default_rng(929)
     plan = snapshot_plan(date.fromisoformat(CUTOFF), 90, TINY["history_weeks"], date(2017, 1, 1))
@@ -70,6 +70,7 @@ def world(tmp_path_factory):
     lake.write_pandas("group_features", pd.concat(grp_parts), ["as_of", "product_group"])
     lake.write_pandas("ltv_labels", pd.concat(label_parts), ["as_of", "product_group"])
     resources = {
+        "spark": SparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
         "lake": LakeResource(uri=lake.root),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp}/mlflow.db", artifact_root=(tmp / "artifacts").as_uri()),
     }

@@ -45,7 +45,7 @@ from propensity_assets.features import logic as feature_logic
 from propensity_assets.lake import Lake
 from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
 from propensity_assets.propensity.assets import lifecycle
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 BIN = Path(sys.executable).parent
@@ -151,12 +151,13 @@ def _champion(client: MlflowClient, name: str = NAME) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, spark):
     tmp = tmp_path_factory.mktemp("propensity_lifecycle")
     lake_root = str(tmp / "lake")
     tables = build_lake(lake_root)
     tracking_uri = f"sqlite:///{tmp}/mlflow.db"
     resources = {
+        "spark": SparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
         "lake": LakeResource(uri=lake_root),
         "mlflow": MlflowResource(tracking_uri=tracking_uri, artifact_root=(tmp / "artifacts").as_uri()),
     }
@@ -279,6 +280,11 @@ def test_materialization_metadata(world):
     assert 0 <= v1.model["holdout_roc_auc"] <= 1
     assert 0 <= v1.model["holdout_brier"] <= 0.25  # better than a coin
     assert "mean_predicted" in v1.model["calibration"] and "observed_rate" in v1.model["calibration"]
+    # Within the default row budget: nothing sampled, and the metadata says so.
+    train_rows = int(world.client.get_run(run_id).data.params["train_rows"])
+    assert v1.model["training_sampled"] is False
+    assert v1.model["training_rows_available"] == v1.model["training_rows_used"] == train_rows
+    assert "positive" in v1.model["training_sample"] and "zero" in v1.model["training_sample"]
     assert v1.champion["model_version"] == "1"
     assert v1.champion["decision"] == "champion"
     assert v1.champion["champion_version"] == "1"
