@@ -26,6 +26,9 @@ import pytest
 
 from propensity_assets.features import logic
 
+# Every test on a classic session and on Spark Connect (conftest `spark_mode`).
+pytestmark = pytest.mark.classic_and_connect
+
 D1 = date(2017, 6, 1)
 D2 = date(2017, 5, 2)
 D3 = date(2017, 6, 2)
