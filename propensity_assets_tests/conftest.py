@@ -167,3 +167,12 @@ def spark_cluster(tmp_path_factory):
         logs, port=cluster.free_port(), webui_port=cluster.free_port(), worker_cores=2, worker_memory="2g"
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def classic_cli_run(tmp_path_factory):
+    """The CLI pipeline on a tiny project, ingested once and run on a classic local[1]
+    session (cli_pipeline.py): the reference other Spark modes must equal row for row."""
+    from propensity_assets_tests.cli_pipeline import reference_run
+
+    return reference_run(tmp_path_factory.mktemp("cli_pipeline"))
