@@ -108,6 +108,9 @@ class SparkResource(PySparkResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if not self.remote.strip():
+            # A launchpad that clears `remote` means classic, though SPARK_REMOTE is set
+            # (as under `make dev`): pyspark's builder would follow SPARK_REMOTE instead.
+            os.environ.pop("SPARK_REMOTE", None)
             super().setup_for_execution(context)
             return
         url = settings.check_spark_remote(self.remote, "SPARK_REMOTE")

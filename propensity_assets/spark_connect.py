@@ -136,7 +136,14 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _interrupt(signum, frame) -> None:
+_child: subprocess.Popen | None = None
+
+
+def _terminate_signal(signum, frame) -> None:
+    """`kill` stops the server as Ctrl-C does; the command (which Ctrl-C reaches through the
+    terminal's process group, but `kill` does not) gets it too."""
+    if _child is not None and _child.poll() is None:
+        _child.send_signal(signal.SIGTERM)
     raise KeyboardInterrupt
 
 
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("command", nargs="*", help="after --: run it with SPARK_REMOTE set, then stop the server")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
+    global _child
+    signal.signal(signal.SIGTERM, _terminate_signal)
     try:
         server = start(args.log_dir, port=args.port)
     except SparkClusterError as exc:
@@ -160,23 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Spark Connect server {server.url} (master {settings.spark_conf()['spark.master']}); "
           f"log {server.log}")
     print(f"export SPARK_REMOTE={server.url}", flush=True)
-    child = None
     try:
         if args.command:
-            child = subprocess.Popen(args.command, env={**os.environ, "SPARK_REMOTE": server.url})
-            return child.wait()
+            _child = subprocess.Popen(args.command, env={**os.environ, "SPARK_REMOTE": server.url})
+            return _child.wait()
         while server.process.poll() is None:
             time.sleep(1)
         print(f"error: the Spark Connect server exited; see {server.log}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if child is not None:  # Ctrl-C reached it too (same process group); let it finish
-            child.send_signal(signal.SIGINT)
+        if _child is not None:  # it got the signal too: let it shut down, then stop the server
             try:
-                return child.wait(60)
+                return _child.wait(60)
             except subprocess.TimeoutExpired:
-                child.kill()
-                return child.wait()
+                _child.kill()
+                return _child.wait()
         return 0
     finally:
         server.stop()

@@ -122,6 +122,14 @@ def test_the_definitions_take_spark_remote_from_the_environment(monkeypatch):
     assert default_resources()["spark"].remote == ""  # classic
 
 
+def test_an_empty_remote_is_classic_even_with_spark_remote_set(classic_spark, monkeypatch):
+    """The launchpad clears `remote` to run one run classic under `make dev`."""
+    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")
+    with dg.build_resources({"spark": SparkResource(spark_config={}, remote="")}) as res:
+        assert res.spark.spark_session is classic_spark
+    assert "SPARK_REMOTE" not in os.environ  # the run's process forgot it; monkeypatch restores it
+
+
 @dg.asset
 def _spark_asset(spark: SparkResource) -> None:
     spark.spark_session.range(1).count()
@@ -181,4 +189,4 @@ def test_a_server_that_cannot_start_fails_with_its_log(tmp_path):
                             conf={"spark.master": "nonsense://", "spark.ui.enabled": "false"})
     message = str(caught.value)
     assert message.startswith(f"Spark Connect server exited with code 1 before it was up; last lines of {tmp_path}/connect.log:\n")
-    assert "Could not parse Master URL: 'nonsense://'" in message
+    assert "SparkException: Master must either be yarn or start with spark, k8s, or local" in message
