@@ -30,10 +30,12 @@ def pytest_configure(config):
         "markers", "classic_and_connect: run each test that takes `spark` or `spark_resource` on a classic "
         "session and on Spark Connect",
     )
+    config.addinivalue_line("markers", "classic_only: a test of a `classic_and_connect` module that runs classic only")
 
 
 def pytest_generate_tests(metafunc):
-    if "spark_mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker("classic_and_connect"):
+    marked = metafunc.definition.get_closest_marker("classic_and_connect")
+    if "spark_mode" in metafunc.fixturenames and marked and not metafunc.definition.get_closest_marker("classic_only"):
         # Module scope: a module's classic tests run together, then its Connect tests.
         metafunc.parametrize("spark_mode", SPARK_MODES, indirect=True, scope="module")
 
