@@ -250,6 +250,9 @@ def test_group_features_hand_computed(spark, kind):
         _assert_row(rows[(D1, g, h)], expected, f"grp {g} hh {h} at {D1}")
 
 
+# Classic only (2 minutes on Connect on 2 busy cores): it compares Spark with Spark, one
+# call against several; the hand-computed answers are checked on both.
+@pytest.mark.classic_only
 def test_several_as_of_dates_in_one_call(spark):
     tx = _tx(spark, TX)
     dates = [D1, D2, D3]
