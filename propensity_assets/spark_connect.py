@@ -77,6 +77,9 @@ def server_command(port: int, conf: dict[str, str]) -> list[str]:
         "spark.driver.host": HOST,
         "spark.driver.bindAddress": HOST,
     })
+    if conf.get("spark.ui.enabled", "true") != "false":
+        # With no retries, the web UI must not want 4040, which any other Spark may hold.
+        conf.setdefault("spark.ui.port", str(free_port()))
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     return [*command, "spark-internal"]
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global _child
     signal.signal(signal.SIGTERM, _terminate_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with it ignored
     try:
         server = start(args.log_dir, port=args.port)
     except SparkClusterError as exc:
