@@ -19,7 +19,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 DG := dagster
 MODULE := -m propensity_assets.definitions
 
-.PHONY: install demo test dev mlflow-ui spark-cluster benchmark clean
+.PHONY: install demo test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -84,9 +84,18 @@ mlflow-ui: install
 test: install
 	$(BIN)/pytest -q
 
-## dev: the Dagster web UI and daemon (schedules, sensors) on http://localhost:3000
+## dev: the Dagster web UI and daemon (schedules, sensors) on http://localhost:$(DAGSTER_PORT), with a
+##   local Spark Connect server (sc://127.0.0.1:$(SPARK_CONNECT_PORT)) that every run from the
+##   UI, a schedule or a sensor reaches by SPARK_REMOTE instead of starting its own JVM; the
+##   server stops when dev exits. With SPARK_REMOTE already set, runs use that server instead.
+SPARK_CONNECT_PORT ?= 15002
+DAGSTER_PORT ?= 3000
+DAGSTER_DEV := $(DG) dev -w workspace.yaml --host 127.0.0.1 --port $(DAGSTER_PORT)
+SPARK_CONNECT := $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect \
+	--port $(SPARK_CONNECT_PORT)
 dev: install
-	$(DG) dev -w workspace.yaml --host 127.0.0.1 --port 3000
+	@if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(DAGSTER_DEV); \
+	else exec $(SPARK_CONNECT) -- $(DAGSTER_DEV); fi
 
 ## spark-cluster: a Spark standalone master (spark://127.0.0.1:7077, web UI :8080) and one
 ##   worker on loopback, from the installed pyspark, in the foreground until Ctrl-C; in another
@@ -97,8 +106,14 @@ spark-cluster: install
 	$(BIN)/python -m propensity_assets.spark_cluster --log-dir $(CURDIR)/data/spark_cluster \
 	    --cores $(SPARK_CLUSTER_CORES) --memory $(SPARK_CLUSTER_MEMORY)
 
+## spark-connect: a Spark Connect server on sc://127.0.0.1:$(SPARK_CONNECT_PORT), from the installed
+##   pyspark, in the foreground until Ctrl-C (master SPARK_MASTER, default local[*]); in another
+##   shell, `export SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT)` and run anything. Log: data/spark_connect
+spark-connect: install
+	$(SPARK_CONNECT)
+
 benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py
 
 clean:
-	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster
+	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster data/spark_connect

@@ -7,13 +7,14 @@ on a laptop and on a cluster; the launchpad can override any of them per run.
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from pathlib import Path
-from typing import Optional
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
+from pydantic import Field
 from pyspark.sql import DataFrame
 
 from propensity_assets import registry, settings
@@ -56,17 +57,75 @@ class LakeResource(dg.ConfigurableResource):
             raise
 
 
+class SparkRemoteError(RuntimeError):
+    """No Spark Connect server answers at SPARK_REMOTE; the message names the URL."""
+
+
+CONNECT_DEFAULT_PORT = 15002  # Spark Connect's own default when the URL names no port
+
+
+def connect_session(url: str, conf: dict[str, str]):
+    """A new Spark Connect session on the server at `url`, with the runtime SQL conf of
+    `conf` set (`settings.remote_spark_conf`); a SparkRemoteError naming SPARK_REMOTE and
+    the URL when nothing answers there, before gRPC's retries would wait minutes."""
+    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
+
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or CONNECT_DEFAULT_PORT
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as error:
+        raise SparkRemoteError(
+            f"SPARK_REMOTE={url!r}: no Spark Connect server answers at {host}:{port} ({error}). Start one "
+            "(`make spark-connect` prints the URL to export), or unset SPARK_REMOTE for a classic session."
+        ) from None
+    # What SparkSession.builder.remote() marks too: pyspark.sql.functions and Observation
+    # then build Connect columns. (The generic builder would refuse a process that already
+    # holds a classic SparkContext, as the tests do; this one does not look.)
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    session = RemoteSparkSession.builder.remote(url).create()
+    for key, value in conf.items():  # one by one: a refused key fails the run, named
+        session.conf.set(key, value)
+    return session
+
+
 class SparkResource(PySparkResource):
-    """The Spark session (`settings.spark_conf`), with its Python workers at
-    `spark.pyspark.python`: PySpark reads that key only through spark-submit, and takes the
-    executors' interpreter from PYSPARK_PYTHON when a Python driver creates the context, so
-    the key is copied there first."""
+    """The Spark session of a run: classic (a JVM of the run's own, at `spark_config`'s
+    spark.master, SPARK_MASTER) unless `remote` names a Spark Connect server
+    (SPARK_REMOTE=sc://host:port): then a session on that already running server, which
+    takes only the runtime SQL conf (spark.sql.*) of `spark_config`; the rest (master,
+    memory, UI, the Python workers' interpreter) is the server's own."""
+
+    remote: str = Field(
+        default="",
+        description="A Spark Connect URL, sc://host:port[/;key=value...] (default: SPARK_REMOTE); "
+        "empty for a classic session at spark_config's spark.master.",
+    )
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        python = self.spark_config.get("spark.pyspark.python") if self.spark_config else None
-        if python:
-            os.environ["PYSPARK_PYTHON"] = python
-        super().setup_for_execution(context)
+        if not self.remote.strip():
+            # A launchpad that clears `remote` means classic, though SPARK_REMOTE is set
+            # (as under `make dev`): pyspark's builder would follow SPARK_REMOTE instead.
+            os.environ.pop("SPARK_REMOTE", None)
+            # PySpark reads spark.pyspark.python only through spark-submit, and takes the
+            # executors' Python workers' interpreter from PYSPARK_PYTHON when a Python driver
+            # creates the context: copy the key there first.
+            python = self.spark_config.get("spark.pyspark.python") if self.spark_config else None
+            if python:
+                os.environ["PYSPARK_PYTHON"] = python
+            super().setup_for_execution(context)
+            return
+        url = settings.check_spark_remote(self.remote, "SPARK_REMOTE")
+        self._spark_session = connect_session(url, settings.remote_spark_conf(self.spark_config))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # A Connect session lives on the server until released; a classic one is the process's.
+        if self.remote.strip() and self._spark_session is not None:
+            self._spark_session.stop()
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -115,5 +174,5 @@ def default_resources() -> dict:
         "source": SourceResource(),
         "product_groups": ProductGroupsResource(),
         "mlflow": MlflowResource(),
-        "spark": SparkResource(spark_config=settings.spark_conf()),
+        "spark": SparkResource(spark_config=settings.spark_conf(), remote=settings.spark_remote()),
     }

@@ -181,6 +181,50 @@ def rescore_lookback_days() -> int:
     return int(os.environ.get("PROPENSITY_RESCORE_LOOKBACK_DAYS", "0"))
 
 
+def spark_remote() -> str:
+    """A Spark Connect server (`sc://host:port[/;param=value]`, SPARK_REMOTE): every Spark
+    asset then runs on a session of that server (a warm JVM, Databricks Connect, a managed
+    Spark service) instead of starting its own. Empty: a classic session (SPARK_MASTER).
+    Checked when a run starts (`check_spark_remote`), not when the definitions load."""
+    return os.environ.get("SPARK_REMOTE", "").strip()
+
+
+def check_spark_remote(url: str, name: str) -> str:
+    """`url` if it is a Spark Connect URL (sc://host[:port][/;key=value...]); else a
+    SettingsError naming `name` and the URL. `local` URLs are refused: they start a private
+    server per process, the JVM start SPARK_REMOTE is meant to avoid."""
+    parts = urllib.parse.urlsplit(url.strip())
+    problem = None
+    if parts.scheme != "sc":
+        problem = f"scheme {parts.scheme + '://' if parts.scheme else '(none)'} is not sc://"
+    elif not parts.hostname:
+        problem = "no host"
+    else:
+        try:
+            parts.port
+        except ValueError:
+            problem = f"port {parts.netloc.rpartition(':')[2]!r} is not a number"
+        else:
+            if parts.path not in ("", "/") and not parts.path.startswith("/;"):
+                problem = f"{parts.path!r} after the host is not a list of ;key=value parameters"
+    if problem:
+        raise SettingsError(
+            f"{name}={url!r}: {problem}. Expected a Spark Connect URL sc://host[:port][/;key=value...], "
+            "e.g. sc://127.0.0.1:15002 (what `make spark-connect` prints)"
+        )
+    return url.strip()
+
+
+# A remote session shares its server's JVM: only runtime SQL conf is per session. The rest
+# (spark.master, driver and executor memory, the UI, the app name) is the server's own.
+REMOTE_CONF_PREFIX = "spark.sql."
+
+
+def remote_spark_conf(conf: dict[str, str]) -> dict[str, str]:
+    """The part of `conf` a Spark Connect session can set: runtime SQL conf (spark.sql.*)."""
+    return {k: v for k, v in conf.items() if k.startswith(REMOTE_CONF_PREFIX)}
+
+
 def spark_conf() -> dict[str, str]:
     """Spark conf: local defaults, then SPARK_MASTER, then PROPENSITY_SPARK_CONF (k=v,k=v)."""
     conf = {

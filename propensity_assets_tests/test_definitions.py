@@ -9,7 +9,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_pyspark import PySparkResource
 
 from propensity_assets.lake import Lake
 from propensity_assets.resources import LakeResource
@@ -185,7 +184,8 @@ def test_requested_keys_expands_range_tags_for_both_partitions_kinds():
     ]
 
 
-def test_household_features_date_range_as_one_run(spark, lake_root):
+@pytest.mark.classic_and_connect
+def test_household_features_date_range_as_one_run(spark_resource, lake_root):
     """A `--partition-range` of the daily asset: one run writes every date of the range."""
     from propensity_assets.features.assets import household_features
 
@@ -194,7 +194,7 @@ def test_household_features_date_range_as_one_run(spark, lake_root):
         result = dg.materialize(
             [household_features],
             instance=instance,
-            resources={"spark": PySparkResource(spark_config={}), "lake": LakeResource(uri=lake_root)},
+            resources={"spark": spark_resource, "lake": LakeResource(uri=lake_root)},
             tags=range_tags("2017-03-02", "2017-03-05"),
         )
         assert result.success
@@ -214,7 +214,8 @@ def test_household_features_date_range_as_one_run(spark, lake_root):
     assert at.loc[("2017-03-05", 1), "hh_days_since_last"] == 2
 
 
-def test_single_run_backfill_covers_the_whole_rectangle(spark, lake_root):
+@pytest.mark.classic_and_connect
+def test_single_run_backfill_covers_the_whole_rectangle(spark_resource, lake_root):
     """A run over 3 dates × 2 groups, launched the way a single-run backfill is (range
     tags, no partition key), writes all 6 partitions and nothing outside the rectangle.
 
@@ -231,7 +232,7 @@ def test_single_run_backfill_covers_the_whole_rectangle(spark, lake_root):
         result = dg.materialize(
             [group_features],
             instance=instance,
-            resources={"spark": PySparkResource(spark_config={}), "lake": LakeResource(uri=lake_root)},
+            resources={"spark": spark_resource, "lake": LakeResource(uri=lake_root)},
             tags=range_tags("2017-03-03|snacks", "2017-03-05|soft_drinks"),
         )
         assert result.success
@@ -283,13 +284,14 @@ def test_loading_the_definitions_imports_no_model_library():
     assert out.stdout.strip() == "[]"
 
 
-def test_features_refuse_as_of_dates_the_transactions_do_not_reach(spark, lake_root):
+@pytest.mark.classic_and_connect
+def test_features_refuse_as_of_dates_the_transactions_do_not_reach(spark_resource, lake_root):
     """The tiny data ends on 2017-03-04: as_of 2017-03-05 reads up to 03-04 and runs; as_of
     2017-03-07 would read 03-05 and 03-06 as days without purchases, and is refused."""
     from propensity_assets.features.assets import group_features, household_features
 
     write_tiny_lake(lake_root)
-    resources = {"spark": PySparkResource(spark_config={}), "lake": LakeResource(uri=lake_root)}
+    resources = {"spark": spark_resource, "lake": LakeResource(uri=lake_root)}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("product_group", ["snacks"])
         fresh = dg.materialize([household_features], instance=instance, resources=resources, partition_key="2017-03-05")

@@ -6,7 +6,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_pyspark import PySparkResource
 
 from propensity_assets import quality
 from propensity_assets.lake import Lake
@@ -87,6 +86,7 @@ def test_label_rate_outside_the_band_of_history_warns(lake_root):
     assert not alone.passed and _metadata(alone)["failures"] == meta["failures"]
 
 
+@pytest.mark.classic_and_connect
 def test_non_finite_features_are_counted_while_writing_and_located(spark, lake_root):
     frame = spark.createDataFrame(
         [("2017-03-01", "milk", 1, 1.0, 2.0), ("2017-03-01", "milk", 2, float("nan"), None),
@@ -122,13 +122,14 @@ def test_invalid_scores_are_named_per_partition():
     }
 
 
-def test_a_population_drop_fails_the_feature_run_with_a_blocking_check(spark, lake_root):
+@pytest.mark.classic_and_connect
+def test_a_population_drop_fails_the_feature_run_with_a_blocking_check(spark_resource, lake_root):
     """Features over 03-02..03-05 pass (the population only grows); after households 2
     and 3 vanish from the transactions, as_of 03-05 holds 1 household against 2 at 03-04."""
     from propensity_assets.features.assets import group_features, household_features
 
     lake = write_tiny_lake(lake_root)
-    resources = {"spark": PySparkResource(spark_config={}), "lake": LakeResource(uri=lake_root)}
+    resources = {"spark": spark_resource, "lake": LakeResource(uri=lake_root)}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("product_group", ["snacks"])
         good = dg.materialize([household_features, group_features], instance=instance, resources=resources,

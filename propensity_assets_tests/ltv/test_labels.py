@@ -15,6 +15,9 @@ import pytest
 
 from propensity_assets.ltv import labels
 
+# Every test on a classic session and on Spark Connect (conftest `spark_mode`).
+pytestmark = pytest.mark.classic_and_connect
+
 H = 10
 D, D2 = date(2017, 3, 10), date(2017, 3, 15)
 

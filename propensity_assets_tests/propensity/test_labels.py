@@ -21,6 +21,9 @@ import pytest
 from propensity_assets.features import labels as windows
 from propensity_assets.propensity import labels
 
+# Every test on a classic session and on Spark Connect (conftest `spark_mode`).
+pytestmark = pytest.mark.classic_and_connect
+
 D, D2, D3 = date(2017, 3, 10), date(2017, 3, 20), date(2017, 4, 1)
 LAST_DAY = date(2017, 4, 30)
 
