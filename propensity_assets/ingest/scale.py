@@ -86,22 +86,17 @@ class Shifts:
         return ids.astype(np.int64) + copy * self.stride
 
     def shift(self, timestamps: pa.Array, index: np.ndarray, copy: int) -> pa.Array:
-        """`timestamps` of the households at `index` moved by copy `copy`'s offsets, wrapped
-        into the range; time of day kept."""
-        unit = timestamps.type.unit if pa.types.is_timestamp(timestamps.type) else "us"
-        us = pc_cast_us(timestamps)
-        rel = us - self.first_day_us
-        day, tod = np.floor_divide(rel, DAY_US), np.mod(rel, DAY_US)
-        moved = self.first_day_us + np.mod(day + self.offsets[index, copy - 1], self.span_days) * DAY_US + tod
-        out = pa.array(moved, type=pa.timestamp("us"), mask=np.asarray(timestamps.is_null()))
-        return out.cast(pa.timestamp(unit)) if unit != "us" else out
+        """`timestamps` (microseconds) of the households at `index` moved by copy `copy`'s
+        offsets and wrapped into the range; time of day kept, nulls kept."""
+        rel = _micros(timestamps) - self.first_day_us
+        day, time_of_day = np.floor_divide(rel, DAY_US), np.mod(rel, DAY_US)
+        moved = self.first_day_us + np.mod(day + self.offsets[index, copy - 1], self.span_days) * DAY_US + time_of_day
+        return pa.array(moved, type=pa.timestamp("us"), mask=np.asarray(timestamps.is_null()))
 
 
-def pc_cast_us(timestamps: pa.Array) -> np.ndarray:
-    """Microseconds since the epoch as int64 (nulls as 0; the caller keeps the mask)."""
-    arr = timestamps.cast(pa.timestamp("us")) if pa.types.is_timestamp(timestamps.type) else pa.array(
-        pd.to_datetime(timestamps.to_pandas()), type=pa.timestamp("us"))
-    return arr.cast(pa.int64()).fill_null(0).to_numpy()
+def _micros(timestamps: pa.Array) -> np.ndarray:
+    """Microseconds since the epoch as int64 (nulls as 0: callers keep the mask)."""
+    return timestamps.cast(pa.timestamp("us")).cast(pa.int64()).fill_null(0).to_numpy()
 
 
 def plan_shifts(tables: dict[str, pa.Table], factor: int, seed: int) -> Shifts:
@@ -113,7 +108,7 @@ def plan_shifts(tables: dict[str, pa.Table], factor: int, seed: int) -> Shifts:
     if len(ids) and ids.min() < 0:
         raise ScaleError(f"household ids must be non-negative to be renumbered; found {ids.min()}")
     stride = 10 ** len(str(int(ids.max()))) if len(ids) else 1
-    ts = pc_cast_us(tables["transactions"].column("transaction_timestamp").combine_chunks().drop_null())
+    ts = _micros(tables["transactions"].column("transaction_timestamp").combine_chunks().drop_null())
     first_day = int(ts.min() // DAY_US * DAY_US)
     span = int((ts.max() // DAY_US * DAY_US - first_day) // DAY_US) + 1
     if factor - 1 > span - 1:
@@ -128,11 +123,8 @@ def plan_shifts(tables: dict[str, pa.Table], factor: int, seed: int) -> Shifts:
     return Shifts(ids, stride, first_day, span, order.astype(np.int64))
 
 
-def _embedded(table: str, source_dir: str | None) -> pa.Table:
-    raw = read_source(table, source_dir)
-    if raw.frame is None:
-        raise ScaleError(f"the source has no {table!r} table ({raw.origin})")
-    return pa.Table.from_pandas(raw.frame, preserve_index=False)
+def _embedded(table: str) -> pa.Table:
+    return pa.Table.from_pandas(read_source(table, None).frame, preserve_index=False)
 
 
 def synthetic_copy(table: str, data: pa.Table, shifts: Shifts, copy: int, basket_rank: np.ndarray | None,
@@ -144,8 +136,7 @@ def synthetic_copy(table: str, data: pa.Table, shifts: Shifts, copy: int, basket
     )
     for col in HOUSEHOLD_TABLES[table]:
         i = out.schema.get_field_index(col)
-        out = out.set_column(i, out.schema.field(col), shifts.shift(data.column(col).combine_chunks(), index, copy)
-                             .cast(out.schema.field(col).type))
+        out = out.set_column(i, out.schema.field(col), shifts.shift(data.column(col).combine_chunks(), index, copy))
     if basket_rank is not None:
         i = out.schema.get_field_index("basket_id")
         baskets = max_basket + (copy - 1) * n_baskets + basket_rank + 1
@@ -172,10 +163,10 @@ def _canonical(name: str, table: pa.Table) -> pa.Table:
     return table.select([c for c in table.column_names if c in required or c in optional])
 
 
-def original_tables(source_dir: str | None = None, households: int | None = None) -> dict[str, pa.Table]:
-    """The tables copy 0 is made of: the source's, or only its first `households` households
-    (by id, among those with transactions) and their rows."""
-    tables = {name: _canonical(name, _normalized(_embedded(name, source_dir))) for name in TABLES}
+def original_tables(households: int | None = None) -> dict[str, pa.Table]:
+    """The tables copy 0 is made of: the embedded data's, or only its first `households`
+    households (by id, among those with transactions) and their rows."""
+    tables = {name: _canonical(name, _normalized(_embedded(name))) for name in TABLES}
     if households is not None:
         if households < 1:
             raise ScaleError(f"--households {households}: expected a whole number >= 1")
@@ -204,19 +195,15 @@ class ScaleReport:
     last_day: str
 
 
-def generate(factor: int, out: str | Path, seed: int = 0, source_dir: str | None = None,
-             households: int | None = None) -> ScaleReport:
-    """Write the N× dataset to `out` (see the module docstring).
-
-    `source_dir` is where the original comes from (None: the embedded data). `households`
-    keeps only the first that many households (by id) of the original before scaling: a
-    quick, small dataset for tests.
-    """
+def generate(factor: int, out: str | Path, seed: int = 0, households: int | None = None) -> ScaleReport:
+    """Write the N× dataset to `out` (see the module docstring). `households` keeps only the
+    first that many households (by id) of the embedded data before scaling: a quick, small
+    dataset for tests."""
     if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
         raise ScaleError(f"--factor {factor!r}: expected a whole number >= 1 (1 writes the data unchanged)")
     out = Path(out)
     check_out_dir(out)
-    tables = original_tables(source_dir, households)
+    tables = original_tables(households)
     shifts = plan_shifts(tables, factor, seed)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, int] = {}

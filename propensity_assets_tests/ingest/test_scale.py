@@ -41,7 +41,7 @@ def read(directory: Path, table: str) -> pd.DataFrame:
 def scaled(tmp_path_factory):
     out = tmp_path_factory.mktemp("scale") / "x3"
     report = generate(FACTOR, out, seed=SEED, households=HOUSEHOLDS)
-    original = {name: table.to_pandas() for name, table in original_tables(None, HOUSEHOLDS).items()}
+    original = {name: table.to_pandas() for name, table in original_tables(HOUSEHOLDS).items()}
     return out, report, original
 
 
