@@ -17,7 +17,7 @@ fresh Spark JVM), timed from start to exit with the peak RSS of its whole proces
     ingest               ingest_job (the seven raw tables, validated; product_group_members)
     household_features   every as_of of the feature range (default 2017-01-01 .. 2017-12-31), one run
     group_features       the same dates x every product group, one run
-    propensity_labels    the dates training needs: its weekly snapshots and vetting snapshot (CONTRACTS §4)
+    propensity_labels    the dates training reads: its weekly snapshots and vetting snapshot, one run per date
     propensity_model     training at one cutoff (default 2017-12-01) for every group (--propensity-config)
     propensity_champion  vetting and promotion of those candidates (PROPENSITY_AUTO_PROMOTE=true)
     propensity_scores    scoring at one as_of (default 2017-12-01) for every group
@@ -94,13 +94,14 @@ def factor_env(base: Path, data: Path) -> dict[str, str]:
     return env
 
 
-def label_range(cutoff: str, horizon: int, history_weeks: int) -> tuple[str, str]:
-    """The first training snapshot and the vetting snapshot of a model trained at `cutoff`."""
+def label_dates(cutoff: str, horizon: int, history_weeks: int) -> list[str]:
+    """The as_of dates whose labels a model trained at `cutoff` reads: its weekly training
+    snapshots and its vetting snapshot."""
     sys.path.insert(0, str(REPO))
     from propensity_assets.lifecycle.frames import snapshot_plan
 
     plan = snapshot_plan(date.fromisoformat(cutoff), horizon, history_weeks, date(2017, 1, 1))
-    return str(min(plan.train)), str(plan.vetting)
+    return [str(d) for d in (*plan.train, plan.vetting)]
 
 
 def force_champions(env: dict[str, str], stage: str) -> list[str]:
@@ -132,7 +133,7 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
                      "--seed", str(args.seed)], dict(os.environ), "scale-data")
         print(f"[{factor}x] generated {data} in {time.perf_counter() - started:.0f} s (not timed)", flush=True)
     base = work / f"x{factor}"
-    results_file = base / "results.json"
+    results_file = base / args.results
     if base.exists() and not args.resume:
         shutil.rmtree(base)
     base.mkdir(parents=True, exist_ok=True)
@@ -141,16 +142,22 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
     (base / "logs").mkdir(exist_ok=True)
     run_checked([str(BIN / "propensity-assets"), "sync-groups"], env, "sync-groups")
 
+    groups = instance_groups(env)
+
     def prange(start: str, end: str | None = None) -> str:
-        extra = [end] if end else []
-        return run_checked([str(BIN / "propensity-assets"), "partition-range", start, *extra], env,
-                           "partition-range").strip()
+        """The --partition-range over those dates x every group (what `propensity-assets
+        partition-range` prints), without a CLI start-up per step."""
+        return f"{start}|{groups[0]}...{end or start}|{groups[-1]}"
 
     f_start, f_end = args.features_from, args.features_to
-    l_start, l_end = label_range(args.cutoff, 30, args.propensity_config.get("history_weeks", 30))
+    l_dates = label_dates(args.cutoff, 30, args.propensity_config.get("history_weeks", 30))
+    l_start = l_dates[0]
     ltv_h = int(os.environ.get("PROPENSITY_LTV_HORIZON_DAYS", "90"))
-    ltv_start, ltv_end = label_range(args.cutoff, ltv_h, args.ltv_config.get("history_weeks", 30))
-    for needed in (l_start, args.as_of) + ((ltv_start,) if any(s in steps for s in LTV_STEPS) else ()):
+    ltv_dates = label_dates(args.cutoff, ltv_h, args.ltv_config.get("history_weeks", 30))
+    ltv_start = ltv_dates[0]
+    needs = (((l_start,) if "propensity_model" in steps else ()) + ((ltv_start,) if "ltv_model" in steps else ())
+             + ((args.as_of,) if any(s.endswith("_scores") for s in steps) else ()))
+    for needed in needs if "household_features" in steps else ():
         if not f_start <= needed <= f_end:
             sys.exit(f"the feature range {f_start} .. {f_end} does not hold {needed}, which training or scoring needs")
 
@@ -158,24 +165,26 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
         "ingest": (["job", "execute", *MODULE, "-j", "ingest_job"], None),
         "household_features": (["--select", "household_features", "--partition-range", f"{f_start}...{f_end}"], None),
         "group_features": (["--select", "group_features", "--partition-range", prange(f_start, f_end)], None),
-        "propensity_labels": (["--select", "propensity_labels", "--partition-range", prange(l_start, l_end)], None),
+        # Labels only where training reads them (weekly snapshots): one run per date.
+        "propensity_labels": [(["--select", "propensity_labels", "--partition-range", prange(d)], None) for d in l_dates],
         "propensity_model": (["--select", "propensity_model", "--partition-range", prange(args.cutoff)],
                              {"ops": {"propensity_model": {"config": args.propensity_config}}}),
         "propensity_champion": (["--select", "propensity_champion", "--partition-range", prange(args.cutoff)], None),
         "propensity_scores": (["--select", "propensity_scores", "--partition-range", prange(args.as_of)], None),
-        "ltv_labels": (["--select", "ltv_labels", "--partition-range", prange(ltv_start, ltv_end)], None),
+        "ltv_labels": [(["--select", "ltv_labels", "--partition-range", prange(d)], None) for d in ltv_dates],
         "ltv_model": (["--select", "ltv_model", "--partition-range", prange(args.cutoff)],
                       {"ops": {"ltv_model": {"config": args.ltv_config}}}),
         "ltv_champion": (["--select", "ltv_champion", "--partition-range", prange(args.cutoff)], None),
         "ltv_scores": (["--select", "ltv_scores", "--partition-range", prange(args.as_of)], None),
     }
+
     notes = {
         "household_features": f"{f_start} .. {f_end}",
         "group_features": f"{f_start} .. {f_end} x all groups",
-        "propensity_labels": f"{l_start} .. {l_end} x all groups",
+        "propensity_labels": f"{', '.join(l_dates)} x all groups, one run per date (seconds summed)",
         "propensity_model": f"cutoff {args.cutoff} x all groups",
         "propensity_scores": f"as_of {args.as_of} x all groups",
-        "ltv_labels": f"{ltv_start} .. {ltv_end} x all groups",
+        "ltv_labels": f"{', '.join(ltv_dates)} x all groups, one run per date (seconds summed)",
         "ltv_model": f"cutoff {args.cutoff} x all groups",
         "ltv_scores": f"as_of {args.as_of} x all groups",
     }
@@ -185,23 +194,42 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
             continue
         if step.endswith("_scores"):
             stage = step.removesuffix("_scores")
+            if args.models_from and not (base / "mlflow").exists():
+                # Score with models trained elsewhere (e.g. on 1x): scoring's cost is the
+                # households scored; a tree model's size is set by its rounds and leaves.
+                shutil.copytree(Path(args.models_from) / "mlflow", base / "mlflow")
+                saved["models_from"] = str(args.models_from)
             saved.setdefault("forced_champions", {})[stage] = force_champions(env, stage)
-        rest, config = commands[step]
-        command = [str(BIN / "dagster"), *(rest if step == "ingest" else ["asset", "materialize", *MODULE, *rest])]
-        if config:
-            command += ["--config-json", json.dumps(config)]
-        log = base / "logs" / f"{step}.log"
-        m = run_measured(command, env, log)
-        if m.returncode != 0:
-            sys.exit(f"[{factor}x] {step} failed ({m.returncode}); log: {log}\n" + m.output[-6000:])
-        saved["steps"][step] = {"seconds": m.seconds, "peak_rss": m.peak_rss, "max_load": m.max_load,
-                                "mean_load": m.mean_load, "what": notes.get(step, "")}
+        runs = commands[step] if isinstance(commands[step], list) else [commands[step]]
+        total = {"seconds": 0.0, "peak_rss": 0, "max_load": 0.0, "mean_load": 0.0}
+        for i, (rest, config) in enumerate(runs):
+            command = [str(BIN / "dagster"), *(rest if step == "ingest" else ["asset", "materialize", *MODULE, *rest])]
+            if config:
+                command += ["--config-json", json.dumps(config)]
+            log = base / "logs" / f"{step}{f'_{i}' if len(runs) > 1 else ''}.log"
+            m = run_measured(command, env, log)
+            if m.returncode != 0:
+                sys.exit(f"[{factor}x] {step} failed ({m.returncode}); log: {log}\n" + m.output[-6000:])
+            total["seconds"] += m.seconds
+            total["peak_rss"] = max(total["peak_rss"], m.peak_rss)
+            total["max_load"] = max(total["max_load"], m.max_load)
+            total["mean_load"] += m.mean_load * m.seconds
+        total["mean_load"] /= total["seconds"]
+        m = argparse.Namespace(**total)
+        saved["steps"][step] = {**total, "what": notes.get(step, "")}
         results_file.write_text(json.dumps(saved, indent=1))
         print(f"[{factor}x] {step}: {m.seconds:.1f} s, peak RSS {m.peak_rss / 2**30:.2f} GiB, "
               f"load {m.mean_load:.1f} (max {m.max_load:.1f})", flush=True)
     saved["households"] = households(data)
     results_file.write_text(json.dumps(saved, indent=1))
     return saved
+
+
+def instance_groups(env: dict[str, str]) -> list[str]:
+    """The instance's product_group partitions, in its order."""
+    code = ("import json, dagster as dg\n"
+            "with dg.DagsterInstance.get() as i: print(json.dumps(i.get_dynamic_partitions('product_group')))")
+    return json.loads(run_checked([sys.executable, "-c", code], env, "groups").strip().splitlines()[-1])
 
 
 def households(data: Path) -> int:
@@ -262,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="default: a new temp dir (kept: generated data is reusable)")
     parser.add_argument("--resume", action="store_true", help="keep the steps already saved for a factor")
     parser.add_argument("--report", action="store_true", help="only print the table of the saved results")
+    parser.add_argument("--results", default="results.json", help="file name of a factor's saved results")
+    parser.add_argument("--models-from", type=Path,
+                        help="a factor's directory (e.g. <workdir>/x1) whose MLflow store scoring uses, without training")
     args = parser.parse_args(argv)
     args.workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="scaling_benchmark_"))).resolve()
     factors = [int(f) for f in args.factors.split(",")]
@@ -278,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
     for factor in factors:
-        saved = args.workdir / f"x{factor}" / "results.json"
+        saved = args.workdir / f"x{factor}" / args.results
         if args.report:
             if saved.exists():
                 results[factor] = json.loads(saved.read_text())
