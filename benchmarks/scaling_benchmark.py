@@ -26,7 +26,8 @@ With --ltv, the same for LTV (ltv_labels, ltv_model, ltv_champion, ltv_scores). 
 candidate fails vetting is promoted anyway before scoring (and the table says how many), so
 every factor scores every group. Results are saved to `<workdir>/x<N>/results.json` as each
 step ends; the report prints one markdown table: seconds, peak memory and the N/1 ratio per
-step, with the 1-minute load average seen during each run (the machine may be shared).
+step (wall and CPU seconds: on a shared machine load stretches the wall time, hardly the CPU time),
+with the 1-minute load average seen during each run.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
                 saved["models_from"] = str(args.models_from)
             saved.setdefault("forced_champions", {})[stage] = force_champions(env, stage)
         runs = commands[step] if isinstance(commands[step], list) else [commands[step]]
-        total = {"seconds": 0.0, "peak_rss": 0, "max_load": 0.0, "mean_load": 0.0}
+        total = {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss": 0, "max_load": 0.0, "mean_load": 0.0}
         for i, (rest, config) in enumerate(runs):
             command = [str(BIN / "dagster"), *(rest if step == "ingest" else ["asset", "materialize", *MODULE, *rest])]
             if config:
@@ -211,6 +212,7 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
             if m.returncode != 0:
                 sys.exit(f"[{factor}x] {step} failed ({m.returncode}); log: {log}\n" + m.output[-6000:])
             total["seconds"] += m.seconds
+            total["cpu_seconds"] += m.cpu_seconds
             total["peak_rss"] = max(total["peak_rss"], m.peak_rss)
             total["max_load"] = max(total["max_load"], m.max_load)
             total["mean_load"] += m.mean_load * m.seconds
@@ -218,7 +220,7 @@ def run_factor(factor: int, args: argparse.Namespace, steps: list[str]) -> dict:
         m = argparse.Namespace(**total)
         saved["steps"][step] = {**total, "what": notes.get(step, "")}
         results_file.write_text(json.dumps(saved, indent=1))
-        print(f"[{factor}x] {step}: {m.seconds:.1f} s, peak RSS {m.peak_rss / 2**30:.2f} GiB, "
+        print(f"[{factor}x] {step}: {m.seconds:.1f} s ({m.cpu_seconds:.0f} CPU s), peak RSS {m.peak_rss / 2**30:.2f} GiB, "
               f"load {m.mean_load:.1f} (max {m.max_load:.1f})", flush=True)
     saved["households"] = households(data)
     results_file.write_text(json.dumps(saved, indent=1))
@@ -245,19 +247,23 @@ def report(results: dict[int, dict]) -> str:
     steps = [s for s in STEPS + LTV_STEPS if any(s in results[f]["steps"] for f in factors)]
     head = ["step"]
     for f in factors:
-        head += [f"{f}x s", f"{f}x peak GiB", f"{f}x load"]
+        head += [f"{f}x s", f"{f}x CPU s", f"{f}x peak GiB", f"{f}x load"]
     for f in factors[1:]:
-        head += [f"{f}x/{base}x s", f"{f}x/{base}x mem"]
+        head += [f"{f}x/{base}x s", f"{f}x/{base}x CPU", f"{f}x/{base}x mem"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def ratio(a: dict | None, b: dict | None, key: str) -> str:
+        return f"{b[key] / a[key]:.2f}" if a and b and a.get(key) and b.get(key) else ""
+
     for step in steps:
         row = [step]
         for f in factors:
             r = results[f]["steps"].get(step)
-            row += [f"{r['seconds']:.1f}", f"{r['peak_rss'] / 2**30:.2f}", f"{r['mean_load']:.1f} ({r['max_load']:.0f})"]\
-                if r else ["", "", ""]
+            row += [f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.0f}" if r.get("cpu_seconds") else "",
+                    f"{r['peak_rss'] / 2**30:.2f}", f"{r['mean_load']:.1f} ({r['max_load']:.0f})"] if r else [""] * 4
         for f in factors[1:]:
             a, b = results[base]["steps"].get(step), results[f]["steps"].get(step)
-            row += [f"{b['seconds'] / a['seconds']:.2f}", f"{b['peak_rss'] / a['peak_rss']:.2f}"] if a and b else ["", ""]
+            row += [ratio(a, b, "seconds"), ratio(a, b, "cpu_seconds"), ratio(a, b, "peak_rss")]
         lines.append("| " + " | ".join(row) + " |")
     what = {s: next((results[f]["steps"][s]["what"] for f in factors if s in results[f]["steps"]), "") for s in steps}
     lines.append("")
