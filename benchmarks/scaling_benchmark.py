@@ -6,6 +6,8 @@ Usage (from the repository root, in the project's virtualenv):
     .venv/bin/python benchmarks/scaling_benchmark.py --factors 1,10,30 --steps ingest,features
     .venv/bin/python benchmarks/scaling_benchmark.py --features-from 2017-04-01   # a shorter feature range
     .venv/bin/python benchmarks/scaling_benchmark.py --workdir /tmp/scale --report   # the table of saved runs
+    .venv/bin/python benchmarks/scaling_benchmark.py --factors 10 --workdir /tmp/scale --resume \
+        --steps scoring --models-from /tmp/scale/x1                       # score 10x with 1x's models
 
 Per factor N, the data is generated first (`propensity-assets scale-data --factor N`, not
 timed: copy 0 is the embedded data, so 1x is the real Complete Journey read from a source
