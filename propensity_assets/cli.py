@@ -11,6 +11,8 @@
 - `incentives STUDY`: the study's ATE table, refutations and policy comparison from the lake.
 - `retail`: the verdict table of the product groups' retail campaign studies.
 - `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
+- `scale-data --factor N --out DIR [--seed S]`: write a synthetic dataset of N times the
+  embedded households in the canonical schema, for `PROPENSITY_SOURCE_DIR` (ingest/scale.py).
 """
 
 import argparse
@@ -214,6 +216,22 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale_data(args: argparse.Namespace) -> int:
+    """Write the N× synthetic dataset (see propensity_assets/ingest/scale.py)."""
+    import time
+
+    from propensity_assets.ingest.scale import generate
+
+    started = time.perf_counter()
+    report = generate(args.factor, args.out, seed=args.seed, households=args.households)
+    print(f"wrote {report.factor}x the data (seed {report.seed}) to {report.out} in {time.perf_counter() - started:.1f} s: "
+          f"{report.households:,} households, days {report.first_day} .. {report.last_day}")
+    for table, rows in report.rows.items():
+        print(f"  {table:<22} {rows:>12,} rows")
+    print(f"use it with: export PROPENSITY_SOURCE_DIR={Path(report.out).resolve()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="propensity-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("--stage", default="propensity", choices=["propensity", "ltv", "incentive"])
     promote.add_argument("--reason", default="manual promotion")
     promote.set_defaults(func=cmd_promote)
+    scale = sub.add_parser(
+        "scale-data",
+        help="write a synthetic dataset of N x the embedded households (canonical schema) for PROPENSITY_SOURCE_DIR",
+        description="Copy 0 is the embedded data unchanged; copies 1..N-1 hold every household once more, with new "
+        "household and basket ids and each household's dates shifted by its own offset, wrapped into the data's range.",
+    )
+    scale.add_argument("--factor", type=int, required=True, help="N >= 1; 1 writes the embedded data unchanged")
+    scale.add_argument("--out", required=True, help="a new or empty directory")
+    scale.add_argument("--seed", type=int, default=0, help="the same seed writes the same files (default 0)")
+    scale.add_argument("--households", type=int, default=None,
+                       help="scale only the first H households (by id) of the data: a small dataset for tests")
+    scale.set_defaults(func=cmd_scale_data)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -268,10 +298,11 @@ def _known_errors() -> tuple[type[Exception], ...]:
     """The project's own errors: their message is the whole story."""
     from propensity_assets.groups.catalog import CatalogError
     from propensity_assets.incentives.catalog import StudyCatalogError
+    from propensity_assets.ingest.scale import ScaleError
     from propensity_assets.ingest.sources import SourceError
     from propensity_assets.registry import RegistryUnreachable
 
-    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, RegistryUnreachable)
+    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
 
 
 if __name__ == "__main__":
