@@ -212,7 +212,8 @@ def test_train_errors_name_the_problem(frames):
 def test_launchpad_config_is_the_search_space():
     from propensity_assets.ltv.stage import LtvTraining
 
-    assert set(LtvTraining.model_fields) == {"history_weeks", *LtvSearchSpace.__dataclass_fields__}  # seed is in both
+    # seed is in both; history_weeks and the row budget are the shared lifecycle's.
+    assert set(LtvTraining.model_fields) == {"history_weeks", "max_training_rows", *LtvSearchSpace.__dataclass_fields__}
     assert LtvTraining().history_weeks == 26  # the stage's own default over TrainingConfig's 30
     assert LtvTraining().space() == LtvSearchSpace()
     chosen = LtvTraining(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
