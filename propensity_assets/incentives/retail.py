@@ -415,8 +415,10 @@ def effects_table(cells: list[Cell]) -> pd.DataFrame:
 
 def recommendations(cells: list[Cell], config: RetailConfig) -> pd.DataFrame:
     """Per household of the study (at its latest campaign start), the option of the identified
-    campaign types with the highest expected profit: margin_rate × CATE − cost_per_coupon ×
-    the cell's redemptions per treated household. Empty when no cell is identified."""
+    campaign types with the highest profit at the lower 95 % bound of the household's CATE:
+    margin_rate × CATE lower bound − cost_per_coupon × the cell's redemptions per treated
+    household. A campaign is recommended only when it pays even then: an identified effect
+    whose interval holds 0 targets nobody. Empty when no cell is identified."""
     from propensity_assets.incentives import recommender as rec
 
     identified = [c for c in cells if c.identified]
@@ -428,8 +430,8 @@ def recommendations(cells: list[Cell], config: RetailConfig) -> pd.DataFrame:
     effects, costs, names = {}, {}, []
     for cell in identified:
         name = treatment_name(cell.campaign_type)
-        cate, _, _ = cate_projection(cell.effect.pseudo, modifiers_of(cell.rows), cell.rows[UNIT_ID].to_numpy(), at)
-        effects[name] = config.margin_rate * cate
+        _, lower, _ = cate_projection(cell.effect.pseudo, modifiers_of(cell.rows), cell.rows[UNIT_ID].to_numpy(), at)
+        effects[name] = config.margin_rate * lower
         costs[name] = np.full(len(latest), config.cost_per_coupon * cell.row["redemptions_per_treated"])
         names.append(name)
     out = rec.recommend(rec.option_profits(effects, costs, names))

@@ -133,8 +133,8 @@ ASSETS = ("retail_study_data", "retail_effects", "retail_summary", "retail_recom
                                  "plausibility bound from coupon-line spend, counts and the verdict with its reason. "
                                  "A group with nothing to study has one `not identified` row saying why."),
         dg.AssetSpec("retail_recommendations", group_name=GROUP, deps=["retail_summary"], kinds={"parquet"},
-                     description="Per household, the campaign option with the highest expected profit (margin rate × "
-                                 "CATE − cost per coupon × redemptions) over the identified campaign types only "
+                     description="Per household, the campaign option with the highest profit at the lower 95 % bound "
+                                 "of its CATE (margin rate × CATE lower bound − cost per coupon × redemptions) over the identified campaign types only "
                                  "(`incentive_recommendations`, study=retail_<group>); empty when nothing is "
                                  "identified, and the profile then reads `not identified`."),
     ],

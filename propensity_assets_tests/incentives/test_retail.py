@@ -191,6 +191,8 @@ def test_a_planted_effect_under_planted_targeting_is_recovered_and_identified():
     recs = retail.recommendations([cell], RetailConfig())
     assert len(recs) == study.data["unit_id"].nunique()
     assert set(recs["recommended"]) <= {"none", "campaign type B"}
+    # A clear effect pays for its coupons for most households, even at its lower bound.
+    assert (recs["recommended"] == "campaign type B").mean() > 0.5
 
 
 def test_targeting_without_an_effect_is_not_read_as_an_effect():
