@@ -1,10 +1,15 @@
 """Helpers for tests that drive the CLI against a temp DAGSTER_HOME."""
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv's console scripts: dagster, propensity-assets
+MODULE = ["-m", "propensity_assets.definitions"]
 
 
 @contextmanager

@@ -31,11 +31,8 @@ import pytest
 from propensity_assets import registry
 from propensity_assets.lake import Lake
 from propensity_assets.propensity.stage import PropensityTraining as TrainingConfig
-from propensity_assets_tests.cli_helpers import instance_at
+from propensity_assets_tests.cli_helpers import BIN, MODULE, REPO, instance_at
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MODULE = ["-m", "propensity_assets.definitions"]
 
 PRODUCTS = """\
 product_id,product_category,department

@@ -22,14 +22,11 @@ from types import SimpleNamespace
 
 import dagster as dg
 
-from propensity_assets_tests.cli_helpers import instance_at
+from propensity_assets_tests.cli_helpers import BIN, MODULE, REPO, instance_at
 import duckdb
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MODULE = ["-m", "propensity_assets.definitions"]
 
 PRODUCTS = """\
 product_id,product_category,department

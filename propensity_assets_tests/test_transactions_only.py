@@ -4,21 +4,16 @@ propensity and LTV lifecycles and the profile run unchanged. Real Spark, MLflow 
 Dagster on a small generated dataset (48 households, 2017-01-01 .. 2017-06-30).
 """
 
-import os
 from datetime import date, timedelta
 
-import dagster as dg
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_pyspark import PySparkResource
 
 from propensity_assets import registry, settings
-from propensity_assets.definitions import defs
 from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource, MlflowResource, ProductGroupsResource, SourceResource
+from propensity_assets_tests.in_process import project
 
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 
@@ -43,11 +38,6 @@ def generate(n_households: int = 48, seed: int = 5) -> pd.DataFrame:
                                        "transaction_timestamp"])
 
 
-def assets(*names: str) -> list:
-    wanted = set(names)
-    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and {k.to_user_string() for k in a.keys} & wanted]
-
-
 def in_range(start: str, end: str, group: str | None = GROUP) -> dict:
     suffix = f"|{group}" if group else ""
     return {ASSET_PARTITION_RANGE_START_TAG: f"{start}{suffix}", ASSET_PARTITION_RANGE_END_TAG: f"{end}{suffix}"}
@@ -59,29 +49,8 @@ def run(tmp_path_factory, spark):
     (root / "source").mkdir()
     generate().to_csv(root / "source" / "transactions.csv", index=False)
     (root / "groups.yaml").write_text("product_groups:\n  all_products:\n    description: Everything\n    all: true\n")
-    resources = {
-        "lake": LakeResource(uri=str(root / "lake")),
-        "source": SourceResource(directory=str(root / "source")),
-        "product_groups": ProductGroupsResource(path=str(root / "groups.yaml")),
-        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=(root / "artifacts").as_uri()),
-        "spark": PySparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
-    }
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("product_group", [GROUP])
-
-            def materialize(names, **kwargs):
-                result = dg.materialize(assets(*names), instance=instance, resources=resources, **kwargs)
-                assert result.success
-                return result
-
-            yield materialize, Lake(str(root / "lake")), resources["mlflow"].client()
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with project(root, spark, [GROUP]) as (materialize, resources):
+        yield materialize, Lake(str(root / "lake")), resources["mlflow"].client()
 
 
 TINY_PROPENSITY = {"history_weeks": 4, "num_leaves": [4], "learning_rate": [0.1], "min_child_samples": [5],

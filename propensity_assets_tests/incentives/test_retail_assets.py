@@ -2,19 +2,15 @@
 ingest, Spark features, the study, its verdicts and checks, recommendations and the
 profile column (real Spark, MLflow and Dagster)."""
 
-import os
 
-import dagster as dg
-import mlflow
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_pyspark import PySparkResource
 
-from propensity_assets.definitions import defs
 from propensity_assets.incentives.retail_assets import profile_columns
 from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource, MlflowResource, ProductGroupsResource, SourceResource
+from propensity_assets.resources import LakeResource
+from propensity_assets_tests.in_process import project
 from propensity_assets_tests.incentives.test_retail import planted_retail_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -40,48 +36,22 @@ def write_source(directory) -> None:
     tables.redemptions.to_csv(directory / "coupon_redemptions.csv", index=False)
 
 
-def assets(*names: str) -> list:
-    wanted = set(names)
-    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and {k.to_user_string() for k in a.keys} & wanted]
-
-
 def test_retail_studies_from_the_lake(tmp_path, spark):
     (tmp_path / "source").mkdir()
     write_source(tmp_path / "source")
     (tmp_path / "groups.yaml").write_text(
         "product_groups:\n  cheese:\n    categories: [CHEESE]\n  eggs:\n    categories: [EGGS]\n")
-    resources = {
-        "lake": LakeResource(uri=str(tmp_path / "lake")),
-        "source": SourceResource(directory=str(tmp_path / "source")),
-        "product_groups": ProductGroupsResource(path=str(tmp_path / "groups.yaml")),
-        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=(tmp_path / "artifacts").as_uri()),
-        "spark": PySparkResource(spark_config={"spark.master": spark.conf.get("spark.master")}),
-    }
     lake = Lake(str(tmp_path / "lake"))
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("product_group", ["cheese", "eggs"])
-
-            def materialize(names, **kwargs):
-                result = dg.materialize(assets(*names), instance=instance, resources=resources, **kwargs)
-                assert result.success
-                return result
-
-            materialize(["transactions", "products", "households", "campaigns", "campaign_descriptions", "coupons",
-                         "coupon_redemptions", "product_group_members"])
-            # Features over the starts and 28 days before them (the placebo's): 2017-03-06 .. 2017-05-01.
-            materialize(["household_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06",
-                                                      ASSET_PARTITION_RANGE_END_TAG: "2017-05-01"})
-            materialize(["group_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06|cheese",
-                                                  ASSET_PARTITION_RANGE_END_TAG: "2017-05-01|eggs"})
-            groups_range = {ASSET_PARTITION_RANGE_START_TAG: "cheese", ASSET_PARTITION_RANGE_END_TAG: "eggs"}
-            result = materialize(["retail_study_data"], tags=groups_range)
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with project(tmp_path, spark, ["cheese", "eggs"]) as (materialize, _):
+        materialize(["transactions", "products", "households", "campaigns", "campaign_descriptions", "coupons",
+                     "coupon_redemptions", "product_group_members"])
+        # Features over the starts and 28 days before them (the placebo's): 2017-03-06 .. 2017-05-01.
+        materialize(["household_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06",
+                                                  ASSET_PARTITION_RANGE_END_TAG: "2017-05-01"})
+        materialize(["group_features"], tags={ASSET_PARTITION_RANGE_START_TAG: "2017-03-06|cheese",
+                                              ASSET_PARTITION_RANGE_END_TAG: "2017-05-01|eggs"})
+        result = materialize(["retail_study_data"], tags={ASSET_PARTITION_RANGE_START_TAG: "cheese",
+                                                          ASSET_PARTITION_RANGE_END_TAG: "eggs"})
 
     meta = {m.asset_key.to_user_string(): m.metadata for m in
             (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}["retail_study_data"]
