@@ -331,13 +331,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
                 max_iter=max_iter, early_stopping=False, random_state=space.seed,
             )
         if rounds is None:
-            # Early stopping on our validation households rather than sklearn's own random
-            # split of the training rows, which would mix snapshots of the same household.
-            # The trial keeps the full fit and predicts with its best rounds (no second fit
-            # for a model that only scores the selection sample); the winner is refitted below.
-            estimator = gbr(space.gbr_max_iter).fit(xt, y_tr)
-            errors = [np.mean((p - y_va) ** 2) for p in estimator.staged_predict(xv)]
-            chosen = int(np.argmin(errors)) + 1
+            estimator, chosen = _gbr_early_stopped(gbr, xt, y_tr, xv, y_va, space)
         else:
             estimator, chosen = gbr(rounds).fit(xt, y_tr), rounds
     else:
@@ -345,6 +339,29 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
     num_iteration = chosen if algorithm.startswith("lgbm") or (algorithm == "sklearn_gbr" and rounds is None) else None
     predictor = LtvPredictor(inputs, horizon_days, columns, estimator, reducer, num_iteration)
     return _Fitted(predictor, chosen)
+
+
+def _gbr_early_stopped(make, xt, y_tr, xv, y_va, space: LtvSearchSpace, chunk: int = 50):
+    """scikit-learn boosting stopped early on our validation households, as LightGBM is.
+
+    Not sklearn's own early stopping, whose random split of the training rows would mix
+    snapshots of the same household. The model grows `chunk` rounds at a time (warm
+    start: the same trees as one fit of that many rounds) and stops once its best round
+    on the validation sample is `early_stopping_rounds` old, or at `gbr_max_iter`. The
+    trial keeps that fit and predicts with its best rounds (no second fit for a model
+    that only scores the selection sample); the winner is refitted by the caller.
+    Returns (estimator, best round).
+    """
+    estimator = make(0).set_params(warm_start=True)
+    grown, best = 0, 0
+    while grown < space.gbr_max_iter:
+        grown = min(grown + chunk, space.gbr_max_iter)
+        estimator.set_params(max_iter=grown).fit(xt, y_tr)
+        errors = [np.mean((p - y_va) ** 2) for p in estimator.staged_predict(xv)]
+        best = int(np.argmin(errors)) + 1
+        if grown - best >= space.early_stopping_rounds:
+            break
+    return estimator, best
 
 
 def _importances(predictor: LtvPredictor, x: pd.DataFrame, y: np.ndarray, seed: int) -> pd.Series:

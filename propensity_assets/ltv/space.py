@@ -57,8 +57,8 @@ class LtvSearchSpace:
     early_stopping_rounds: int = 100
     # Random forests are fitted on a bootstrap share of the rows: the cost grows with rows.
     rf_max_samples: float = 0.25
-    # scikit-learn boosting has no external early stopping: it fits this many rounds and
-    # keeps the best prefix on the validation sample (staged predictions).
+    # scikit-learn boosting's round cap; it stops early on the validation sample with the
+    # same patience as LightGBM (`early_stopping_rounds`), growing 50 rounds at a time.
     gbr_max_iter: int = 500
     selection_metric: str = "rmse"
     seed: int = 42

@@ -162,6 +162,40 @@ def test_a_scikit_learn_trial_scores_with_its_best_rounds_and_the_winner_is_refi
     assert result.trials.iloc[0]["rmse"] == pytest.approx(float(np.sqrt(np.mean((expected - va["label"]) ** 2))), rel=1e-9)
 
 
+def test_scikit_learn_boosting_stops_early_with_lightgbms_patience_and_grows_the_same_trees(frames):
+    """Grown 10 rounds at a time, it stops at the first multiple of 10 that is 20 rounds past
+    its best so far, and its trees are those of one fit of that many rounds."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from propensity_assets.ltv.model import _gbr_early_stopped, design_matrix, lake_columns
+
+    tr, va, _ = frames
+    lake = lake_columns(tr)
+    xt, xv = design_matrix(tr, lake, 90), design_matrix(va, lake, 90)
+    y_tr, y_va = tr["label"].to_numpy("float64"), va["label"].to_numpy("float64")
+
+    def make(max_iter):
+        return HistGradientBoostingRegressor(learning_rate=0.5, max_leaf_nodes=15, min_samples_leaf=50,
+                                             max_iter=max_iter, early_stopping=False, random_state=42)
+
+    full = make(300).fit(xt, y_tr)
+    errors = [np.mean((p - y_va) ** 2) for p in full.staged_predict(xv)]
+    expected_stop = next(g for g in range(10, 301, 10) if g - (int(np.argmin(errors[:g])) + 1) >= 20)
+    expected_best = int(np.argmin(errors[:expected_stop])) + 1
+    assert expected_stop < 300  # the rule stops this fit early
+
+    space = LtvSearchSpace(gbr_max_iter=300, early_stopping_rounds=20)
+    estimator, best = _gbr_early_stopped(make, xt, y_tr, xv, y_va, space, chunk=10)
+    assert (estimator.n_iter_, best) == (expected_stop, expected_best)
+    staged = list(full.staged_predict(xv))[expected_stop - 1]
+    np.testing.assert_array_equal(estimator.predict(xv), staged)
+
+    # the cap holds when the patience is never used up
+    estimator, best = _gbr_early_stopped(make, xt, y_tr, xv, y_va, LtvSearchSpace(gbr_max_iter=25,
+                                                                                   early_stopping_rounds=1000), chunk=10)
+    assert (estimator.n_iter_, best) == (25, int(np.argmin(errors[:25])) + 1)
+
+
 def test_pca_is_applied_and_importances_map_back(frames):
     tr, va, _ = frames
     space = LtvSearchSpace(algorithms=["lgbm_l2"], reducers=["pca"], pca_variance=[0.9], max_permutations=1,
