@@ -12,9 +12,13 @@ export PATH := $(BIN):$(PATH)
 # partition: with SQLite storage each event costs ~20 ms, and a year of group features
 # has 4,004 partitions. (Partitions of a failed run then show as missing, not failed.)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
-# OpenMP threads that spin while waiting make LightGBM 3-7x slower whenever another process
-# (a Spark JVM, a second run) shares the cores; passive waiting costs nothing when alone.
-export OMP_WAIT_POLICY ?= PASSIVE
+# OpenMP's wait policy trades one case against the other. Threads that spin while waiting
+# make LightGBM 3-7x slower whenever another process (a busy Spark JVM, a second run)
+# shares the cores, so `make dev` (concurrent runs beside a Spark Connect server) and
+# `make test` wait passively. Alone, passive waiting is slower: the LTV training of the
+# 12 groups took 433 s with PASSIVE and 257 s without (benchmarks/ltv_benchmark.py speed),
+# so the demo, whose runs follow one another, keeps OpenMP's default.
+dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
 MODULE := -m propensity_assets.definitions

@@ -17,9 +17,9 @@ class LtvSearchSpace:
 
     The launchpad config (`ltv.stage.LtvTraining`) has exactly these fields. `max_permutations`
     bounds the cost: with the defaults, the 12 shipped groups at one cutoff (26 weekly
-    snapshots, ~57k rows per group) train in 307–361 s with BTYD on an idle 2-core machine
-    (`benchmarks/ltv_benchmark.py speed`). 12 would try every (algorithm, reducer)
-    pair once at about 1.5× the time.
+    snapshots, ~57k rows per group) train in 257 s with BTYD on an idle 2-core machine
+    (`benchmarks/ltv_benchmark.py speed`, median of 2; 433 s with OMP_WAIT_POLICY=PASSIVE).
+    12 would try every (algorithm, reducer) pair once at about 1.5× the time.
     """
 
     algorithms: list[str] = field(default_factory=lambda: list(ALGORITHMS))
