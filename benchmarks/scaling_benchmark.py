@@ -82,8 +82,10 @@ def factor_env(base: Path, data: Path) -> dict[str, str]:
         env.pop(name, None)
     home = base / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+    link = home / "dagster.yaml"
+    if link.is_symlink() or link.exists():  # a resumed work dir may link a checkout since moved
+        link.unlink()
+    link.symlink_to(REPO / "dagster.yaml")
     env.update(
         PROPENSITY_DATA_DIR=str(base),
         PROPENSITY_SOURCE_DIR=str(data),
