@@ -51,10 +51,12 @@ def read_partition(root: Path, spec: dict) -> list[tuple[int, float]] | None:
     """What a reader listing the partition directory sees (None: missing).
 
     A file listed just before a swap can be gone when it is opened: like any reader of a
-    lake being written, this one lists again (a path never holds another version's bytes).
+    lake being written, this one lists again (a path never holds another version's bytes),
+    as often as it takes. A fixed number of tries would report a reader that a busy writer
+    on a loaded machine outran that many times in a row as a missing partition.
     """
     path = root / "scores" / partition_dir(spec)
-    for _ in range(5):
+    while True:
         try:
             files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and not p.name.startswith(("_", ".")))
         except FileNotFoundError:
@@ -66,7 +68,6 @@ def read_partition(root: Path, spec: dict) -> list[tuple[int, float]] | None:
         if table is None:
             return None
         return sorted(zip(table.household_id, table.score))
-    return None
 
 
 def versions(root: Path) -> list[int]:
