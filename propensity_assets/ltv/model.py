@@ -174,6 +174,8 @@ def permutations(space: LtvSearchSpace) -> list[dict]:
         raise ValueError(f"LtvSearchSpace.selection_metric {space.selection_metric!r}; expected one of {sorted(_SELECTABLE)}")
     if space.max_permutations < 1:
         raise ValueError(f"LtvSearchSpace.max_permutations must be ≥ 1, got {space.max_permutations}")
+    if space.gbr_max_iter < 1:
+        raise ValueError(f"LtvSearchSpace.gbr_max_iter must be ≥ 1, got {space.gbr_max_iter}")
     rng = random.Random(space.seed)
     strata = []
     for algorithm, reducer in itertools.product(space.algorithms, space.reducers):
@@ -352,8 +354,6 @@ def _gbr_early_stopped(make, xt, y_tr, xv, y_va, space: LtvSearchSpace, chunk: i
     that only scores the selection sample); the winner is refitted by the caller.
     Returns (estimator, best round).
     """
-    if space.gbr_max_iter < 1:
-        raise ValueError(f"LtvSearchSpace.gbr_max_iter must be ≥ 1, got {space.gbr_max_iter}")
     estimator = make(0).set_params(warm_start=True)
     grown, best = 0, 0
     while grown < space.gbr_max_iter:

@@ -195,8 +195,9 @@ def test_scikit_learn_boosting_stops_early_with_lightgbms_patience_and_grows_the
                                                                                    early_stopping_rounds=1000), chunk=10)
     assert (estimator.n_iter_, best) == (25, int(np.argmin(errors[:25])) + 1)
 
+    # a space without a single round is refused up front, with the other space checks
     with pytest.raises(ValueError, match=r"^LtvSearchSpace.gbr_max_iter must be ≥ 1, got 0$"):
-        _gbr_early_stopped(make, xt, y_tr, xv, y_va, LtvSearchSpace(gbr_max_iter=0), chunk=10)
+        permutations(LtvSearchSpace(gbr_max_iter=0))
 
 
 def test_pca_is_applied_and_importances_map_back(frames):
