@@ -11,8 +11,16 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from propensity_assets.features.logic import day_number, literal_frame, running_totals, whole_groups, with_day
-from propensity_assets.groups.membership import group_transactions
+from propensity_assets.features.logic import (
+    KEYS,
+    day_number,
+    household_starts,
+    literal_frame,
+    running_totals,
+    whole_groups,
+    with_day,
+)
+from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
 
 _EPOCH = "1970-01-01"
 
@@ -51,10 +59,11 @@ def forward_totals(
     d ≤ day < d + horizon, 0 when there are none.
 
     Refuses (LabelWindowError, naming `table`) an empty transactions table or an as_of
-    whose window runs past the data. A daily series per (household, group) over
-    [min(as_of), max(as_of) + horizon) and its running total: the total at d is the
-    running total at d + horizon − 1 less the one at d − 1. A group of every product
-    (`all: true`) restricts nothing: it reuses the household series.
+    whose window runs past the data. The running totals of the features
+    (`logic.running_totals`), read forward: the total at d is the running total at
+    d + horizon − 1 less the one at d − 1, for every household (from its first day)
+    and group. A group of every product (`all: true`) restricts nothing: it is the
+    household's own total (HOUSEHOLD), relabelled.
     """
     tx = with_day(transactions)
     last_day = tx.agg(F.max("day")).first()[0]
@@ -62,40 +71,32 @@ def forward_totals(
         raise LabelWindowError(f"{table}: the transactions table is empty")
     check_label_window(as_of_dates, last_day, horizon, table)
     spark = transactions.sparkSession
-    first, last = min(as_of_dates), max(as_of_dates)
-    t = F.datediff("day", F.lit(_EPOCH))
-    wanted = literal_frame(spark, [(d,) for d in sorted(set(as_of_dates))], "as_of date")
-    firsts = tx.groupBy("household_id").agg(F.min("day").alias("first_day"))
-    population = firsts.crossJoin(F.broadcast(wanted)).where(F.col("first_day") < F.col("as_of")).select(
-        "household_id", "as_of"
-    )
-    window_tx = tx.where((F.col("day") >= F.lit(first)) & (F.col("day") < F.date_add(F.lit(last), horizon)))
     whole = whole_groups(members, groups)
     restricted = [g for g in groups if g not in whole]
-    keys = ["household_id", "product_group"]
-    parts = []
-    if whole:
-        hh_daily = window_tx.groupBy("household_id", t.alias("t")).agg(F.sum(value).alias("value"))
-        whole_list = literal_frame(spark, [(g,) for g in whole], "product_group string")
-        parts.append(hh_daily.crossJoin(F.broadcast(whole_list)).select(*keys, "t", "value"))
-    if restricted:
-        parts.append(
-            group_transactions(window_tx, members, restricted)
-            .groupBy(*keys, t.alias("t"))
-            .agg(F.sum(value).alias("value"))
-        )
-    daily = parts[0]
-    for part in parts[1:]:
-        daily = daily.unionByName(part)
+    lines = group_transactions(
+        tx.where(F.col("day") < F.date_add(F.lit(max(as_of_dates)), horizon)), members, restricted, household=True
+    )
+    daily = (
+        lines.groupBy(*KEYS, F.datediff("day", F.lit(_EPOCH)).alias("t"))
+        .agg(F.sum(value).alias("value"))
+        .repartition("household_id")
+    )
     ends = [day_number(d) + horizon - 1 for d in sorted(set(as_of_dates))]
-    sums = running_totals(daily, keys, ends, [horizon], ["value"]).select(
-        *keys,
-        F.date_add(F.lit(_EPOCH), F.col("t") - horizon + 1).alias("as_of"),
-        (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"),
+    as_of = F.date_add(F.lit(_EPOCH), F.col("t") - horizon + 1)
+    sums = (
+        running_totals(daily, household_starts(daily, [HOUSEHOLD, *restricted]), ends, [horizon], ["value"])
+        .where(F.col("start_t") < F.datediff(as_of, F.lit(_EPOCH)))  # the population: a day before as_of
+        .select("product_group", "household_id", as_of.alias("as_of"),
+                (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"))
     )
-    group_list = literal_frame(spark, [(g,) for g in groups], "product_group string")
-    return (
-        population.crossJoin(F.broadcast(group_list))
-        .join(sums, [*keys, "as_of"], "left")
-        .select("as_of", "product_group", "household_id", F.coalesce("total", F.lit(0).cast("bigint")).alias("total"))
-    )
+    out = sums.where(F.col("product_group") != HOUSEHOLD)
+    if whole:
+        whole_list = literal_frame(spark, [(g,) for g in whole], "whole_group string")
+        relabelled = (
+            sums.where(F.col("product_group") == HOUSEHOLD)
+            .crossJoin(F.broadcast(whole_list))
+            .withColumn("product_group", F.col("whole_group"))
+            .drop("whole_group")
+        )
+        out = out.unionByName(relabelled) if restricted else relabelled
+    return out.select("as_of", "product_group", "household_id", "total")

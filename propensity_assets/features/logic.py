@@ -4,12 +4,17 @@ A feature *as of d* sees only transactions whose day is before d; a window of W
 days at d covers d − W ≤ day < d.
 
 The computation runs for many as_of dates at once, in one Spark job, and never
-re-sums a window. Transactions are reduced once to one row per entity (a household,
-or a household and product group) and active day; one sort per entity gives running
+re-sums a window. An entity is a household and a product group, or the household as
+a whole (the product group HOUSEHOLD): each transaction line is copied once per
+entity it counts for (`group_transactions`), so household and group windows come
+from one pass. Lines are reduced once to one row per entity and active day, moved
+once so that each household's rows sit together; one sort per entity gives running
 totals, and a window's sum is the difference of two of them: the total at d − 1 less
 the one at d − W − 1 (`running_totals`). Sums are carried in fixed point, so that
-difference is exact. The label windows (`features.labels`) reuse the same totals,
-looking forward instead of back.
+difference is exact. Every household gets a row for every entity from its first day
+on, so a group it never bought in has zeros without a join against the population.
+The label windows (`features.labels`) reuse the same totals, looking forward
+instead of back.
 
 Distinct baskets use each basket's first and last day: a basket is in the window
 when it starts before d and ends on or after d − W, so the count is
@@ -27,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 
-from propensity_assets.groups.membership import group_transactions
+from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
 
 CONTRACT_WINDOWS = (30, 90, 365)
 # Short windows beyond the contract: a 30-day purchase horizon is best predicted by
@@ -35,6 +40,8 @@ CONTRACT_WINDOWS = (30, 90, 365)
 WINDOWS = (7, 14, *CONTRACT_WINDOWS)
 _EPOCH = "1970-01-01"
 METRICS = ("baskets", "spend", "units", "days")
+# Every running total is per entity: a household, and a product group or HOUSEHOLD.
+KEYS = ("household_id", "product_group")
 
 
 def household_feature_columns() -> list[str]:
@@ -95,30 +102,37 @@ def day_number(d: date) -> int:
     return (d - date(1970, 1, 1)).days
 
 
-def _daily(tx: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """One row per entity and active day: (keys, t, spend, units, active, started, ended).
+def _daily(lines: DataFrame) -> DataFrame:
+    """One row per entity (household_id, product_group) and active day: (keys, t, spend,
+    units, active, started, ended), partitioned by household.
 
     t is the day number; spend and units are fixed point. `started` and `ended` count the
     basket runs that start and end that day. A basket is a run of consecutive days (in the
     embedded data none spans two); a basket id that comes back after a gap is a new run,
     so no run's end ever lies beyond a day it has no lines on (no future leaks).
+
+    Every later step groups or orders within a household: after the one shuffle by
+    household here, none of them moves rows again.
     """
-    keys = list(keys)
-    # The only pass over raw transactions: everything after runs on basket-days.
-    basket_days = tx.groupBy(*keys, "basket_id", "day").agg(
-        F.sum(to_fixed("sales_value")).alias("spend"), F.sum(to_fixed("quantity")).alias("units")
-    ).withColumn("t", F.datediff("day", F.lit(_EPOCH)))
-    by_basket = Window.partitionBy(*keys, "basket_id").orderBy("t")
-    gap = F.coalesce((F.col("t") - F.lag("t", 1).over(by_basket) > 1).cast("int"), F.lit(0))
-    runs = basket_days.withColumn("run", F.sum(gap).over(by_basket))
-    spans = runs.groupBy(*keys, "basket_id", "run").agg(F.min("t").alias("first"), F.max("t").alias("last"))
-    zero, one = F.lit(0).cast("bigint"), F.lit(1).cast("bigint")
-    marks = spans.select(*keys, F.col("first").alias("t"), one.alias("started"), zero.alias("ended")).unionByName(
-        spans.select(*keys, F.col("last").alias("t"), zero.alias("started"), one.alias("ended"))
-    ).groupBy(*keys, "t").agg(F.sum("started").alias("started"), F.sum("ended").alias("ended"))
-    days = basket_days.groupBy(*keys, "t").agg(F.sum("spend").alias("spend"), F.sum("units").alias("units"))
-    # every start or end day is a day with lines: the join loses nothing
-    return days.join(marks, [*keys, "t"]).withColumn("active", one)
+    basket_days = (
+        lines.groupBy(*KEYS, "basket_id", "day")
+        .agg(F.sum(to_fixed("sales_value")).alias("spend"), F.sum(to_fixed("quantity")).alias("units"))
+        .withColumn("t", F.datediff("day", F.lit(_EPOCH)))
+        .repartition("household_id")
+    )
+    by_basket = Window.partitionBy(*KEYS, "basket_id").orderBy("t")
+    started = F.coalesce(F.col("t") - F.lag("t", 1).over(by_basket) > 1, F.lit(True))
+    ended = F.coalesce(F.lead("t", 1).over(by_basket) - F.col("t") > 1, F.lit(True))
+    marked = basket_days.select(
+        *KEYS, "t", "spend", "units", started.cast("bigint").alias("started"), ended.cast("bigint").alias("ended")
+    )
+    return marked.groupBy(*KEYS, "t").agg(
+        F.sum("spend").alias("spend"),
+        F.sum("units").alias("units"),
+        F.sum("started").alias("started"),
+        F.sum("ended").alias("ended"),
+        F.lit(1).cast("bigint").alias("active"),
+    )
 
 
 def _lookup_grid(ends: Sequence[int], back: Sequence[int]) -> tuple[list[int], dict[int, int]]:
@@ -142,71 +156,90 @@ def _lookup_grid(ends: Sequence[int], back: Sequence[int]) -> tuple[list[int], d
 
 def running_totals(
     daily: DataFrame,
-    keys: Sequence[str],
+    starts: DataFrame,
     ends: Sequence[int],
     back: Sequence[int],
     metrics: Sequence[str] = ("spend", "units", "active", "started", "ended"),
 ) -> DataFrame:
-    """Running totals of `daily` at every end day e and at every e − b, on one row per (entity, e).
+    """Running totals of `daily` at every end day e and at every e − b, on one row per
+    entity of `starts` and end day e ≥ its start_t.
 
-    Rows: keys, t (= e), first_t (the entity's first day), last_t (its last day ≤ e),
-    cum_<m> (sum over days ≤ e) and cum_<m>_<b> (sum over days ≤ e − b, 0 before the
-    entity's first day) for m in `metrics` (bigint columns of `daily`). Only entities
-    with a day ≤ e get a row at e.
+    `daily` has KEYS, t and the bigint `metrics`; `starts` has KEYS and start_t: every
+    entity there gets a row at each end day from start_t on, whether or not it has
+    daily rows (its totals are then 0). Rows: KEYS, t (= e), start_t, first_t and
+    last_t (the entity's first and last day ≤ e, null when none), cum_<m> (sum over
+    days ≤ e) and cum_<m>_<b> (sum over days ≤ e − b; 0 before start_t).
 
-    Grid rows (entity × grid day from the entity's first day on) go among the entity's
-    daily rows; one sort by day gives running sums at the grid rows, and lags over the
-    grid rows read the earlier grid days.
+    Grid rows (entity × grid day from start_t on) go among the entity's daily rows; one
+    sort by day gives running sums at the grid rows, and lags over the grid rows read
+    the earlier grid days.
     """
-    keys, metrics = list(keys), list(metrics)
+    metrics = list(metrics)
     points, offsets = _lookup_grid(ends, back)
-    spark = daily.sparkSession
-    grid_days = literal_frame(spark, [(p,) for p in points], "t int")
-    firsts = daily.groupBy(*keys).agg(F.min("t").alias("first_t"))
+    grid_days = literal_frame(daily.sparkSession, [(p,) for p in points], "t int")
     grid = (
-        firsts.crossJoin(F.broadcast(grid_days))
-        .where(F.col("t") >= F.col("first_t"))
-        .select(*keys, "t", "first_t", *[F.lit(None).cast("bigint").alias(m) for m in metrics], F.lit(1).alias("grid"))
+        starts.crossJoin(F.broadcast(grid_days))
+        .where(F.col("t") >= F.col("start_t"))
+        .select(*KEYS, "t", "start_t", *[F.lit(None).cast("bigint").alias(m) for m in metrics], F.lit(1).alias("grid"))
     )
-    rows = daily.select(*keys, "t", F.lit(None).cast("int").alias("first_t"), *metrics, F.lit(0).alias("grid"))
-    so_far = Window.partitionBy(*keys).orderBy("t", "grid").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    rows = daily.select(*KEYS, "t", F.lit(None).cast("int").alias("start_t"), *metrics, F.lit(0).alias("grid"))
+    so_far = Window.partitionBy(*KEYS).orderBy("t", "grid").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    bought = F.when(F.col("grid") == 0, F.col("t"))
     running = rows.unionByName(grid).select(
-        *keys, "t", "first_t", "grid",
+        *KEYS, "t", "start_t", "grid",
         *[F.coalesce(F.sum(m).over(so_far), F.lit(0).cast("bigint")).alias(f"cum_{m}") for m in metrics],
-        F.max(F.when(F.col("grid") == 0, F.col("t"))).over(so_far).alias("last_t"),
+        F.min(bought).over(so_far).alias("first_t"),
+        F.max(bought).over(so_far).alias("last_t"),
     ).where(F.col("grid") == 1)
-    by_day = Window.partitionBy(*keys).orderBy("t")
+    by_day = Window.partitionBy(*KEYS).orderBy("t")
     zero = F.lit(0).cast("bigint")
     lagged = [
         F.coalesce(F.lag(f"cum_{m}", offsets[b]).over(by_day), zero).alias(f"cum_{m}_{b}")
         for b in back for m in metrics
     ]
-    return running.select(*keys, "t", "first_t", "last_t", *[f"cum_{m}" for m in metrics], *lagged).where(
+    return running.select(*KEYS, "t", "start_t", "first_t", "last_t", *[f"cum_{m}" for m in metrics], *lagged).where(
         F.col("t").isin(sorted(set(ends)))
     )
 
 
-def _windowed(daily: DataFrame, keys: Sequence[str], as_of_dates: Sequence[date], prefix: str) -> DataFrame:
-    """Window features for every entity at every as_of in `as_of_dates` after its first day.
+def household_starts(daily: DataFrame, groups: Sequence[str]) -> DataFrame:
+    """(KEYS, start_t): every household of `daily` (its HOUSEHOLD rows) with each of
+    `groups`, from the household's first day on."""
+    firsts = daily.where(F.col("product_group") == HOUSEHOLD).groupBy("household_id").agg(F.min("t").alias("start_t"))
+    group_list = literal_frame(daily.sparkSession, [(g,) for g in groups], "product_group string")
+    return firsts.crossJoin(F.broadcast(group_list)).select(*KEYS, "start_t")
+
+
+def _windowed(lines: DataFrame, entities: Sequence[str], as_of_dates: Sequence[date]) -> DataFrame:
+    """Window features (without prefix) at every as_of in `as_of_dates` for every household
+    with a day before it, and each of `entities` (HOUSEHOLD and product groups).
 
     A window of W days at d sums the days d − W .. d − 1: the running total at d − 1 less
     the one at d − W − 1. A basket run is in it when it started by d − 1 and had not
-    ended by d − W − 1.
+    ended by d − W − 1. An entity without a purchase before d has zeros and null days
+    since its first and last purchase.
     """
-    keys = list(keys)
     ends = [day_number(d) - 1 for d in sorted(set(as_of_dates))]
-    run = running_totals(daily, keys, ends, WINDOWS)
-    out = [F.date_add(F.lit(_EPOCH), F.col("t") + 1).alias("as_of"), *keys]
+    daily = _daily(lines)
+    run = running_totals(daily, household_starts(daily, entities), ends, WINDOWS)
+    out = [F.date_add(F.lit(_EPOCH), F.col("t") + 1).alias("as_of"), *KEYS]
     for w in WINDOWS:
         out += [
-            (F.col("cum_started") - F.col(f"cum_ended_{w}")).alias(f"{prefix}_baskets_{w}d"),
-            from_fixed(F.col("cum_spend") - F.col(f"cum_spend_{w}")).alias(f"{prefix}_spend_{w}d"),
-            from_fixed(F.col("cum_units") - F.col(f"cum_units_{w}")).alias(f"{prefix}_units_{w}d"),
-            (F.col("cum_active") - F.col(f"cum_active_{w}")).alias(f"{prefix}_days_{w}d"),
+            (F.col("cum_started") - F.col(f"cum_ended_{w}")).alias(f"baskets_{w}d"),
+            from_fixed(F.col("cum_spend") - F.col(f"cum_spend_{w}")).alias(f"spend_{w}d"),
+            from_fixed(F.col("cum_units") - F.col(f"cum_units_{w}")).alias(f"units_{w}d"),
+            (F.col("cum_active") - F.col(f"cum_active_{w}")).alias(f"days_{w}d"),
         ]
-    out.append((F.col("t") + 1 - F.col("last_t")).alias(f"{prefix}_days_since_last"))
-    out.append((F.col("t") + 1 - F.col("first_t")).alias(f"{prefix}_days_since_first"))
+    out.append((F.col("t") + 1 - F.col("last_t")).alias("days_since_last"))
+    out.append((F.col("t") + 1 - F.col("first_t")).alias("days_since_first"))
     return run.select(*out)
+
+
+def _named(prefix: str) -> list[F.Column]:
+    return [F.col(f"{m}_{w}d").alias(f"{prefix}_{m}_{w}d") for w in WINDOWS for m in METRICS] + [
+        F.col("days_since_last").alias(f"{prefix}_days_since_last"),
+        F.col("days_since_first").alias(f"{prefix}_days_since_first"),
+    ]
 
 
 def whole_groups(members: DataFrame, groups: Sequence[str]) -> list[str]:
@@ -222,8 +255,9 @@ def household_features(transactions: DataFrame, as_of_dates: Sequence[date]) -> 
     exactly the entities whose first day is before d.
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
-    feats = _windowed(_daily(tx, ["household_id"]), ["household_id"], as_of_dates, "hh")
-    return feats.select("as_of", "household_id", *household_feature_columns())
+    lines = tx.withColumn("product_group", F.lit(HOUSEHOLD))
+    feats = _windowed(lines, [HOUSEHOLD], as_of_dates)
+    return feats.select("as_of", "household_id", *_named("hh"))
 
 
 def group_features(
@@ -235,47 +269,37 @@ def group_features(
     """`group_features` for every (as_of, group): one row per household in the population.
 
     A product in two groups counts in both. Households that never bought in a group
-    get zeros, a null `grp_days_since_last`, and a spend share of 0. A group of every
-    product (`all: true`) restricts nothing: its features are the household windows,
-    computed once for all groups.
+    get zeros, a null `grp_days_since_last`, and a spend share of 0. The household's
+    own windows (for the spend shares) come from the same pass, as the entity
+    HOUSEHOLD; a group of every product (`all: true`) restricts nothing: its features
+    are those household windows, relabelled.
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
-    hh = _windowed(_daily(tx, ["household_id"]), ["household_id"], as_of_dates, "hh")
-    hh_cols = [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last", "hh_days_since_first"]
-    zero_cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
-    grp_cols = [*zero_cols, "grp_days_since_last", "grp_days_since_first"]
-    spark = transactions.sparkSession
     whole = whole_groups(members, groups)
-    parts = []
-    if whole:
-        whole_list = literal_frame(spark, [(g,) for g in whole], "product_group string")
-        parts.append(
-            hh.crossJoin(F.broadcast(whole_list)).select(
-                "as_of", "product_group", "household_id", *[F.col(h).alias(g) for h, g in zip(hh_cols, grp_cols)],
-                *[f"hh_spend_{w}d" for w in WINDOWS],
-            )
-        )
     restricted = [g for g in groups if g not in whole]
-    if restricted:
-        keys = ["household_id", "product_group"]
-        grp_tx = group_transactions(tx, members, restricted)
-        grp = _windowed(_daily(grp_tx, keys), keys, as_of_dates, "grp")
-        group_list = literal_frame(spark, [(g,) for g in restricted], "product_group string")
-        population = hh.select("as_of", "household_id", *[f"hh_spend_{w}d" for w in WINDOWS]).crossJoin(
-            F.broadcast(group_list)
-        )
-        joined = population.join(grp, ["as_of", *keys], "left").na.fill(0, zero_cols)
-        parts.append(joined.select("as_of", "product_group", "household_id", *grp_cols, *[f"hh_spend_{w}d" for w in WINDOWS]))
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.unionByName(part)
+    feats = _windowed(group_transactions(tx, members, restricted, household=True), [HOUSEHOLD, *restricted], as_of_dates)
+    # the household's spend beside each of its groups' rows at the same as_of: the rows
+    # are already partitioned by household, so this window only sorts
+    same_day = Window.partitionBy("household_id", "as_of")
+    hh_spend = {
+        w: F.max(F.when(F.col("product_group") == HOUSEHOLD, F.col(f"spend_{w}d"))).over(same_day) for w in WINDOWS
+    }
     shares = [
-        F.when(F.col(f"hh_spend_{w}d") == 0, F.lit(0.0))
-        .otherwise(F.col(f"grp_spend_{w}d") / F.col(f"hh_spend_{w}d"))
-        .alias(f"grp_spend_share_{w}d")
+        F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(f"grp_spend_share_{w}d")
         for w in WINDOWS
     ]
-    return joined.select("as_of", "product_group", "household_id", *grp_cols, *shares)
+    with_shares = feats.select("as_of", "product_group", "household_id", *_named("grp"), *shares)
+    own = with_shares.where(F.col("product_group") != HOUSEHOLD)
+    if not whole:
+        return own
+    whole_list = literal_frame(transactions.sparkSession, [(g,) for g in whole], "whole_group string")
+    relabelled = (
+        with_shares.where(F.col("product_group") == HOUSEHOLD)
+        .crossJoin(F.broadcast(whole_list))
+        .withColumn("product_group", F.col("whole_group"))
+        .drop("whole_group")
+    )
+    return own.unionByName(relabelled) if restricted else relabelled
 
 
 def read_transactions(spark: SparkSession, uri: str) -> DataFrame:
