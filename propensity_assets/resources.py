@@ -42,15 +42,28 @@ class LakeResource(dg.ConfigurableResource):
     def write_spark(self, table: str, df: DataFrame, specs: list[PartitionSpec]) -> int:
         """Write a Spark frame aside, partitioned by the keys of `specs`, then swap it in.
 
-        One Spark job writes every partition of the run into staging; `Lake.commit`
-        then swaps each partition in under the table's lock and a journal, so a
-        killed run leaves every partition old or new and the next write finishes it.
+        One Spark job writes every partition of the run into staging: each task sorts
+        its share of the partitions and writes them with Arrow (`lake.stage_sorted_batches`;
+        the executors see the lake at the driver's path, see the class docstring).
+        `Lake.commit` then swaps each partition in under the table's lock and a journal,
+        so a killed run leaves every partition old or new and the next write finishes it.
         """
         lake = self.lake
-        partition_cols = list(specs[0]) if specs else []
+        keys = list(specs[0]) if specs else []
+        if not keys:
+            raise ValueError(f"{table}: write_spark writes partitioned tables; no partition specs were given")
         staging = lake.staging_uri()
+
+        def stage(batches):
+            from pyspark import TaskContext
+
+            from propensity_assets.lake import stage_sorted_batches
+
+            return stage_sorted_batches(batches, staging, keys, TaskContext.get().partitionId())
+
         try:
-            df.repartition(*partition_cols).write.partitionBy(*partition_cols).parquet(staging)
+            staged = df.repartition(*keys).sortWithinPartitions(*keys).mapInArrow(stage, "partition string, rows long")
+            staged.write.format("noop").mode("overwrite").save()
             return lake.commit(table, staging, specs)
         except BaseException:
             lake.discard(staging)

@@ -350,3 +350,43 @@ def test_a_lake_resource_on_an_object_store_fails_the_run_before_any_step(tmp_pa
         "propensity_assets.settings.LakeLocationError: the lake resource's uri='s3a://bucket/lake': scheme s3a:// "
         "is not supported. " + POSIX_ONLY
     )
+
+
+def test_sorted_batches_stage_one_file_per_partition_run(tmp_path):
+    """The Spark write path's task body: runs of equal keys, spread over batches, become
+    one file per partition, without the key columns, named by the task and the staging."""
+    from datetime import date
+
+    from propensity_assets.lake import stage_sorted_batches
+
+    staging = tmp_path / "_staging" / "0001-abc"
+    d1, d2 = date(2017, 12, 1), date(2017, 12, 2)
+    first = pa.record_batch({"as_of": [d1, d1, d1], "product_group": ["eggs", "eggs", "milk"], "x": [1.0, 2.0, 3.0]})
+    second = pa.record_batch({"as_of": [d1, d2], "product_group": ["milk", "eggs"], "x": [4.0, 5.0]})
+    empty = first.slice(0, 0)
+    out = pa.Table.from_batches(list(stage_sorted_batches([first, empty, second], str(staging), ["as_of", "product_group"], 7)))
+    assert out.to_pydict() == {
+        "partition": ["2017-12-01/eggs", "2017-12-01/milk", "2017-12-02/eggs"],
+        "rows": [2, 2, 1],
+    }
+    files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*.parquet"))
+    assert files == [
+        "as_of=2017-12-01/product_group=eggs/part-00007-0001-abc.parquet",
+        "as_of=2017-12-01/product_group=milk/part-00007-0001-abc.parquet",
+        "as_of=2017-12-02/product_group=eggs/part-00007-0001-abc.parquet",
+    ]
+    milk = pq.read_table(staging / "as_of=2017-12-01" / "product_group=milk")
+    assert milk.to_pydict() == {"x": [3.0, 4.0]}
+    assert list(stage_sorted_batches([empty], str(staging), ["as_of", "product_group"], 0)) == []
+
+
+def test_staging_refuses_a_null_or_path_like_partition_value(tmp_path):
+    from propensity_assets.lake import stage_sorted_batches
+
+    null = pa.record_batch({"product_group": pa.array([None], pa.string()), "x": [1.0]})
+    with pytest.raises(ValueError, match=r"^lake partition column 'product_group': null values cannot name a partition$"):
+        list(stage_sorted_batches([null], str(tmp_path), ["product_group"], 0))
+    escape = pa.record_batch({"product_group": ["../x"], "x": [1.0]})
+    with pytest.raises(ValueError, match=r"^lake partition product_group='\.\./x': expected letters"):
+        list(stage_sorted_batches([escape], str(tmp_path), ["product_group"], 0))
+    assert list(tmp_path.iterdir()) == []

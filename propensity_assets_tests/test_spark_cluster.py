@@ -8,12 +8,11 @@
 
 The same commands ran with SPARK_MASTER=local[1] on a copy of the ingested lake (the
 session's reference run, `classic_cli_run`, cli_pipeline.py), and every table written must
-be equal row for row. The executors are separate JVMs in the worker's work dir. For the
-feature and label runs PYSPARK_PYTHON points nowhere: they run in the JVM alone, and a step
-that needed Python on an executor fails. Scoring runs the champion in Python workers on the
-executors: its run leaves PYSPARK_PYTHON unset, so the default (`settings.spark_conf`'s
-spark.pyspark.python, the driver's interpreter) must start them; the model reaches them
-with the plan, not through a driver-local file.
+be equal row for row. The executors are separate JVMs in the worker's work dir. Every run
+leaves PYSPARK_PYTHON unset, so the default (`settings.spark_conf`'s spark.pyspark.python,
+the driver's interpreter) must start the executors' Python workers: they write each run's
+partitions into the lake's staging (`LakeResource.write_spark`), and scoring runs the
+champion in them; the model reaches them with the plan, not through a driver-local file.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -41,24 +39,16 @@ CLUSTER_CONF = [
 ]
 
 
-def pyspark_python_nowhere(root: Path) -> str:
-    return str(root / "no-python-on-executors")
-
-
 @pytest.fixture(scope="module")
 def runs(spark_cluster, classic_cli_run):
     """The reference's feature backfill, labels and scoring again, on the cluster."""
     pipeline = classic_cli_run
     apps = {"start": settled(spark_cluster)}
     pipeline.add_mode("cluster", SPARK_MASTER=spark_cluster.master_url,
-                      PROPENSITY_SPARK_CONF=",".join(COMMON_CONF + CLUSTER_CONF),
-                      PYSPARK_PYTHON=pyspark_python_nowhere(pipeline.root))
+                      PROPENSITY_SPARK_CONF=",".join(COMMON_CONF + CLUSTER_CONF), PYSPARK_PYTHON=None)
     pipeline.features("cluster")
     apps["cluster"] = settled(spark_cluster)
-    # Scoring on the cluster's lake, with Python workers at the default interpreter.
-    pipeline.modes["cluster-python"] = {**pipeline.modes["cluster"], "PYSPARK_PYTHON": None}
-    pipeline.lakes["cluster-python"] = pipeline.lakes["cluster"]
-    pipeline.scores("cluster-python")
+    pipeline.scores("cluster")
     apps["scores"] = settled(spark_cluster)
     return SimpleNamespace(pipeline=pipeline, apps=apps, cluster=spark_cluster)
 
@@ -85,13 +75,14 @@ def test_spark_runs_ran_on_the_cluster_and_only_there(runs):
     assert len(new) == 2, new
     assert {app["name"] for app in new} == {"propensity_assets"}
     assert {app["state"] for app in new} == {"FINISHED"}
-    # Each application's tasks ran in an executor JVM the worker started in its work dir.
+    # Each application's tasks ran in an executor JVM the worker started in its work dir,
+    # and its partitions were written by that executor's Python workers.
     for app in new:
         stderr = list((runs.cluster.log_dir / "work" / app["id"]).glob("*/stderr"))
         assert stderr, f"no executor of {app['id']} under {runs.cluster.log_dir / 'work'}"
-        assert any("Finished task" in path.read_text(errors="replace") for path in stderr), app["id"]
-        # ... in the JVM alone: PYSPARK_PYTHON pointed nowhere, and no Python worker started.
-        assert not any("Starting Python task execution" in path.read_text(errors="replace") for path in stderr)
+        logs = "\n".join(path.read_text(errors="replace") for path in stderr)
+        assert "Finished task" in logs, app["id"]
+        assert "Starting Python task execution" in logs, app["id"]
 
 
 def test_scoring_ran_the_champion_in_python_workers_on_the_cluster(runs):

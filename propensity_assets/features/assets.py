@@ -5,7 +5,7 @@ one partition or a year-long backfill, and swaps each partition into the lake.
 """
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 import warnings
@@ -33,10 +33,14 @@ from propensity_assets.resources import LakeResource
 from propensity_assets.retries import SPARK_AND_TRAINING
 
 
-def _summary(stored: pa.Table, written: int, as_of_dates: list[date]) -> dict:
+def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as_of_dates: list[date]) -> dict:
+    rows, households = 0, set()
+    for _, part in stored_partitions(lake, table, specs, ["household_id"]):
+        rows += part.num_rows
+        households.update(pc.unique(part["household_id"]).to_pylist())
     return {
-        "rows": stored.num_rows,
-        "households": len(pc.unique(stored["household_id"])),
+        "rows": rows,
+        "households": len(households),
         "partitions_written": written,
         "as_of_min": str(min(as_of_dates)),
         "as_of_max": str(max(as_of_dates)),
@@ -64,22 +68,21 @@ def check_fresh(tx: DataFrame, as_of_dates: list[date], table: str) -> None:
         )
 
 
-def stored_partitions(lake: LakeResource, table: str, specs: list[dict], columns: list[str]) -> pa.Table:
-    """`columns` of the partitions `specs` of `table`, read back from the lake on the driver
-    (Arrow, only those columns): the run's summary costs neither a cache of what it wrote
-    nor a second Spark job over thousands of small files."""
-    keys = list(specs[0]) if specs else []
+def stored_partitions(
+    lake: LakeResource, table: str, specs: list[dict], columns: list[str]
+) -> Iterator[tuple[dict, pa.Table]]:
+    """(spec, its `columns`) for each partition of `specs` that `table` holds, read back from
+    the lake on the driver one data file at a time (Arrow, only those columns): the run's
+    summary costs neither a cache of what it wrote, nor a second Spark job over thousands
+    of small files, nor the whole run's rows in memory at once."""
     if not specs or not lake.lake.exists(table):
-        return pa.table({c: pa.array([], pa.string() if c in keys else pa.float64()) for c in columns})
-    filters = None
-    for key in keys:
-        clause = ds.field(key).isin(sorted({spec[key] for spec in specs}))
-        filters = clause if filters is None else filters & clause
-    stored = lake.lake.read_arrow(table, filters, [*keys, *[c for c in columns if c not in keys]])
-    if len(keys) > 1:  # the rectangle of the keys' values may hold partitions this run did not write
-        joined = pc.binary_join_element_wise(*[stored[k] for k in keys], "|")
-        stored = stored.filter(pc.is_in(joined, pa.array(["|".join(spec[k] for k in keys) for spec in specs])))
-    return stored.select(columns)
+        return
+    keys = list(specs[0])
+    wanted = {tuple(spec[k] for k in keys) for spec in specs}
+    first = ds.field(keys[0]).isin(sorted({spec[keys[0]] for spec in specs}))
+    for values, fragment in lake.lake.partition_files(table, first):
+        if values in wanted:
+            yield dict(zip(keys, values)), fragment.to_table(columns=columns)
 
 
 def materialize_group_table(
@@ -172,9 +175,8 @@ def household_features(
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
     written = lake.write_spark("household_features", feats, specs)
     specs = specs if written else []
-    stored = stored_partitions(lake, "household_features", specs, ["household_id"])
     return dg.MaterializeResult(
-        metadata=_summary(stored, written, as_of_dates),
+        metadata=_summary(lake, "household_features", specs, written, as_of_dates),
         check_results=feature_checks("household_features")(lake, specs, non_finite),
     )
 
@@ -199,8 +201,8 @@ def group_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     def summarize(lake, specs, written, as_of_dates, groups) -> dict:
-        stored = stored_partitions(lake, "group_features", specs if written else [], ["household_id"])
-        return {**_summary(stored, written, as_of_dates), "product_groups": ", ".join(groups)}
+        return {**_summary(lake, "group_features", specs if written else [], written, as_of_dates),
+                "product_groups": ", ".join(groups)}
 
     return materialize_group_table(
         context, spark, lake, "group_features", logic.group_features, summarize, feature_checks("group_features"), fresh=True

@@ -441,16 +441,17 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
                 raise dg.Failure(str(exc), allow_retries=False) from None
 
         def summarize(lake, specs, written, as_of_dates, groups) -> dict:
-            stored = stored_partitions(lake, stage.labels_table, specs if written else [], ["product_group", "label"])
-            label = pc.cast(stored["label"], pa.float64())
-            stats = pa.table({
-                "product_group": stored["product_group"], "label": label, "positive": pc.cast(pc.greater(label, 0), pa.float64()),
-            }).group_by("product_group").aggregate([("label", "count"), ("label", "mean"), ("positive", "mean")])
-            rows = sorted(
-                ({"product_group": g, "rows": n, "label_mean": m, "positive_share": share} for g, n, m, share in zip(
-                    *(stats[c].to_pylist() for c in ("product_group", "label_count", "label_mean", "positive_mean")))),
-                key=lambda r: r["product_group"],
-            )
+            sums: dict[str, list] = {}  # group: [rows, label sum, positive rows]
+            for spec, part in stored_partitions(lake, stage.labels_table, specs if written else [], ["label"]):
+                label = pc.cast(part["label"], pa.float64())
+                totals = sums.setdefault(spec["product_group"], [0, 0.0, 0])
+                totals[0] += len(label)
+                totals[1] += pc.sum(label).as_py() or 0.0
+                totals[2] += pc.sum(pc.greater(label, 0).cast(pa.int64())).as_py() or 0
+            rows = [
+                {"product_group": g, "rows": n, "label_mean": total / n, "positive_share": positive / n}
+                for g, (n, total, positive) in sorted(sums.items()) if n
+            ]
             return {
                 "rows": sum(r["rows"] for r in rows),
                 "partitions_written": written,
