@@ -68,6 +68,8 @@ def base_env(work: Path) -> dict[str, str]:
         PYSPARK_PYTHON=env.get("PYSPARK_PYTHON", sys.executable),
     )
     env.setdefault("PROPENSITY_PRODUCT_GROUPS", str(REPO / "data" / "product_groups.yaml"))
+    # As `make` runs everything: one planned event per run instead of one per partition.
+    env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     return env
 
 
