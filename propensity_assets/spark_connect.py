@@ -85,6 +85,23 @@ def server_command(port: int, conf: dict[str, str]) -> list[str]:
     return [*command, "spark-internal"]
 
 
+def server_environment(conf: dict[str, str], java: str) -> dict[str, str]:
+    """The server process's environment. Spark Connect starts the Python workers of a
+    client's UDFs (scoring, the lake writes) at the server's PYSPARK_PYTHON, not at
+    spark.pyspark.python: without it they would be the PATH's `python3`, which lacks the
+    project. So PYSPARK_PYTHON is set from the conf's interpreter unless already set."""
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "JAVA_HOME": os.environ.get("JAVA_HOME") or str(Path(java).resolve().parent.parent),
+        "SPARK_LOCAL_IP": HOST,  # the web UI binds it, else every interface
+    }
+    if "spark.pyspark.python" in conf:
+        env.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
+    env.pop("SPARK_REMOTE", None)  # the server is classic; SPARK_REMOTE would make it a client
+    return env
+
+
 def start(
     log_dir: str | os.PathLike,
     port: int = DEFAULT_PORT,
@@ -101,17 +118,12 @@ def start(
             "stop it or choose another port"
         )
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(spark_home()),
-        "JAVA_HOME": os.environ.get("JAVA_HOME") or str(Path(java).resolve().parent.parent),
-        "SPARK_LOCAL_IP": HOST,  # the web UI binds it, else every interface
-    }
-    env.pop("SPARK_REMOTE", None)  # the server is classic; SPARK_REMOTE would make it a client
+    conf = settings.spark_conf() if conf is None else conf
+    env = server_environment(conf, java)
     log = log_dir / "connect.log"
     server = SparkConnectServer(f"sc://{HOST}:{port}", port, log, None)
     try:
-        server.process = _launch(server_command(port, settings.spark_conf() if conf is None else conf), env, log)
+        server.process = _launch(server_command(port, conf), env, log)
         deadline = time.monotonic() + timeout_s
         while not _accepts(port):
             if server.process.poll() is not None:

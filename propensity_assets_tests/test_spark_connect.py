@@ -141,17 +141,23 @@ def _spark_asset(spark: SparkResource) -> None:
 def test_the_launcher_runs_a_command_on_its_server_and_stops_with_it(tmp_path):
     """`make dev`'s wrapper: the command sees SPARK_REMOTE and reaches the server the plain
     pyspark way (SparkSession.builder.getOrCreate() with SPARK_REMOTE set); when it exits,
-    the launcher stops the server and exits with the command's code."""
+    the launcher stops the server and exits with the command's code. With PYSPARK_PYTHON
+    unset, as in a plain shell, the server's Python workers run the launcher's interpreter
+    (the PATH's python3 lacks the project and pyarrow)."""
     port = spark_connect.free_port()
     child = (
         "import os; from pyspark.sql import SparkSession; "
         "s = SparkSession.builder.getOrCreate(); "
         "print(os.environ['SPARK_REMOTE'], type(s).__module__, s.range(4).count(), s.conf.get('spark.master')); "
+        "exe = lambda batches: (__import__('pyarrow').RecordBatch.from_pydict({'exe': [__import__('sys').executable]}) "
+        "for _ in batches); "
+        "print(s.range(1).mapInArrow(exe, 'exe string').first()[0]); "
         "raise SystemExit(3)"
     )
     env = {**os.environ, "SPARK_MASTER": "local[1]", "SPARK_DRIVER_MEMORY": "1g",
            "PROPENSITY_SPARK_CONF": "spark.ui.enabled=false"}
     env.pop("SPARK_REMOTE", None)
+    env.pop("PYSPARK_PYTHON", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     proc = subprocess.run(
         [sys.executable, "-m", "propensity_assets.spark_connect", "--log-dir", str(tmp_path), "--port", str(port),
@@ -163,6 +169,7 @@ def test_the_launcher_runs_a_command_on_its_server_and_stops_with_it(tmp_path):
         f"Spark Connect server sc://127.0.0.1:{port} (master local[1]); log {tmp_path}/connect.log",
         f"export SPARK_REMOTE=sc://127.0.0.1:{port}",
         f"sc://127.0.0.1:{port} pyspark.sql.connect.session 4 local[1]",
+        sys.executable,
     ]
     assert not spark_connect._accepts(port)  # stopped
 
