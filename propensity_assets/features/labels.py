@@ -15,7 +15,7 @@ from propensity_assets.features.logic import (
     KEYS,
     day_number,
     household_starts,
-    literal_frame,
+    per_group,
     running_totals,
     whole_groups,
     with_day,
@@ -70,7 +70,6 @@ def forward_totals(
     if last_day is None:
         raise LabelWindowError(f"{table}: the transactions table is empty")
     check_label_window(as_of_dates, last_day, horizon, table)
-    spark = transactions.sparkSession
     whole = whole_groups(members, groups)
     restricted = [g for g in groups if g not in whole]
     lines = group_transactions(
@@ -89,14 +88,4 @@ def forward_totals(
         .select("product_group", "household_id", as_of.alias("as_of"),
                 (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"))
     )
-    out = sums.where(F.col("product_group") != HOUSEHOLD)
-    if whole:
-        whole_list = literal_frame(spark, [(g,) for g in whole], "whole_group string")
-        relabelled = (
-            sums.where(F.col("product_group") == HOUSEHOLD)
-            .crossJoin(F.broadcast(whole_list))
-            .withColumn("product_group", F.col("whole_group"))
-            .drop("whole_group")
-        )
-        out = out.unionByName(relabelled) if restricted else relabelled
-    return out.select("as_of", "product_group", "household_id", "total")
+    return per_group(sums, whole).select("as_of", "product_group", "household_id", "total")

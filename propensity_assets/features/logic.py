@@ -288,18 +288,24 @@ def group_features(
         F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(f"grp_spend_share_{w}d")
         for w in WINDOWS
     ]
-    with_shares = feats.select("as_of", "product_group", "household_id", *_named("grp"), *shares)
-    own = with_shares.where(F.col("product_group") != HOUSEHOLD)
+    return per_group(feats.select("as_of", "product_group", "household_id", *_named("grp"), *shares), whole)
+
+
+def per_group(entities: DataFrame, whole: Sequence[str]) -> DataFrame:
+    """Rows of `entities` (product_group a restricted group or HOUSEHOLD) per requested
+    group: the restricted groups' own rows, and the HOUSEHOLD rows once for each group of
+    every product in `whole` (such a group restricts nothing)."""
+    own = entities.where(F.col("product_group") != HOUSEHOLD)
     if not whole:
         return own
-    whole_list = literal_frame(transactions.sparkSession, [(g,) for g in whole], "whole_group string")
+    whole_list = literal_frame(entities.sparkSession, [(g,) for g in whole], "whole_group string")
     relabelled = (
-        with_shares.where(F.col("product_group") == HOUSEHOLD)
+        entities.where(F.col("product_group") == HOUSEHOLD)
         .crossJoin(F.broadcast(whole_list))
         .withColumn("product_group", F.col("whole_group"))
         .drop("whole_group")
     )
-    return own.unionByName(relabelled) if restricted else relabelled
+    return own.unionByName(relabelled)
 
 
 def read_transactions(spark: SparkSession, uri: str) -> DataFrame:
