@@ -31,13 +31,17 @@ class FeatureLookupError(LookupError):
 
 
 def feature_matrix(household: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
-    """One row per (as_of, household_id): household features, the group's features, and ratios.
+    """One row per (as_of, household_id), sorted by those keys: household features, the
+    group's features, and ratios.
 
-    `household` has KEYS + hh_*; `group` has KEYS + grp_* for a single product group.
+    `household` has KEYS + hh_*; `group` has KEYS + grp_* for a single product group. The
+    order never depends on how the lake's files lay the rows out, so a model fitted on the
+    same data written twice is the same model.
     """
     household = household.assign(as_of=household["as_of"].astype(str))
     group = group.assign(as_of=group["as_of"].astype(str))
-    return with_ratios(household.merge(group, on=KEYS, how="inner", validate="one_to_one"))
+    frame = household.merge(group, on=KEYS, how="inner", validate="one_to_one")
+    return with_ratios(frame.sort_values(KEYS, ignore_index=True))
 
 
 def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,6 +121,7 @@ def labelled_frame(
     grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
     frame = feature_matrix(household, grp.drop(columns=["product_group"]))
     labels = lake.read_pandas(labels_table, filters=when & (ds.field("product_group") == group))
+    # An inner merge keeps the left frame's (sorted) order.
     return frame.merge(labels[["as_of", "household_id", "label"]], on=KEYS, how="inner", validate="one_to_one")
 
 

@@ -121,6 +121,30 @@ def test_within_the_budget_the_training_frames_are_what_training_always_read(lak
     assert not sample.sampled and sample.rows_available == sample.rows_used == 180
 
 
+def _shuffled_copy(lake: Lake, root) -> Lake:
+    """The same rows as `lake`, each table written in another row order."""
+    copy = Lake(str(root))
+    for table, partition_by in [("household_features", ["as_of"]), ("group_features", ["as_of", "product_group"]),
+                                ("propensity_labels", ["as_of", "product_group"])]:
+        rows = lake.read_pandas(table).assign(as_of=lambda f: f["as_of"].astype(str))
+        copy.write_pandas(table, rows.sample(frac=1.0, random_state=3).reset_index(drop=True), partition_by)
+    return copy
+
+
+@pytest.mark.parametrize("budget", [180, 90])
+def test_the_training_frames_do_not_depend_on_the_lakes_row_order(lake, tmp_path, budget):
+    # The same data laid out in another order must give the same frames, row for row, so the
+    # same model: a lake writer that orders rows differently once cost a group its champion.
+    copy = _shuffled_copy(lake, tmp_path / "shuffled")
+    assert not lake.read_pandas("group_features")["household_id"].equals(copy.read_pandas("group_features")["household_id"])
+    ours = frames.training_frames(lake, "grp_a", TRAIN, VETTING, "propensity_labels", budget, 42)
+    theirs = frames.training_frames(copy, "grp_a", TRAIN, VETTING, "propensity_labels", budget, 42)
+    for mine, other in zip(ours[:2], theirs[:2]):
+        pd.testing.assert_frame_equal(mine, other)
+        assert list(zip(mine["as_of"], mine["household_id"])) == sorted(zip(mine["as_of"], mine["household_id"]))
+    assert ours[2] == theirs[2]
+
+
 def test_over_the_budget_only_sampled_households_are_read(lake):
     train, holdout, sample = frames.training_frames(lake, "grp_a", TRAIN, VETTING, "propensity_labels", 90, 42)
     assert sample.sampled and (sample.rows_available, sample.rows_used) == (180, 90)
