@@ -232,7 +232,10 @@ def spark_conf() -> dict[str, str]:
         "spark.app.name": "propensity_assets",
         # The contract's day is the stored date part of naive timestamps: never shift them.
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "4g"),
+        # In local mode the driver's heap is every executor's too. The JVM grows its heap to
+        # whatever it is allowed: a year of group features on the embedded data ran in the same
+        # time with 2g as with 4g (174.4 vs 173.7 s) and peaked 0.7 GiB lower (README, "Memory").
+        "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
