@@ -68,9 +68,10 @@ class VettingConfig(dg.Config):
     # Relative to nothing: the candidate must reach the champion's metric minus this
     # (plus, when lower is better).
     tolerance: float = 0.0
-    # On the vetting metric, how close to a baseline a candidate may come instead of beating
-    # it, as a fraction of the baseline's value; empty: the stage's (0 propensity, 1 % LTV).
-    baseline_tolerance: typing.Optional[float] = None
+    # On the vetting metric, a candidate that does not beat a baseline is rejected only when a
+    # paired bootstrap over the vetting snapshot's households finds it worse with this
+    # confidence; 0: it must beat the baseline. Empty: the stage's (0 propensity, 0.95 LTV).
+    baseline_confidence: typing.Optional[float] = None
     auto_promote: bool = settings.auto_promote()
 
 
@@ -98,12 +99,17 @@ def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
     if metric not in stage.higher_is_better:
         raise dg.Failure(f"vetting metric {metric!r} is not a {stage.name} metric; expected one of {sorted(stage.higher_is_better)}",
                          allow_retries=False)
+    confidence = stage.baseline_confidence if config.baseline_confidence is None else config.baseline_confidence
+    if not 0 <= confidence < 1:
+        raise dg.Failure(f"vetting baseline_confidence {confidence} is not a probability in [0, 1): 0.95 rejects a "
+                         f"candidate only when it is worse than a baseline with 95 % confidence, 0 requires beating it",
+                         allow_retries=False)
     return vetting.VettingRule(
         metric=metric,
         higher_is_better=stage.higher_is_better[metric],
         tolerance=config.tolerance,
         baseline_metrics=stage.baseline_metrics,
-        baseline_tolerance=stage.baseline_tolerance if config.baseline_tolerance is None else config.baseline_tolerance,
+        baseline_confidence=confidence,
         auto_promote=config.auto_promote,
         directions=stage.higher_is_better,
     )

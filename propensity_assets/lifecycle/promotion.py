@@ -34,6 +34,7 @@ class Vetted:
     champion_before: str | None
     champion_metrics: dict | None
     champion_now: str | None
+    p_worse: dict  # baseline → bootstrap probability that the candidate is worse on the vetting metric
 
 
 def predict_version(name: str, version: str, frame):
@@ -52,8 +53,19 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
     as_of = candidate.tags["vetting_as_of"]
     frame = frames.labelled_frame(lake, group, [as_of], stage.labels_table)
     y = frame["label"].to_numpy()
-    cand = stage.evaluate(y, predict_version(name, candidate.version, frame))
-    baselines = {b: stage.evaluate(y, p) for b, p in stage.baselines(frame, int(candidate.tags["horizon_days"])).items()}
+    predicted = predict_version(name, candidate.version, frame)
+    cand = stage.evaluate(y, predicted)
+    naive = stage.baselines(frame, int(candidate.tags["horizon_days"]))
+    baselines = {b: stage.evaluate(y, p) for b, p in naive.items()}
+    p_worse = {}
+    if rule.baseline_confidence > 0 and rule.metric in rule.baseline_metrics:
+        # Only a baseline the candidate does not beat outright needs the tie test.
+        p_worse = {
+            b: vetting.probability_worse(y, predicted, naive[b], lambda t, p: stage.evaluate(t, p)[rule.metric],
+                                         rule.higher_is_better)
+            for b, metrics in baselines.items()
+            if not rule.better(rule.metric, cand[rule.metric], metrics[rule.metric])
+        }
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     champ = None
     if champion is not None and str(champion.version) == str(candidate.version):
@@ -65,7 +77,7 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
             champ = stage.evaluate(y, predict_version(name, champion.version, frame))
         decision = vetting.decide(
             rule, cand, baselines, champ, None if champion is None else str(champion.version),
-            evaluated_on=as_of, champion_trained_until=trained_until,
+            evaluated_on=as_of, champion_trained_until=trained_until, p_worse=p_worse,
         )
         if decision.challenger and champion is not None:  # vetted against a champion
             client.set_registered_model_alias(name, registry.CHALLENGER, candidate.version)
@@ -77,6 +89,7 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
         "vetting.metric": rule.metric,
         "vetting.as_of": as_of,
         f"vetting.candidate_{rule.metric}": f"{cand[rule.metric]:.6f}",
+        **{f"vetting.p_worse_than_{b}": f"{p:.3f}" for b, p in p_worse.items()},
     }
     if champ is not None:
         tags["vetting.champion_version"] = str(champion.version)
@@ -86,5 +99,5 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
     current = registry.version_by_alias(client, name, registry.CHAMPION)
     return Vetted(
         name, str(candidate.version), decision.decision, decision.reason, as_of, cand, baselines,
-        None if champion is None else str(champion.version), champ, None if current is None else str(current.version),
+        None if champion is None else str(champion.version), champ, None if current is None else str(current.version), p_worse,
     )

@@ -79,8 +79,9 @@ class ModelStage:
     score_extras: Callable[[], dict[str, Any]] = field(default=lambda: {})
     # (y, prediction) → named tables for MLflow and the UI (calibration, deciles, …)
     reports: Callable[[np.ndarray, np.ndarray], dict[str, pd.DataFrame]] = field(default=lambda y, p: {})
-    # A candidate may come within this fraction of a baseline instead of beating it (vetting).
-    baseline_tolerance: float = 0.0
+    # Vetting: on the vetting metric a candidate need not beat a baseline outright, only not
+    # be worse with this confidence (paired bootstrap); 0: it must beat it.
+    baseline_confidence: float = 0.0
     output_min: float = 0.0
     output_max: float | None = None  # 1.0 for probabilities
 

@@ -325,6 +325,9 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
             min_samples_leaf=perm["rf_min_samples_leaf"], max_features=perm["rf_max_features"],
             max_samples=space.rf_max_samples, n_jobs=2, random_state=space.seed,
         ).fit(xt, y_tr)
+        # Predicting on two threads adds the trees up in whichever order they finish, so the
+        # same rows scored twice differ in the last bits. One thread: the same answer every time.
+        estimator.set_params(n_jobs=1)
     elif algorithm == "sklearn_gbr":
         def gbr(max_iter):
             return HistGradientBoostingRegressor(

@@ -6,6 +6,7 @@ Cutoff 2017-09-29 with H = 90 and history_weeks 4: vetting snapshot 2017-07-01, 
 snapshots 06-03 .. 06-24; scores at 2017-09-29.
 """
 
+import dataclasses
 import os
 from datetime import date
 from pathlib import Path
@@ -149,3 +150,51 @@ def test_scores_carry_horizon_and_version_and_match_the_lookup(world):
     looked_up = model.predict(scores[["household_id", "as_of"]])
     assert list(looked_up.columns) == ["household_id", "as_of", "ltv"]
     np.testing.assert_allclose(looked_up["ltv"].to_numpy(), scores["ltv"].to_numpy(), rtol=1e-12)
+
+
+def _copy_of_version_1(client) -> str:
+    """Register version 1 of `ltv__grp_a` again: a new candidate at the same cutoff."""
+    mv = client.get_model_version(NAME, "1")
+    keep = {k: v for k, v in mv.tags.items() if not k.startswith("vetting.")}
+    return str(client.create_model_version(NAME, mv.source, run_id=mv.run_id, tags=keep).version)
+
+
+def test_vetting_tests_a_loss_to_a_baseline_on_rmse_by_paired_bootstrap(world):
+    """The real vetting path (MLflow, the lake's vetting snapshot) with two made-up
+    baselines on RMSE: one that equals the candidate except on the household with the
+    worst error, where it is exact (a tie: worse only in resamples that draw that
+    household, 1 − (1 − 1/300)^300 = 63.3 % of them), and the actual spend itself (a
+    certain loss). The candidates are copies of the champion v1, so they tie it too."""
+    from propensity_assets.lifecycle import promotion, vetting
+    from propensity_assets.lifecycle.assets import VettingConfig, rule_for
+
+    def near_copy(frame, horizon):
+        predicted = promotion.predict_version(NAME, "1", frame)
+        worst = int(np.argmax(np.abs(frame["label"].to_numpy() - predicted)))
+        predicted[worst] = frame["label"].iloc[worst]
+        return {"near_copy": predicted}
+
+    mlflow_res = world.resources["mlflow"]
+    rule = rule_for(LTV, VettingConfig(auto_promote=False))
+    assert rule.baseline_confidence == 0.95
+    with pytest.raises(dg.Failure) as bad:
+        rule_for(LTV, VettingConfig(baseline_confidence=95))
+    assert bad.value.description == (
+        "vetting baseline_confidence 95.0 is not a probability in [0, 1): 0.95 rejects a candidate only when it is "
+        "worse than a baseline with 95 % confidence, 0 requires beating it")
+    rule = vetting.VettingRule(**{**rule.__dict__, "baseline_metrics": ("rmse",)})
+    version = _copy_of_version_1(world.client)
+    tie = promotion.vet(dataclasses.replace(LTV, baselines=near_copy), world.lake, mlflow_res, "grp_a", CUTOFF, rule)
+    assert (tie.candidate_version, tie.decision, tie.champion_now) == (version, "challenger", "1"), (tie.reason, tie.p_worse)
+    assert abs(tie.p_worse["near_copy"] - (1 - (1 - 1 / 300) ** 300)) < 0.05, (tie.reason, tie.p_worse)
+    rmse = f"{tie.candidate['rmse']:.4f}"
+    assert tie.reason.startswith(f"rmse {rmse} ≤ champion v1 {rmse} + 0.0 (a tie with near_copy on rmse ({rmse} vs ")
+    tags = world.client.get_model_version(NAME, version).tags
+    assert tags["vetting.p_worse_than_near_copy"] == f"{tie.p_worse['near_copy']:.3f}"
+
+    version = _copy_of_version_1(world.client)
+    oracle = dataclasses.replace(LTV, baselines=lambda frame, h: {"actual": frame["label"].to_numpy()})
+    loss = promotion.vet(oracle, world.lake, mlflow_res, "grp_a", CUTOFF, rule)
+    assert (loss.candidate_version, loss.decision, loss.p_worse, loss.champion_now) == (version, "rejected", {"actual": 1.0}, "1")
+    assert loss.reason == (f"does not beat the naive baseline(s): actual on rmse ({rmse} vs 0.0000, "
+                           "worse with probability 1.000 ≥ 0.95)")
