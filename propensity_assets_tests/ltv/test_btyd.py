@@ -127,6 +127,20 @@ def test_households_that_never_bought_get_zero(fitted):
     assert restored.models == {} and restored.predict(rows, H) == pytest.approx(pred)
 
 
+def test_a_second_fit_of_the_same_snapshot_reuses_the_first(fitted):
+    """Training and vetting fit the baseline on the same vetting snapshot: the second fit
+    reuses the MAP parameters; a snapshot that differs in one household's spend is fitted."""
+    model, frame, _ = fitted
+    again = BtydBaseline().fit(frame.copy())
+    assert again.from_cache and not model.from_cache
+    assert (again.params, again.customers, again.fit_seconds) == (model.params, model.customers, model.fit_seconds)
+    assert again.models == {}
+    changed = frame.copy()
+    changed.loc[changed.index[0], "grp_spend_365d"] += 1.0
+    refitted = BtydBaseline().fit(changed)
+    assert not refitted.from_cache and refitted.params != model.params and set(refitted.models) == {"bg_nbd", "gamma_gamma"}
+
+
 def test_predict_before_fit_and_too_little_data():
     with pytest.raises(ValueError, match="call fit"):
         BtydBaseline().predict(lake_rows([]), H)
