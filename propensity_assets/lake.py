@@ -94,6 +94,11 @@ class Lake:
         """The table's URI as Spark should read or write it."""
         return f"{self.root.rstrip('/')}/{table}"
 
+    def missing(self, table: str) -> str:
+        """The error for a table that is not there. Every lake table is written by the
+        asset of the same name."""
+        return f"Lake table {table!r} does not exist at {self.uri(table)}: materialize the asset {table!r} first"
+
     def staging_uri(self) -> str:
         # Time-ordered ids: recovery finishes interrupted commits oldest first.
         return f"{self.root.rstrip('/')}/_staging/{time.time_ns():020d}-{uuid.uuid4().hex}"
@@ -339,7 +344,7 @@ class Lake:
         fs, root = self._fs_and_root
         path = f"{root}/{table}"
         if fs.get_file_info(path).type != pafs.FileType.Directory:
-            raise FileNotFoundError(f"Lake table {table!r} does not exist at {self.uri(table)}")
+            raise FileNotFoundError(self.missing(table))
         # Partition values are strings: type inference would turn a group key such as
         # `2024` (a valid [a-z0-9_]+ key) into an int, and string filters would then fail.
         keys = self._partition_keys(fs, path)

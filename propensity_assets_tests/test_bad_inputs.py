@@ -448,6 +448,13 @@ def _stale_as_of(w, d):
     return materialize_range(w, household_features, "2017-12-30", "2017-12-31")
 
 
+def _features_before_ingest(w, d):
+    resources = {**w.resources(), "lake": LakeResource(uri=str(d / "new_lake"))}
+    result = dg.materialize([household_features], partition_key="2017-03-02", instance=w.instance,
+                            resources=resources, raise_on_error=False)
+    return user_error(result)
+
+
 def _partition_range_outside(w, d):
     return cli(w, "partition-range", "2030-01-01")
 
@@ -631,6 +638,9 @@ CASES = [
          "household_features as_of 2017-12-30..2017-12-31 (2 dates): the ingested transactions end on "
          "2017-12-28, 2 day(s) short of the day before as_of 2017-12-31; features would read the missing days "
          "as no purchases. Ingest newer transactions, or materialize as_of up to 2017-12-29."),
+    Case("features before ingest", "partitions", _features_before_ingest, FAILURE,
+         "Lake table 'transactions' does not exist at {scratch}/new_lake/transactions: materialize the asset "
+         "'transactions' first"),
     Case("partition-range outside the as_of range", "partitions", _partition_range_outside, "exit 2",
          "START 2030-01-01 is not an as_of partition: the as_of partitions run from 2017-01-01 to 2018-01-01"),
     Case("partition-range for an unknown group", "partitions", _partition_range_unknown_group, "exit 2",

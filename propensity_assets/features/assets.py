@@ -107,10 +107,10 @@ def materialize_group_table(
     as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
     groups = sorted({g for _, g in pairs})
     session = spark.spark_session
-    tx = logic.read_transactions(session, lake.lake.uri("transactions"))
+    tx = logic.read_transactions(session, lake.input_uri("transactions"))
     if fresh:
         check_fresh(tx, as_of_dates, table)
-    members = session.read.parquet(lake.lake.uri(MEMBERS_TABLE))
+    members = session.read.parquet(lake.input_uri(MEMBERS_TABLE))
     missing = sorted(set(groups) - {row[0] for row in members.select("product_group").distinct().collect()})
     unresolved = (
         f"product group(s) {', '.join(missing)} are not in the lake table {MEMBERS_TABLE!r} (the catalogue "
@@ -169,7 +169,7 @@ def household_features(
 ) -> dg.MaterializeResult:
     as_of_dates = sorted({date.fromisoformat(key) for key in requested_keys(context)})
     session = spark.spark_session
-    tx = logic.read_transactions(session, lake.lake.uri("transactions"))
+    tx = logic.read_transactions(session, lake.input_uri("transactions"))
     check_fresh(tx, as_of_dates, "household_features")
     feats, non_finite = quality.NonFinite.observe(logic.household_features(tx, as_of_dates))
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
