@@ -42,9 +42,10 @@ class LakeResource(dg.ConfigurableResource):
     def input_uri(self, table: str) -> str:
         """The URI of a table a Spark step reads: a missing table fails the step at once
         (no retry), naming it, rather than with Spark's PATH_NOT_FOUND mid-plan."""
-        if not self.lake.exists(table):
-            raise dg.Failure(self.lake.missing(table), allow_retries=False)
-        return self.lake.uri(table)
+        lake = self.lake
+        if not lake.exists(table):
+            raise dg.Failure(lake.missing(table), allow_retries=False)
+        return lake.uri(table)
 
     def write_spark(self, table: str, df: DataFrame, specs: list[PartitionSpec]) -> int:
         """Write a Spark frame aside, partitioned by the keys of `specs`, then swap it in.
