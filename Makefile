@@ -23,7 +23,7 @@ dev test: export OMP_WAIT_POLICY ?= PASSIVE
 DG := dagster
 MODULE := -m propensity_assets.definitions
 
-.PHONY: install demo test dev mlflow-ui spark-cluster spark-connect benchmark clean
+.PHONY: install demo demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -42,8 +42,8 @@ $(DAGSTER_HOME)/dagster.yaml:
 ## demo: the whole lifecycle on the embedded data:
 ##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
 ##   -> LTV (train at 2017-09-29, score the holdout 2017-10-01; train at 2017-12-01, score it)
-##   -> the retail campaign studies of every group -> cohorts, profile and decay curves
-##   -> the software-company incentive study -> summary
+##   -> cohorts and profile -> the retail campaign studies of every group, and the decay curves
+##   -> summary; the software-company incentive study runs beside the features
 HISTORY_FROM ?= 2017-01-01
 # The CONTRACTS §8 LTV holdout and the last training cutoff (a Friday) on or before it.
 LTV_HOLDOUT ?= 2017-10-01
@@ -52,11 +52,20 @@ LTV_CUTOFF ?= 2017-09-29
 DECAY_CUTOFF ?= 2017-09-01
 PA := propensity-assets
 MATERIALIZE := $(DG) asset materialize $(MODULE)
+DEMO_TARGETS := demo demo-models demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
-demo: export PROPENSITY_TODAY ?= $(AS_OF)
-demo: export PROPENSITY_AUTO_PROMOTE ?= true
+$(DEMO_TARGETS): export PROPENSITY_TODAY ?= $(AS_OF)
+$(DEMO_TARGETS): export PROPENSITY_AUTO_PROMOTE ?= true
+# Every run of the demo reaches one Spark Connect server (a free port; stopped at the end),
+# as runs under `make dev` do, instead of starting its own JVM; with SPARK_REMOTE set, that
+# server. Two runs at a time where the graph allows (the studies, the decay curves).
+DEMO := $(MAKE) --no-print-directory -j2 demo-report
 demo: install
+	@if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; $(DEMO); \
+	else $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect --port 0 -- $(DEMO); fi
+
+demo-models:
 	$(PA) sync-groups
 	$(DG) job execute $(MODULE) -j ingest_job
 	$(MATERIALIZE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
@@ -69,11 +78,22 @@ demo: install
 	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
 	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
-	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
+
+# The studies and the decay curves read the models' outputs, and each other's not: side by
+# side. Their models fit on one thread, so they share the 2 cores without contention.
+demo-studies: demo-models
+	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
+
+demo-decay: demo-models
 	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
+
+# The software-company study reads none of the retail data: it runs beside the features.
+demo-software:
 	$(PA) sync-studies
 	$(MATERIALIZE) --select 'group:incentives' --partition software_company
+
+demo-report: demo-models demo-studies demo-decay demo-software
 	$(PA) summary --as-of $(LTV_HOLDOUT)
 	$(PA) summary --as-of $(AS_OF)
 	$(PA) incentives software_company

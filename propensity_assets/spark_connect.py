@@ -168,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a Spark Connect server on 127.0.0.1 until interrupted, or for as long as a command runs.",
     )
     parser.add_argument("--log-dir", default="data/spark_connect", help="where connect.log goes")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0: a free port (`make demo` uses one)")
     parser.add_argument("command", nargs="*", help="after --: run it with SPARK_REMOTE set, then stop the server")
     args = parser.parse_args(argv)
     global _child
     signal.signal(signal.SIGTERM, _terminate_signal)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with it ignored
     try:
-        server = start(args.log_dir, port=args.port)
+        server = start(args.log_dir, port=args.port or free_port())
     except SparkClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

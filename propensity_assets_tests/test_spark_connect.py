@@ -143,8 +143,8 @@ def test_the_launcher_runs_a_command_on_its_server_and_stops_with_it(tmp_path):
     pyspark way (SparkSession.builder.getOrCreate() with SPARK_REMOTE set); when it exits,
     the launcher stops the server and exits with the command's code. With PYSPARK_PYTHON
     unset, as in a plain shell, the server's Python workers run the launcher's interpreter
-    (the PATH's python3 lacks the project and pyarrow)."""
-    port = spark_connect.free_port()
+    (the PATH's python3 lacks the project and pyarrow). Port 0 asks for a free port, as
+    `make demo` does."""
     child = (
         "import os; from pyspark.sql import SparkSession; "
         "s = SparkSession.builder.getOrCreate(); "
@@ -160,11 +160,13 @@ def test_the_launcher_runs_a_command_on_its_server_and_stops_with_it(tmp_path):
     env.pop("PYSPARK_PYTHON", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "propensity_assets.spark_connect", "--log-dir", str(tmp_path), "--port", str(port),
+        [sys.executable, "-m", "propensity_assets.spark_connect", "--log-dir", str(tmp_path), "--port", "0",
          "--", sys.executable, "-c", child],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 3, proc.stderr[-4000:]
+    port = int(re.match(r"Spark Connect server sc://127\.0\.0\.1:(\d+) ", proc.stdout).group(1))
+    assert port != spark_connect.DEFAULT_PORT
     assert proc.stdout.splitlines() == [
         f"Spark Connect server sc://127.0.0.1:{port} (master local[1]); log {tmp_path}/connect.log",
         f"export SPARK_REMOTE=sc://127.0.0.1:{port}",
