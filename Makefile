@@ -23,7 +23,7 @@ dev test: export OMP_WAIT_POLICY ?= PASSIVE
 DG := dagster
 MODULE := -m propensity_assets.definitions
 
-.PHONY: install demo demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
+.PHONY: install demo demo-init demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -41,7 +41,8 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 ## demo: the whole lifecycle on the embedded data:
 ##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
-##   -> LTV (train at 2017-09-29, score the holdout 2017-10-01; train at 2017-12-01, score it)
+##   -> LTV (search the permutations at 2017-09-29, score the holdout 2017-10-01; refit each
+##   champion's permutation at 2017-12-01, score it)
 ##   -> cohorts and profile -> the retail campaign studies of every group, and the decay curves
 ##   -> summary; the software-company incentive study runs beside the features
 HISTORY_FROM ?= 2017-01-01
@@ -52,7 +53,7 @@ LTV_CUTOFF ?= 2017-09-29
 DECAY_CUTOFF ?= 2017-09-01
 PA := propensity-assets
 MATERIALIZE := $(DG) asset materialize $(MODULE)
-DEMO_TARGETS := demo demo-models demo-studies demo-decay demo-software demo-report
+DEMO_TARGETS := demo demo-init demo-models demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
 $(DEMO_TARGETS): export PROPENSITY_TODAY ?= $(AS_OF)
@@ -65,36 +66,44 @@ demo: install
 	@if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; $(DEMO); \
 	else $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect --port 0 -- $(DEMO); fi
 
-demo-models:
+# The partitions of the catalogues; this also creates the Dagster instance's databases, which
+# two first runs side by side would race to create.
+demo-init:
 	$(PA) sync-groups
+	$(PA) sync-studies
+
+demo-models: demo-init
 	$(DG) job execute $(MODULE) -j ingest_job
 	$(MATERIALIZE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
 	$(MATERIALIZE) --select group_features,propensity_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
 	$(MATERIALIZE) --select ltv_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(LTV_HOLDOUT))"
 	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(DECAY_CUTOFF))" \
-	    --config-json '{"ops": {"propensity_model": {"config": {"max_trials": 2}}}}'
+	    --config-json '{"ops": {"propensity_model": {"config": {"max_trials": 1}}}}'
 	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
 	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
 	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
-	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))" \
+	    --config-json '{"ops": {"ltv_model": {"config": {"from_champion": true}}}}'
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
 
-# The studies and the decay curves read the models' outputs, and each other's not: side by
-# side. Their models fit on one thread, so they share the 2 cores without contention.
+# The studies and the decay curves (then the LTV holdout summary, which refits BTYD for every
+# group; printed at the end) read the models' outputs, and each other's not: side by side.
+# Their models fit on one thread, so they share the 2 cores without contention.
 demo-studies: demo-models
 	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
 
 demo-decay: demo-models
 	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
+	mkdir -p data/reports
+	$(PA) summary --as-of $(LTV_HOLDOUT) > data/reports/summary-$(LTV_HOLDOUT).txt
 
 # The software-company study reads none of the retail data: it runs beside the features.
-demo-software:
-	$(PA) sync-studies
+demo-software: demo-init
 	$(MATERIALIZE) --select 'group:incentives' --partition software_company
 
 demo-report: demo-models demo-studies demo-decay demo-software
-	$(PA) summary --as-of $(LTV_HOLDOUT)
+	@cat data/reports/summary-$(LTV_HOLDOUT).txt
 	$(PA) summary --as-of $(AS_OF)
 	$(PA) incentives software_company
 	$(PA) retail
@@ -140,4 +149,4 @@ benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py
 
 clean:
-	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster data/spark_connect
+	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster data/spark_connect data/reports

@@ -39,6 +39,10 @@ class TrainingConfig(dg.Config):
     # The most training rows (household × snapshot) read to the driver; above it, households
     # are sampled, stratified by label (`frames.TrainingSample`). PROPENSITY_TRAINING_MAX_ROWS.
     max_training_rows: int = settings.training_max_rows()
+    # Refit the champion's selected configuration on this cutoff's snapshots instead of
+    # searching the space (the cheap periodic retrain): its `best.*` MLflow params pin each
+    # search dimension they name to that one value. Without a champion, the space is searched.
+    from_champion: bool = False
 
 
 def search_config(name: str, space: type, doc: str, **defaults) -> type[TrainingConfig]:
@@ -170,7 +174,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         m = stage.metric
         rows = [
             {
-                "model": r.model_name, "version": r.version, "cutoff": str(r.plan.cutoff),
+                "model": r.model_name, "version": r.version, "cutoff": str(r.plan.cutoff), "search": r.search,
                 f"holdout_{m}": r.holdout_metrics[m],
                 **{f"{b}_{m}": v[m] for b, v in r.holdout_baselines.items()},
                 "train_rows": r.train_rows, "rows_available": r.sample.rows_available, "sampled": r.sample.sampled,
@@ -188,7 +192,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         if len(results) == 1:
             r = results[0]
             metadata.update(
-                model_name=r.model_name, model_version=r.version, mlflow_run_id=r.run_id,
+                model_name=r.model_name, model_version=r.version, mlflow_run_id=r.run_id, search=r.search,
                 training_window=f"{min(r.plan.train)} .. {max(r.plan.train)} (vetting snapshot {r.plan.vetting})",
                 **{f"holdout_{k}": float(v) for k, v in r.holdout_metrics.items()},
                 **{f"selection_{k}": float(v) for k, v in r.selection_metrics.items()},

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import propensity_assets
-from propensity_assets import settings
+from propensity_assets import registry, settings
 from propensity_assets.lake import Lake
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
@@ -57,6 +57,7 @@ class Registered:
     reports: dict
     trials: pd.DataFrame
     sample: frames.TrainingSample
+    search: str  # "space", or "champion vN" when the champion's configuration was refitted
 
 
 def train_and_register(
@@ -83,6 +84,16 @@ def train_and_register(
         lake, group, dates, str(plan.vetting), stage.labels_table, config.max_training_rows, config.seed
     )
     fit_df, select_df = frames.selection_split(train_df, seed=config.seed)
+    name = stage.model_name(group)
+    client = mlflow_res.client()
+    search = "space"
+    if config.from_champion:
+        champion = registry.version_by_alias(client, name, registry.CHAMPION)
+        if champion is not None:
+            best = {k.removeprefix("best."): v for k, v in client.get_run(champion.run_id).data.params.items()
+                    if k.startswith("best.")}
+            config = pinned(config, best, f"{name} v{champion.version}")
+            search = f"champion v{champion.version}"
     started = time.perf_counter()
     result = stage.train(fit_df, select_df, config)
     train_seconds = time.perf_counter() - started
@@ -92,8 +103,6 @@ def train_and_register(
     reports = stage.reports(y, predicted)
     holdout_baselines = {name: stage.evaluate(y, p) for name, p in stage.baselines(holdout, horizon).items()}
 
-    name = stage.model_name(group)
-    client = mlflow_res.client()
     experiment_id = mlflow_res.experiment_id(stage.name)
     window = plan.tags()
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{group} @ {cutoff}") as run:
@@ -103,6 +112,7 @@ def train_and_register(
                            "holdout_rows": len(holdout), "trials": len(result.trials)})
         mlflow.log_params(sample.params())
         mlflow.set_tag("training_sampled", str(sample.sampled).lower())
+        mlflow.set_tag("search", search)
         mlflow.log_param("search_space", json.dumps(config.model_dump(), default=str)[:6000])
         mlflow.log_metrics({f"selection_{k}": v for k, v in result.selection_metrics.items() if _finite(v)})
         mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items() if _finite(v)})
@@ -156,8 +166,28 @@ def train_and_register(
             client.set_model_version_tag(name, version, key, str(value))
     return Registered(
         name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
-        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample,
+        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample, search,
     )
+
+
+def pinned(config, params: dict[str, str], source: str):
+    """`config` with each search dimension that `params` (a selected trial, as MLflow
+    strings) names pinned to that one value. A trial names a dimension by its field
+    (`num_leaves`) or its singular (`algorithm` for `algorithms`); other keys (the chosen
+    boosting rounds) are not dimensions, and early stopping chooses them again."""
+    import pydantic
+
+    dims = {name for name, value in config.model_dump().items() if isinstance(value, list)}
+    update = {}
+    for key, value in params.items():
+        field = key if key in dims else f"{key}s" if f"{key}s" in dims else None
+        if field is not None:
+            update[field] = [value]
+    try:
+        return type(config)(**{**config.model_dump(), **update})
+    except pydantic.ValidationError as exc:
+        bad = ", ".join(f"{f}={update[f][0]!r}" for f in dict.fromkeys(e["loc"][0] for e in exc.errors()))
+        raise ValueError(f"{source}'s selected configuration does not fit this search space: {bad}") from None
 
 
 def log_trials(trials: pd.DataFrame, metric_names: set[str], group: str, experiment_id: str) -> None:

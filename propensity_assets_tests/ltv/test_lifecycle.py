@@ -120,6 +120,28 @@ def test_every_permutation_is_a_child_run_and_the_parent_has_the_comparison(worl
     assert world.meta["ltv_model"]["training_window"] == "2017-06-03 .. 2017-06-24 (vetting snapshot 2017-07-01)"
 
 
+def test_from_champion_refits_the_champions_permutation_alone(world):
+    """`from_champion`: the champion's selected permutation, and only it, is fitted on the
+    cutoff's snapshots (one child run); the run and the metadata say which version. Same
+    cutoff, same seed: early stopping finds the champion's rounds again."""
+    champion = world.client.get_model_version_by_alias(NAME, "champion")
+    best = {k: v for k, v in world.client.get_run(champion.run_id).data.params.items() if k.startswith("best.")}
+    assert world.meta["ltv_model"]["search"] == "space"
+    result = dg.materialize(
+        [model_asset], partition_key=f"{CUTOFF}|grp_a", instance=world.instance, resources=world.resources,
+        run_config={"ops": {"ltv_model": {"config": {**TINY, "from_champion": True}}}},
+    )
+    assert result.success
+    [mat] = result.asset_materializations_for_node("ltv_model")
+    assert mat.metadata["search"].value == f"champion v{champion.version}"
+    run = world.client.get_run(world.client.get_model_version(NAME, mat.metadata["model_version"].value).run_id)
+    assert run.data.tags["search"] == f"champion v{champion.version}"
+    [child] = world.client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    chosen = {k.removeprefix("best."): v for k, v in best.items() if k != "best.rounds"}
+    assert {k: child.data.params[k] for k in chosen} == chosen
+    assert {k: v for k, v in run.data.params.items() if k.startswith("best.")} == best
+
+
 def test_first_version_beats_both_baselines_and_becomes_champion(world):
     champion = world.meta["ltv_champion"]
     assert champion["decision"] == "champion", champion["reason"]
