@@ -17,7 +17,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 # shares the cores, so `make dev` (concurrent runs beside a Spark Connect server) and
 # `make test` wait passively. Alone, passive waiting is slower: the LTV training of the
 # 12 groups took 433 s with PASSIVE and 257 s without (benchmarks/ltv_benchmark.py speed),
-# so the demo, whose runs follow one another, keeps OpenMP's default.
+# so the demo, which trains alone (its side-by-side runs fit on one thread), keeps OpenMP's default.
 dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
@@ -89,7 +89,9 @@ demo-models: demo-init
 
 # The studies and the decay curves (then the LTV holdout summary, which refits BTYD for every
 # group; printed at the end) read the models' outputs, and each other's not: side by side.
-# Their models fit on one thread, so they share the 2 cores without contention.
+# The studies' models fit on one thread; the curves' and the summary's LightGBM predictions
+# wait passively, as under `make dev`, or their spinning threads slow both runs down.
+demo-studies demo-decay demo-software: export OMP_WAIT_POLICY ?= PASSIVE
 demo-studies: demo-models
 	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
 

@@ -1,6 +1,7 @@
 """The BTYD baseline: RFM from lake features by hand, and a fit on data simulated with known parameters."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,20 @@ def test_a_second_fit_of_the_same_snapshot_reuses_the_first(fitted):
     changed.loc[changed.index[0], "grp_spend_365d"] += 1.0
     refitted = BtydBaseline().fit(changed)
     assert not refitted.from_cache and refitted.params != model.params and set(refitted.models) == {"bg_nbd", "gamma_gamma"}
+
+
+def test_a_new_snapshot_compiles_no_new_c_code(fitted):
+    """pymc-marketing's graphs hold the data as constants: with pytensor's loop fusion, each
+    new snapshot compiled C modules of its own into the cache. The fit compiles without it,
+    so a snapshot never seen before reuses what the first fit compiled."""
+    import pytensor
+
+    frame, _ = simulate(500, seed=3)
+    cache = Path(pytensor.config.compiledir)
+    before = set(cache.iterdir())
+    model = BtydBaseline().fit(frame)
+    assert not model.from_cache
+    assert set(cache.iterdir()) - before == set()
 
 
 def test_predict_before_fit_and_too_little_data():
