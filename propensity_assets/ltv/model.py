@@ -284,10 +284,13 @@ class _Fitted:
 
 
 def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame, y_tr: np.ndarray,
-         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, rounds: int | None = None) -> _Fitted:
+         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, rounds: int | None = None,
+         rankings: dict | None = None) -> _Fitted:
     """Fit one permutation; with a validation set, boosted models stop early on it.
 
-    With `rounds` (the refit) boosted models train exactly that many rounds.
+    With `rounds` (the refit) boosted models train exactly that many rounds. `rankings`
+    keeps the columns selected by importance per (feature subset, k) across the search's
+    permutations, which all fit the same rows: the ranking is the same for each.
     """
     derived = [c for c in x_tr.columns if c not in lake]
     columns = _subset_columns(perm["feature_subset"], lake, derived)
@@ -299,7 +302,11 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         inputs = list(lake)
     reducer = None
     if perm["reducer"] == "select_by_importance":
-        columns = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
+        key = (perm["feature_subset"], perm["select_top_k"])
+        ranked = (rankings or {}).get(key) or _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
+        if rankings is not None:
+            rankings[key] = ranked
+        columns = ranked
     xt, xv = x_tr[columns], (x_va[columns] if x_va is not None else None)
     if perm["reducer"] == "pca":
         reducer = _pca(perm["pca_variance"]).fit(xt)
@@ -458,10 +465,10 @@ def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
     y_tr, y_va = train_df[label].to_numpy("float64"), valid_df[label].to_numpy("float64")
     minimize = space.selection_metric in _MINIMIZE
 
-    rows, best = [], None
+    rows, best, rankings = [], None, {}
     for i, perm in enumerate(permutations(space)):
         start = time.perf_counter()
-        fitted = _fit(perm, space, lake, x_tr, y_tr, x_va, y_va, horizon_days)
+        fitted = _fit(perm, space, lake, x_tr, y_tr, x_va, y_va, horizon_days, rankings=rankings)
         pred = fitted.predictor.predict(valid_df)
         metrics = evaluate(y_va, pred)
         seconds = time.perf_counter() - start

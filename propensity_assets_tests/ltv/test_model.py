@@ -219,6 +219,27 @@ def test_selection_by_importance_keeps_k_columns(frames):
     assert len(result.predictor.columns) == 6
 
 
+def test_the_search_ranks_columns_by_importance_once_per_subset(frames, monkeypatch):
+    """Two permutations select by importance from the same subset: the search fits the same
+    rows for both, so it ranks the columns once; the refit on all rows ranks them again."""
+    from propensity_assets.ltv import model
+
+    tr, va, _ = frames
+    calls = []
+
+    def counted(x, y, k, seed):
+        calls.append(len(x))
+        return real(x, y, k, seed)
+
+    real = model._select_top_k
+    monkeypatch.setattr(model, "_select_top_k", counted)
+    space = LtvSearchSpace(algorithms=["lgbm_l2", "lgbm_tweedie"], reducers=["select_by_importance"],
+                           feature_subsets=["all"], select_top_k=[6], max_permutations=2, max_rounds=50)
+    result = train(tr, va, space)
+    assert len(result.trials) == 2
+    assert calls == [len(tr), len(tr) + len(va)]
+
+
 def test_a_random_forest_scores_the_same_rows_bit_for_bit_every_time(frames):
     """Fitted on two threads, a forest that also predicted on two threads summed its trees in
     the order they finished: of 10 repeated predictions of 3,000 rows, some differed in the
@@ -263,8 +284,10 @@ def test_train_errors_name_the_problem(frames):
 def test_launchpad_config_is_the_search_space():
     from propensity_assets.ltv.stage import LtvTraining
 
-    # seed is in both; history_weeks and the row budget are the shared lifecycle's.
-    assert set(LtvTraining.model_fields) == {"history_weeks", "max_training_rows", *LtvSearchSpace.__dataclass_fields__}
+    # seed is in both; history_weeks, the row budget and from_champion are the shared lifecycle's.
+    assert set(LtvTraining.model_fields) == {
+        "history_weeks", "max_training_rows", "from_champion", *LtvSearchSpace.__dataclass_fields__}
+    assert LtvTraining().from_champion is False
     assert LtvTraining().history_weeks == 26  # the stage's own default over TrainingConfig's 30
     assert LtvTraining().space() == LtvSearchSpace()
     chosen = LtvTraining(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
