@@ -22,6 +22,11 @@ dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
 MODULE := -m propensity_assets.definitions
+SPARK_CONNECT := $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect
+# $(call with_spark,PORT,COMMAND): COMMAND with SPARK_REMOTE set. That server when SPARK_REMOTE
+# is already set; else a new one on PORT (0: a free one), stopped when COMMAND exits.
+with_spark = if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(2); \
+	else exec $(SPARK_CONNECT) --port $(1) -- $(2); fi
 
 .PHONY: install demo demo-init demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
@@ -61,10 +66,8 @@ $(DEMO_TARGETS): export PROPENSITY_AUTO_PROMOTE ?= true
 # Every run of the demo reaches one Spark Connect server (a free port; stopped at the end),
 # as runs under `make dev` do, instead of starting its own JVM; with SPARK_REMOTE set, that
 # server. Two runs at a time where the graph allows (the studies, the decay curves).
-DEMO := $(MAKE) --no-print-directory -j2 demo-report
 demo: install
-	@if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; $(DEMO); \
-	else $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect --port 0 -- $(DEMO); fi
+	@$(call with_spark,0,$(MAKE) --no-print-directory -j2 demo-report)
 
 # The partitions of the catalogues; this also creates the Dagster instance's databases, which
 # two first runs side by side would race to create.
@@ -126,11 +129,8 @@ test: install
 SPARK_CONNECT_PORT ?= 15002
 DAGSTER_PORT ?= 3000
 DAGSTER_DEV := $(DG) dev -w workspace.yaml --host 127.0.0.1 --port $(DAGSTER_PORT)
-SPARK_CONNECT := $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect \
-	--port $(SPARK_CONNECT_PORT)
 dev: install
-	@if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(DAGSTER_DEV); \
-	else exec $(SPARK_CONNECT) -- $(DAGSTER_DEV); fi
+	@$(call with_spark,$(SPARK_CONNECT_PORT),$(DAGSTER_DEV))
 
 ## spark-cluster: a Spark standalone master (spark://127.0.0.1:7077, web UI :8080) and one
 ##   worker on loopback, from the installed pyspark, in the foreground until Ctrl-C; in another
@@ -145,7 +145,7 @@ spark-cluster: install
 ##   pyspark, in the foreground until Ctrl-C (master SPARK_MASTER, default local[*]); in another
 ##   shell, `export SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT)` and run anything. Log: data/spark_connect
 spark-connect: install
-	$(SPARK_CONNECT)
+	$(SPARK_CONNECT) --port $(SPARK_CONNECT_PORT)
 
 benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py

@@ -302,11 +302,11 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         inputs = list(lake)
     reducer = None
     if perm["reducer"] == "select_by_importance":
+        rankings = {} if rankings is None else rankings
         key = (perm["feature_subset"], perm["select_top_k"])
-        ranked = (rankings or {}).get(key) or _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
-        if rankings is not None:
-            rankings[key] = ranked
-        columns = ranked
+        if key not in rankings:
+            rankings[key] = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
+        columns = rankings[key]
     xt, xv = x_tr[columns], (x_va[columns] if x_va is not None else None)
     if perm["reducer"] == "pca":
         reducer = _pca(perm["pca_variance"]).fit(xt)
