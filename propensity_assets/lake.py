@@ -18,6 +18,11 @@ The commit is crash-safe:
    a `_committed_<id>` marker in the new partition tells recovery it is done;
 5. it marks the journal committed and deletes the staging dir (with the old data).
 
+A reader that lists a partition just as it is swapped has listed the replaced version:
+its files are gone when opened, or, if the commit deleted them before the listing was
+read, the listing is empty (a committed partition directory always holds data). Either
+way the reader lists again; a path never holds another version's bytes.
+
 A kill anywhere leaves every partition old or new; the next commit of that table,
 or `Lake.recover()`, completes the interrupted commit. On a POSIX filesystem without
 RENAME_EXCHANGE (NFS, other OSes) a partition swap is two renames and a reader can

@@ -50,23 +50,33 @@ def expected(version: int, spec: dict) -> list[tuple[int, float]]:
 def read_partition(root: Path, spec: dict) -> list[tuple[int, float]] | None:
     """What a reader listing the partition directory sees (None: missing).
 
-    A file listed just before a swap can be gone when it is opened: like any reader of a
-    lake being written, this one lists again (a path never holds another version's bytes),
-    as often as it takes. A fixed number of tries would report a reader that a busy writer
-    on a loaded machine outran that many times in a row as a missing partition.
+    A listing races a swap in two ways, and like any reader of a lake being written this
+    one lists again (a path never holds another version's bytes), as often as it takes:
+    - a file listed just before the swap is gone when it is opened;
+    - the directory was opened just before the swap and read after the commit deleted
+      the old version: the listing is empty. The directory's inode tells: the path then
+      names another directory than the one listed.
+    A fixed number of tries would report a reader that a busy writer on a loaded machine
+    outran that many times in a row as a missing partition.
     """
     path = root / "scores" / partition_dir(spec)
     while True:
         try:
+            inode = path.stat().st_ino
             files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and not p.name.startswith(("_", ".")))
         except FileNotFoundError:
             return None  # the partition directory itself is missing
+        if not files:
+            try:
+                if path.stat().st_ino != inode:
+                    continue  # listed the version the swap replaced: list again
+            except FileNotFoundError:
+                return None
+            return None
         try:
-            table = pd.concat([pq.read_table(f).to_pandas() for f in files]) if files else None
+            table = pd.concat([pq.read_table(f).to_pandas() for f in files])
         except FileNotFoundError:
             continue  # swapped between listing and reading: list again
-        if table is None:
-            return None
         return sorted(zip(table.household_id, table.score))
 
 
