@@ -28,7 +28,8 @@ SPARK_CONNECT := $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CU
 with_spark = if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(2); \
 	else exec $(SPARK_CONNECT) --port $(1) -- $(2); fi
 
-.PHONY: install demo demo-init demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
+.PHONY: install demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
+	demo-ltv demo-propensity demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -58,7 +59,8 @@ LTV_CUTOFF ?= 2017-09-29
 DECAY_CUTOFF ?= 2017-09-01
 PA := propensity-assets
 MATERIALIZE := $(DG) asset materialize $(MODULE)
-DEMO_TARGETS := demo demo-init demo-models demo-studies demo-decay demo-software demo-report
+DEMO_TARGETS := demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
+	demo-ltv demo-propensity demo-models demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
 $(DEMO_TARGETS): export PROPENSITY_TODAY ?= $(AS_OF)
@@ -75,16 +77,40 @@ demo-init:
 	$(PA) sync-groups
 	$(PA) sync-studies
 
-demo-models: demo-init
+demo-features: demo-init
 	$(DG) job execute $(MODULE) -j ingest_job
 	$(MATERIALIZE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
-	$(MATERIALIZE) --select group_features,propensity_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+
+# From here on two runs at a time, whichever are ready: the group features, the labels and
+# the BTYD baseline's one-off C compilation (`compile-btyd`) once the household features
+# exist; then the propensity trainings beside the LTV search.
+demo-group-features: demo-features
+	$(MATERIALIZE) --select group_features --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+
+demo-ltv-labels: demo-features
 	$(MATERIALIZE) --select ltv_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(LTV_HOLDOUT))"
+
+demo-propensity-labels: demo-features
+	$(MATERIALIZE) --select propensity_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+
+demo-compile: demo-features
+	$(PA) compile-btyd --as-of $(LTV_HOLDOUT)
+
+# Side by side, each fit on one thread: LightGBM's threads wait for each other actively, so
+# two 2-thread fits on 2 cores slow each other down many times (settings.training_threads).
+demo-ltv demo-propensity: export PROPENSITY_TRAINING_THREADS ?= 1
+demo-ltv: demo-group-features demo-ltv-labels demo-compile
+	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
+	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
+
+demo-propensity: demo-group-features demo-propensity-labels
 	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(DECAY_CUTOFF))" \
 	    --config-json '{"ops": {"propensity_model": {"config": {"max_trials": 1}}}}'
 	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
-	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
-	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
+
+# Alone again, on two threads: each LTV champion's permutation refitted at the profile's as_of,
+# the scores and the profile.
+demo-models: demo-ltv demo-propensity
 	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))" \
 	    --config-json '{"ops": {"ltv_model": {"config": {"from_champion": true}}}}'
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"

@@ -10,6 +10,9 @@
 - `sync-studies`: the same for the `incentive_study` partitions and data/incentive_studies.yaml.
 - `incentives STUDY`: the study's ATE table, refutations and policy comparison from the lake.
 - `retail`: the verdict table of the product groups' retail campaign studies.
+- `compile-btyd --as-of D`: fit the BTYD baseline once on the lake's household features
+  at D, so that pytensor compiles its C code (~50 s, once per machine) before a training
+  needs it; `make demo` runs it beside the label backfill.
 - `promote GROUP VERSION`: move `champion` of `propensity__GROUP` to VERSION.
 - `scale-data --factor N --out DIR [--seed S]`: write a synthetic dataset of N times the
   embedded households in the canonical schema, for `PROPENSITY_SOURCE_DIR` (ingest/scale.py).
@@ -173,6 +176,32 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile_btyd(args: argparse.Namespace) -> int:
+    """pytensor compiles the BTYD baseline's C code on the first fit on a machine (~50 s) and
+    caches it (pytensor's compiledir); every later fit of any group or snapshot reuses it.
+    This fits once on the household features at as_of, the whole-basket group's RFM data,
+    so that the compilation can run beside other work instead of inside a training."""
+    import time
+
+    import pytensor
+
+    from propensity_assets.lake import Lake
+    from propensity_assets.ltv.btyd import _REQUIRED, BtydBaseline, whole_basket
+
+    lake = Lake(settings.lake_uri())
+    columns = ["household_id", *(c.replace("grp_", "hh_") for c in _REQUIRED)]
+    try:
+        household = lake.read_partition("household_features", {"as_of": args.as_of}, columns=columns)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}: materialize household_features for {args.as_of} first", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    baseline = BtydBaseline().fit(whole_basket(household))
+    print(f"BTYD baseline fitted on household_features as_of {args.as_of} ({baseline.customers:,} households) in "
+          f"{time.perf_counter() - start:.1f} s, compilation included; pytensor's cache: {pytensor.config.compiledir}")
+    return 0
+
+
 # What `summary` prints per stage: the metrics, and the headline figures below the table.
 REPORTS = {
     "propensity": (["roc_auc", "average_precision", "brier", "lift_top_decile"], "(labels {as_of} + 30 days)"),
@@ -258,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="print what the lake holds for one as_of")
     summary.add_argument("--as-of", required=True)
     summary.set_defaults(func=cmd_summary)
+    compile_btyd = sub.add_parser(
+        "compile-btyd", help="compile the BTYD baseline's C code into pytensor's cache (once per machine, ~50 s)")
+    compile_btyd.add_argument("--as-of", required=True, help="a date whose household_features the lake holds")
+    compile_btyd.set_defaults(func=cmd_compile_btyd)
     promote = sub.add_parser("promote", help="move the champion alias of a group's model to a version")
     promote.add_argument("group")
     promote.add_argument("version")

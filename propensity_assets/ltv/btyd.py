@@ -109,6 +109,15 @@ def rfm(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def whole_basket(household: pd.DataFrame) -> pd.DataFrame:
+    """Household features (CONTRACTS §4, hh_*) as the group features of a group of every
+    product (`all: true`), whose grp_* columns are the household's own: what `rfm` reads.
+
+    `propensity-assets compile-btyd` fits on it before any group features exist.
+    """
+    return household.rename(columns={c: "grp_" + c[3:] for c in household.columns if c.startswith("hh_")})
+
+
 @dataclass
 class BtydBaseline:
     """BG/NBD × Gamma-Gamma, fitted on one snapshot's group features, predicting H-day spend.

@@ -26,7 +26,9 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
+from propensity_assets import settings
 from propensity_assets.ltv.metrics import decile_table, evaluate
 from propensity_assets.ltv.space import ALGORITHMS, FEATURE_SUBSETS, REDUCERS, LtvSearchSpace
 
@@ -249,7 +251,7 @@ def _lgb_params(perm: dict, seed: int) -> dict:
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "seed": seed,
-        "num_threads": 2,
+        "num_threads": settings.training_threads(),
         "verbose": -1,
         "deterministic": True,
     }
@@ -261,7 +263,7 @@ def _lgb_params(perm: dict, seed: int) -> dict:
 def _select_top_k(x: pd.DataFrame, y: np.ndarray, k: int, seed: int) -> list[str]:
     """The k columns with the largest total gain in a quick, small LightGBM fit."""
     quick = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "min_child_samples": 50,
-             "seed": seed, "num_threads": 2, "verbose": -1, "deterministic": True}
+             "seed": seed, "num_threads": settings.training_threads(), "verbose": -1, "deterministic": True}
     booster = lgb.train(quick, lgb.Dataset(x, y), num_boost_round=100)
     gain = pd.Series(booster.feature_importance("gain"), index=list(x.columns))
     # Stable order on ties (e.g. zero gain): by gain, then by column position.
@@ -330,7 +332,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         estimator = RandomForestRegressor(
             n_estimators=perm["rf_n_estimators"], max_depth=perm["rf_max_depth"],
             min_samples_leaf=perm["rf_min_samples_leaf"], max_features=perm["rf_max_features"],
-            max_samples=space.rf_max_samples, n_jobs=2, random_state=space.seed,
+            max_samples=space.rf_max_samples, n_jobs=settings.training_threads(), random_state=space.seed,
         ).fit(xt, y_tr)
         # Predicting on two threads adds the trees up in whichever order they finish, so the
         # same rows scored twice differ in the last bits. One thread: the same answer every time.
@@ -342,10 +344,12 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
                 min_samples_leaf=perm["gbr_min_samples_leaf"], l2_regularization=perm["gbr_l2_regularization"],
                 max_iter=max_iter, early_stopping=False, random_state=space.seed,
             )
-        if rounds is None:
-            estimator, chosen = _gbr_early_stopped(gbr, xt, y_tr, xv, y_va, space)
-        else:
-            estimator, chosen = gbr(rounds).fit(xt, y_tr), rounds
+        # scikit-learn's boosting takes its OpenMP threads from the process: the same count as the others.
+        with threadpool_limits(settings.training_threads(), user_api="openmp"):
+            if rounds is None:
+                estimator, chosen = _gbr_early_stopped(gbr, xt, y_tr, xv, y_va, space)
+            else:
+                estimator, chosen = gbr(rounds).fit(xt, y_tr), rounds
     else:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {list(ALGORITHMS)}")
     num_iteration = chosen if algorithm.startswith("lgbm") or (algorithm == "sklearn_gbr" and rounds is None) else None

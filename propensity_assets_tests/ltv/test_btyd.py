@@ -161,3 +161,30 @@ def test_predict_before_fit_and_too_little_data():
         BtydBaseline().predict(lake_rows([]), H)
     with pytest.raises(ValueError, match="need at least 10"):
         BtydBaseline().fit(simulate(5, seed=0)[0])
+
+
+def test_compile_btyd_fits_the_whole_basket_view_of_the_household_features(tmp_path, monkeypatch, capsys):
+    """`propensity-assets compile-btyd` fits once on the household features at as_of, read
+    as the group features of an `all: true` group: the same RFM data, so the fit that
+    follows on that group's features is the one it made (reused in the process)."""
+    from propensity_assets import cli
+    from propensity_assets.lake import Lake
+    from propensity_assets.ltv.btyd import whole_basket
+
+    group, _ = simulate(300, seed=4)
+    household = group.rename(columns={c: "hh_" + c[4:] for c in group.columns if c.startswith("grp_")})
+    assert whole_basket(household).equals(group)
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_pandas("household_features", household.assign(as_of="2017-05-01"), ["as_of"], [{"as_of": "2017-05-01"}])
+    monkeypatch.setenv("PROPENSITY_LAKE_URI", lake.root)
+
+    assert cli.main(["compile-btyd", "--as-of", "2017-05-01"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("BTYD baseline fitted on household_features as_of 2017-05-01 (300 households) in ")
+    assert BtydBaseline().fit(group).from_cache
+
+    assert cli.main(["compile-btyd", "--as-of", "2017-06-01"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: Lake table 'household_features' has no partition as_of=2017-06-01 at {lake.uri('household_features')}: "
+        "materialize household_features for 2017-06-01 first\n"
+    )

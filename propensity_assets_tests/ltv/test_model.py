@@ -292,3 +292,25 @@ def test_launchpad_config_is_the_search_space():
     assert LtvTraining().space() == LtvSearchSpace()
     chosen = LtvTraining(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
     assert chosen.space() == LtvSearchSpace(algorithms=["random_forest"], rf_max_depth=[4], max_permutations=3, seed=7)
+
+
+def test_every_fit_takes_its_threads_from_the_setting(monkeypatch):
+    """PROPENSITY_TRAINING_THREADS (default 2) sets the threads of LightGBM in both stages;
+    `make demo` fits on one thread each when two trainings run side by side."""
+    from propensity_assets import settings
+    from propensity_assets.ltv.model import _lgb_params
+    from propensity_assets.propensity.model import _params
+    from propensity_assets.propensity.space import SearchSpace
+
+    perm = permutations(LtvSearchSpace(algorithms=["lgbm_tweedie"], reducers=["none"]))[0]
+    trial, space = SearchSpace().trials()[0], SearchSpace()
+    monkeypatch.delenv("PROPENSITY_TRAINING_THREADS", raising=False)
+    assert settings.training_threads() == 2
+    assert _lgb_params(perm, 1)["num_threads"] == 2 and _params(trial, space)["num_threads"] == 2
+    monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", "1")
+    assert _lgb_params(perm, 1)["num_threads"] == 1 and _params(trial, space)["num_threads"] == 1
+    for raw in ("0", "two"):
+        monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", raw)
+        with pytest.raises(settings.SettingsError) as error:
+            settings.training_threads()
+        assert str(error.value) == f"PROPENSITY_TRAINING_THREADS={raw!r}: expected a whole number of threads ≥ 1, e.g. 2"
