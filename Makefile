@@ -29,7 +29,7 @@ with_spark = if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPAR
 	else exec $(SPARK_CONNECT) --port $(1) -- $(2); fi
 
 .PHONY: install demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
-	demo-ltv demo-propensity demo-models demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
+	demo-ltv demo-propensity demo-models demo-profile demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required for Spark (java not found on PATH)"; exit 1; }
@@ -46,10 +46,10 @@ $(DAGSTER_HOME)/dagster.yaml:
 	ln -sf $(CURDIR)/dagster.yaml $@
 
 ## demo: the whole lifecycle on the embedded data:
-##   ingest -> features -> labels -> propensity (train, vet, promote, score 2017-12-01)
-##   -> LTV (search the permutations at 2017-09-29, score the holdout 2017-10-01; refit each
-##   champion's permutation at 2017-12-01, score it)
-##   -> cohorts and profile -> the retail campaign studies of every group, and the decay curves
+##   ingest -> features -> labels -> propensity (train, vet, promote; an earlier cutoff for the
+##   decay curves) beside LTV (search the permutations at 2017-09-29, score the holdout 2017-10-01)
+##   -> each LTV champion's permutation refitted at 2017-12-01 -> scores at 2017-12-01
+##   -> the retail campaign studies of every group beside the decay curves -> cohorts and profile
 ##   -> summary; the software-company incentive study runs beside the features
 HISTORY_FROM ?= 2017-01-01
 # The CONTRACTS §8 LTV holdout and the last training cutoff (a Friday) on or before it.
@@ -60,14 +60,14 @@ DECAY_CUTOFF ?= 2017-09-01
 PA := propensity-assets
 MATERIALIZE := $(DG) asset materialize $(MODULE)
 DEMO_TARGETS := demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
-	demo-ltv demo-propensity demo-models demo-studies demo-decay demo-software demo-report
+	demo-ltv demo-propensity demo-models demo-profile demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
 $(DEMO_TARGETS): export PROPENSITY_TODAY ?= $(AS_OF)
 $(DEMO_TARGETS): export PROPENSITY_AUTO_PROMOTE ?= true
 # Every run of the demo reaches one Spark Connect server (a free port; stopped at the end),
 # as runs under `make dev` do, instead of starting its own JVM; with SPARK_REMOTE set, that
-# server. Two runs at a time where the graph allows (the studies, the decay curves).
+# server. Two runs at a time wherever the graph allows (make -j2).
 demo: install
 	@$(call with_spark,0,$(MAKE) --no-print-directory -j2 demo-report)
 
@@ -109,17 +109,21 @@ demo-propensity: demo-group-features demo-propensity-labels
 	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
 
 # Alone again, on two threads: each LTV champion's permutation refitted at the profile's as_of,
-# the scores and the profile.
+# and the scores.
 demo-models: demo-ltv demo-propensity
 	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))" \
 	    --config-json '{"ops": {"ltv_model": {"config": {"from_champion": true}}}}'
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
+
+# The profile reads the scores and the retail studies' recommendations (`incentive__<group>`).
+demo-profile: demo-models demo-studies
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
 
-# The studies and the decay curves (then the LTV holdout summary, which refits BTYD for every
-# group; printed at the end) read the models' outputs, and each other's not: side by side.
-# The studies' models fit on one thread; the curves' and the summary's LightGBM predictions
-# wait passively, as under `make dev`, or their spinning threads slow both runs down.
+# The retail studies (they read the features) beside the decay curves, then the LTV holdout
+# summary, which refits BTYD for every group (printed at the end); they run after the models,
+# which train without anything beside them. The studies' models fit on one thread; the curves'
+# and the summary's LightGBM predictions wait passively, as under `make dev`, or their
+# spinning threads slow both runs down.
 demo-studies demo-decay demo-software: export OMP_WAIT_POLICY ?= PASSIVE
 demo-studies: demo-models
 	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
@@ -133,7 +137,7 @@ demo-decay: demo-models
 demo-software: demo-init
 	$(MATERIALIZE) --select 'group:incentives' --partition software_company
 
-demo-report: demo-models demo-studies demo-decay demo-software
+demo-report: demo-profile demo-decay demo-software
 	@cat data/reports/summary-$(LTV_HOLDOUT).txt
 	$(PA) summary --as-of $(AS_OF)
 	$(PA) incentives software_company
