@@ -17,7 +17,8 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 # shares the cores, so `make dev` (concurrent runs beside a Spark Connect server) and
 # `make test` wait passively. Alone, passive waiting is slower: the LTV training of the
 # 12 groups took 433 s with PASSIVE and 257 s without (benchmarks/ltv_benchmark.py speed),
-# so the demo, which trains alone (its side-by-side runs fit on one thread), keeps OpenMP's default.
+# so the demo keeps OpenMP's default: its trainings fit alone on two threads, or side by side on one
+# thread each, where no thread waits for another.
 dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
