@@ -186,12 +186,11 @@ def cmd_compile_btyd(args: argparse.Namespace) -> int:
     import pytensor
 
     from propensity_assets.lake import Lake
-    from propensity_assets.ltv.btyd import _REQUIRED, BtydBaseline, whole_basket
+    from propensity_assets.ltv.btyd import BtydBaseline, whole_basket
 
     lake = Lake(settings.lake_uri())
-    columns = ["household_id", *(c.replace("grp_", "hh_") for c in _REQUIRED)]
     try:
-        household = lake.read_partition("household_features", {"as_of": args.as_of}, columns=columns)
+        household = lake.read_partition("household_features", {"as_of": args.as_of})
     except FileNotFoundError as exc:
         print(f"error: {exc}: materialize household_features for {args.as_of} first", file=sys.stderr)
         return 2
