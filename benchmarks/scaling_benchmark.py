@@ -115,7 +115,7 @@ def force_champions(env: dict[str, str], stage: str) -> list[str]:
         "import json, sys\n"
         "from propensity_assets import registry\n"
         "from propensity_assets.groups.catalog import load_catalog\n"
-        "from propensity_assets.resources import MlflowResource\n"
+        "from propensity_assets.shared.resources import MlflowResource\n"
         "from propensity_assets import settings\n"
         "client = MlflowResource().client(); forced = []\n"
         "for group in (g.key for g in load_catalog(settings.product_groups_file())):\n"

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 
 
 def ensure_dagster_home() -> Path:
@@ -47,7 +47,7 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
     from propensity_assets.groups.assets import sync_product_groups
     from propensity_assets.groups.catalog import CatalogError
 
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared.lake import Lake
 
     lake = Lake(settings.lake_uri())
     # Before the first ingest there is no products table: categories are checked then.
@@ -90,7 +90,7 @@ def cmd_incentives(args: argparse.Namespace) -> int:
 
 def cmd_retail(args: argparse.Namespace) -> int:
     from propensity_assets.incentives.report import print_retail
-    from propensity_assets.partitions import product_group_partitions
+    from propensity_assets.shared.partitions import product_group_partitions
 
     with _instance() as instance:
         groups = instance.get_dynamic_partitions(product_group_partitions.name)
@@ -101,7 +101,7 @@ def _check_dates(start: str, end: str | None) -> str | None:
     """An error message for dates that are not as_of partitions in order, else None."""
     from datetime import date
 
-    from propensity_assets.partitions import as_of_partitions
+    from propensity_assets.shared.partitions import as_of_partitions
 
     for name, value in (("START", start), ("END", end)):
         if value is None:
@@ -120,7 +120,7 @@ def _check_dates(start: str, end: str | None) -> str | None:
 
 
 def cmd_partition_range(args: argparse.Namespace) -> int:
-    from propensity_assets.partitions import group_range_tags, product_group_partitions
+    from propensity_assets.shared.partitions import group_range_tags, product_group_partitions
 
     with _instance() as instance:
         if args.groups_only:
@@ -150,7 +150,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     """What the lake holds for one as_of: the numbers a user checks after `make demo`."""
     import pyarrow.dataset as ds
 
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared.lake import Lake
 
     lake = Lake(settings.lake_uri())
     filt = ds.field("as_of") == args.as_of
@@ -185,7 +185,7 @@ def cmd_compile_btyd(args: argparse.Namespace) -> int:
 
     import pytensor
 
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared.lake import Lake
     from propensity_assets.ltv.btyd import BtydBaseline, whole_basket
 
     lake = Lake(settings.lake_uri())
@@ -230,8 +230,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     """Move `champion` of propensity__<group> to a version (manual promotion)."""
     from mlflow.exceptions import MlflowException
 
-    from propensity_assets import registry
-    from propensity_assets.resources import MlflowResource
+    from propensity_assets.shared import registry
+    from propensity_assets.shared.resources import MlflowResource
 
     client = MlflowResource().client()
     name = registry.model_name(args.stage, args.group)
@@ -332,7 +332,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from propensity_assets.incentives.catalog import StudyCatalogError
     from propensity_assets.ingest.scale import ScaleError
     from propensity_assets.ingest.sources import SourceError
-    from propensity_assets.registry import RegistryUnreachable
+    from propensity_assets.shared.registry import RegistryUnreachable
 
     return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
 

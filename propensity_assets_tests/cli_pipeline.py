@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake
 from propensity_assets.propensity.stage import PropensityTraining as TrainingConfig
 from propensity_assets_tests.cli_helpers import BIN, MODULE, REPO, instance_at
 
@@ -187,7 +187,7 @@ class CliPipeline:
         """A champion per group, trained on `mode`'s lake, as test_cli_scores does."""
         from propensity_assets.lifecycle.training import train_and_register
         from propensity_assets.propensity.stage import PROPENSITY
-        from propensity_assets.resources import MlflowResource
+        from propensity_assets.shared.resources import MlflowResource
 
         mlflow_res = MlflowResource(tracking_uri=self.tracking_uri,
                                     artifact_root=(self.root / "mlflow" / "artifacts").as_uri())

@@ -18,7 +18,7 @@ SPARK_MODES = ("classic", "connect")
 
 def spark_test_conf() -> dict[str, str]:
     """The tests' Spark conf, for the classic session and for the Connect server alike."""
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
 
     conf = settings.spark_conf()
     conf.update({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
@@ -64,7 +64,7 @@ def spark(spark_mode, request):
 def spark_resource(spark_mode, request):
     """The Dagster `spark` resource of the test's mode: classic (the running session), or
     SPARK_REMOTE at the loopback Connect server."""
-    from propensity_assets.resources import SparkResource
+    from propensity_assets.shared.resources import SparkResource
 
     if spark_mode == "classic":
         request.getfixturevalue("classic_spark")
@@ -89,7 +89,7 @@ def classic_spark():
 def spark_connect_server(tmp_path_factory):
     """A real Spark Connect server on a free loopback port (spark_connect.py) with the tests'
     conf, for the session; stopped afterwards. No server means a failure, never a skip."""
-    from propensity_assets import spark_connect
+    from propensity_assets.deploy import spark_connect
 
     logs = tmp_path_factory.mktemp("spark_connect")
     conf = {**spark_test_conf(), "spark.driver.memory": "1g",
@@ -104,8 +104,8 @@ def spark_connect_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def connect_spark(spark_connect_server):
-    from propensity_assets import settings
-    from propensity_assets.resources import connect_session
+    from propensity_assets.shared import settings
+    from propensity_assets.shared.resources import connect_session
 
     saved = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
     session = connect_session(spark_connect_server.url, settings.remote_spark_conf(spark_test_conf()))
@@ -161,7 +161,7 @@ def postgres():
 def spark_cluster(tmp_path_factory):
     """A real Spark standalone master and worker on loopback (free ports, temp logs), for
     CLI runs with SPARK_MASTER=<spark_cluster.master_url>; stopped after the session."""
-    from propensity_assets import spark_cluster as cluster
+    from propensity_assets.deploy import spark_cluster as cluster
 
     logs = tmp_path_factory.mktemp("spark_cluster")
     # Two cores: two runs side by side each get one (with spark.cores.max=1).

@@ -11,7 +11,9 @@ import mlflow
 from dagster_pyspark import PySparkResource
 
 from propensity_assets.definitions import defs
-from propensity_assets.resources import LakeResource, MlflowResource, ProductGroupsResource, SourceResource
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.ingest.resources import SourceResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 
 def assets(*names: str) -> list:

@@ -39,15 +39,17 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_pyspark import PySparkResource
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 from propensity_assets.features.assets import group_features, household_features
 from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_members, sync_product_groups
 from propensity_assets.groups.catalog import CatalogError
 from propensity_assets.incentives.catalog import StudyCatalogError
 from propensity_assets.incentives.sensors import sync_studies
 from propensity_assets.ingest.assets import raw_assets
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource, MlflowResource, ProductGroupsResource, SourceResource
+from propensity_assets.shared.lake import Lake
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.ingest.resources import SourceResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 from propensity_assets_tests.cli_helpers import instance_at
 from propensity_assets_tests.conftest import REPO
 from propensity_assets_tests.ingest.test_ingest_assets import TX_COLUMNS, build_source, good_transactions

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource
+from propensity_assets.shared.lake import Lake
+from propensity_assets.shared.resources import LakeResource
 from propensity_assets_tests.conftest import REPO, tx_frame
 
 # Single-run backfill policies are beta in Dagster 1.13; the project relies on them knowingly.
@@ -156,7 +156,7 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 
 def test_requested_keys_expands_range_tags_for_both_partitions_kinds():
     """`requested_keys` on a daily and on a dates × groups asset, launched by range tags."""
-    from propensity_assets.partitions import as_of_group_partitions, as_of_partitions, requested_keys
+    from propensity_assets.shared.partitions import as_of_group_partitions, as_of_partitions, requested_keys
 
     seen = {}
 

@@ -16,9 +16,9 @@ import dagster as dg
 import mlflow
 import pytest
 
-from propensity_assets import registry
+from propensity_assets.shared import registry
 from propensity_assets.propensity.assets import lifecycle
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 from propensity_assets_tests.cli_helpers import instance_at
 from propensity_assets_tests.conftest import REPO
 from propensity_assets_tests.propensity.test_lifecycle import CUTOFF, GOOD, build_lake

@@ -8,10 +8,10 @@ import subprocess
 import pandas as pd
 import pytest
 
-from propensity_assets import registry
+from propensity_assets.shared import registry
 from propensity_assets.incentives import tracking
 from propensity_assets.incentives.catalog import StudyCatalogError, parse_catalog
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 from propensity_assets_tests.conftest import REPO
 
 TRAVERSAL = "expected letters, digits, '_', '.', ':', '+' or '-', not starting with '.' or '-' (a partition value never names a path outside its table)"

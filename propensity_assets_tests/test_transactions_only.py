@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from propensity_assets import registry, settings
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry, settings
+from propensity_assets.shared.lake import Lake
 from propensity_assets_tests.in_process import project
 
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")

@@ -20,17 +20,17 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from propensity_assets import quality
+from propensity_assets.features import checks as quality
 from propensity_assets.features import logic
 from propensity_assets.groups.assets import MEMBERS_TABLE
-from propensity_assets.partitions import (
+from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     as_of_partitions,
     requested_keys,
     split_key,
 )
-from propensity_assets.resources import LakeResource
-from propensity_assets.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared.retries import SPARK_AND_TRAINING
 
 
 def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as_of_dates: list[date]) -> dict:
@@ -156,7 +156,7 @@ def feature_checks(table: str) -> Callable:
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions"],
-    check_specs=quality.check_specs("household_features", quality.POPULATION, quality.FEATURES_FINITE),
+    check_specs=[quality.POPULATION.spec("household_features"), quality.FEATURES_FINITE.spec("household_features")],
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -188,7 +188,7 @@ def household_features(
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=["transactions", MEMBERS_TABLE],
-    check_specs=quality.check_specs("group_features", quality.POPULATION, quality.FEATURES_FINITE),
+    check_specs=[quality.POPULATION.spec("group_features"), quality.FEATURES_FINITE.spec("group_features")],
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "

@@ -7,8 +7,9 @@ from pathlib import Path
 import dagster as dg
 
 from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
-from propensity_assets.partitions import product_group_partitions, sync_catalogue, sync_requests
-from propensity_assets.resources import LakeResource, ProductGroupsResource
+from propensity_assets.shared.partitions import product_group_partitions, sync_catalogue, sync_requests
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.shared.resources import LakeResource
 
 MEMBERS_TABLE = "product_group_members"
 

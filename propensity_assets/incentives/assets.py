@@ -17,11 +17,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 from propensity_assets.incentives.catalog import Study, get_study
-from propensity_assets.partitions import incentive_study_partitions
+from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.incentives.resources import IncentiveStudiesResource
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 GROUP = "incentives"
 STUDY_DATA, GRAPH, EFFECTS, SUMMARY = "incentive_study_data", "incentive_graph", "incentive_effects", "incentive_summary"

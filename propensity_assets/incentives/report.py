@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 
 
 def _read(lake: Lake, table: str, study: str) -> pd.DataFrame | None:

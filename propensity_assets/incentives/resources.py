@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 
 
 class IncentiveStudiesResource(dg.ConfigurableResource):

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets.groups.assets import MEMBERS_TABLE
-from propensity_assets.metadata import md_figure, mlflow_run_url
-from propensity_assets.partitions import product_group_partitions, requested_keys
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.metadata import md_figure, mlflow_run_url
+from propensity_assets.shared.partitions import product_group_partitions, requested_keys
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 GROUP = "retail_incentives"
 PREFIX = "retail_"

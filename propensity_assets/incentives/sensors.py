@@ -3,7 +3,7 @@
 import dagster as dg
 
 from propensity_assets.incentives.catalog import StudyCatalogError, load_catalog
-from propensity_assets.partitions import incentive_study_partitions, sync_catalogue, sync_requests
+from propensity_assets.shared.partitions import incentive_study_partitions, sync_catalogue, sync_requests
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import propensity_assets
-from propensity_assets import registry
+from propensity_assets.shared import registry
 from propensity_assets.lifecycle.vetting import REJECTED, Decision, VettingRule, decide
 
 # The MLflow runs of a study, tagged `stage`: the causal graph, and the effect estimators.

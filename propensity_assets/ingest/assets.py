@@ -8,7 +8,9 @@ import dagster as dg
 from propensity_assets.ingest.sources import SCHEMA, read_source
 from propensity_assets.ingest.validation import ValidationRules, empty_table, validate
 from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
-from propensity_assets.resources import LakeResource, ProductGroupsResource, SourceResource
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.ingest.resources import SourceResource
+from propensity_assets.shared.resources import LakeResource
 
 QUARANTINE_TABLE = "quarantine"
 

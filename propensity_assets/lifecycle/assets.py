@@ -11,19 +11,21 @@ from datetime import date
 import dagster as dg
 import pydantic
 
-from propensity_assets import quality, registry, settings
+from propensity_assets.lifecycle import checks as quality
+from propensity_assets.shared.checks import partition, population_drops
+from propensity_assets.shared import registry, settings
 from propensity_assets.lifecycle import vetting
 from propensity_assets.lifecycle.stage import ModelStage
-from propensity_assets.metadata import md_figure, md_table, mlflow_run_url
-from propensity_assets.retries import SPARK_AND_TRAINING
-from propensity_assets.partitions import (
+from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
+from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     cutoff_group_partitions,
     product_group_partitions,
     requested_keys,
     split_key,
 )
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 from dagster_pyspark import PySparkResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -266,7 +268,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         retry_policy=SPARK_AND_TRAINING,
         kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
-        check_specs=quality.check_specs(scores_key, quality.SCORES_VALID),
+        check_specs=[quality.SCORES_VALID.spec(scores_key)],
         tags={
             "lifecycle/step": "score",
             "profile/prefix": stage.profile.prefix,
@@ -292,13 +294,13 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
-        dropped = quality.population_drops(lake.lake, "group_features", pairs)
+        dropped = population_drops(lake.lake, "group_features", pairs)
         scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
         try:
             invalid = scored.invalid
             scored.skipped.update({"|".join(k): v for k, v in {**dropped, **invalid}.items()})
-            check = quality.result(
-                quality.SCORES_VALID, [{**quality.partition(k), "problem": v} for k, v in sorted(invalid.items())],
+            check = quality.SCORES_VALID.result(
+                [{**partition(k), "problem": v} for k, v in sorted(invalid.items())],
                 len(pairs),
             )
             for key, why in scored.skipped.items():
@@ -426,7 +428,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from propensity_assets import schedules
+    from propensity_assets.lifecycle import automation as schedules
     from propensity_assets.features.assets import materialize_group_table, stored_partitions
     from propensity_assets.groups.assets import MEMBERS_TABLE
 
@@ -438,7 +440,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
         retry_policy=SPARK_AND_TRAINING,
         kinds={"spark", "parquet"},
         deps=["transactions", MEMBERS_TABLE],
-        check_specs=quality.check_specs(stage.labels_table, quality.LABEL_RATE),
+        check_specs=[quality.LABEL_RATE.spec(stage.labels_table)],
         description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
     )
     def labels_asset(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):

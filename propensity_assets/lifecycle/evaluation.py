@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.dataset as ds
 
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 
 KEYS = ["as_of", "household_id"]
 WINDOWS = (30, 90, 365)

@@ -11,8 +11,8 @@ from datetime import date
 
 import pandas as pd
 
-from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 

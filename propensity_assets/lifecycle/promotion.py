@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames, vetting
 from propensity_assets.lifecycle.stage import ModelStage
 

@@ -23,7 +23,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.frames import KEYS, lookup_features
 
 # What a registered model needs to load and predict, and nothing more.

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from propensity_assets import registry
-from propensity_assets.lake import Lake, partition_dir
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake, partition_dir
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 
@@ -308,7 +308,7 @@ def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tu
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from propensity_assets import quality
+    from propensity_assets.lifecycle import checks as quality
     from propensity_assets.features.logic import literal_frame
 
     plan = plan_scoring(stage, lake, mlflow_res, pairs)

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 import dagster as dg
 import pyarrow.dataset as ds
 
-from propensity_assets import registry, settings
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry, settings
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.stage import ModelStage
 
 # Fail fast when the server is down: a skipped tick, not minutes of retries. Settings the
@@ -52,14 +52,14 @@ def champions_or_skip(stage: ModelStage, mlflow_res, groups: list[str]):
 
 def latest_dates() -> list[str]:
     """The latest as_of and PROPENSITY_RESCORE_LOOKBACK_DAYS earlier dates."""
-    from propensity_assets.schedules import latest_as_of, today
+    from propensity_assets.shared.partitions import latest_as_of, today
 
     latest = date.fromisoformat(latest_as_of(today()))
     return [(latest - timedelta(days=k)).isoformat() for k in range(settings.rescore_lookback_days() + 1)]
 
 
 def latest_cutoff_key() -> str:
-    from propensity_assets.schedules import latest_cutoff, today
+    from propensity_assets.shared.partitions import latest_cutoff, today
 
     return latest_cutoff(today())
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 import propensity_assets
-from propensity_assets import registry, settings
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry, settings
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.stage import ModelStage
 

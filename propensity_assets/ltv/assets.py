@@ -9,9 +9,9 @@ from propensity_assets.lifecycle.assets import labels_definitions, stage_definit
 from propensity_assets.ltv import labels as label_logic
 from propensity_assets.ltv.cohorts import cohort_summary
 from propensity_assets.ltv.stage import LTV, SCORES_TABLE, LtvTraining
-from propensity_assets.metadata import md_table
-from propensity_assets.partitions import as_of_partitions, requested_keys
-from propensity_assets.resources import LakeResource
+from propensity_assets.shared.metadata import md_table
+from propensity_assets.shared.partitions import as_of_partitions, requested_keys
+from propensity_assets.shared.resources import LakeResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -70,10 +70,3 @@ def ltv_cohorts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mat
         f"cohorts_{dates[-1]}": md_table(latest.drop(columns=["as_of"]).to_dict("records"), digits=2),
     })
 
-
-defs = dg.Definitions(
-    assets=[ltv_labels, *lifecycle.assets, ltv_cohorts],
-    jobs=[*lifecycle.jobs, labels_job],
-    schedules=[labels_schedule],
-    sensors=lifecycle.sensors,
-)

@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 from propensity_assets.ltv.metrics import decile_table, evaluate
 from propensity_assets.ltv.space import ALGORITHMS, FEATURE_SUBSETS, REDUCERS, LtvSearchSpace
 

@@ -8,7 +8,7 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 (BG/NBD + Gamma-Gamma) on RMSE and normalized Gini. Profile: `ltv__<group>`, `ltv_decile__<group>`.
 """
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 from propensity_assets.lifecycle.assets import search_config
 from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from propensity_assets.lifecycle.deciles import deciles
-from propensity_assets.partitions import as_of_partitions, product_group_partitions, requested_keys
-from propensity_assets.resources import LakeResource
+from propensity_assets.shared.partitions import as_of_partitions, product_group_partitions, requested_keys
+from propensity_assets.shared.resources import LakeResource
 
 PROFILE_TABLE = "customer_profile"
 LONG_TABLE = "customer_profile_long"

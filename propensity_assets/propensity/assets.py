@@ -18,10 +18,3 @@ propensity_labels, labels_job, labels_schedule = labels_definitions(
     schedule_minute=30,
 )
 lifecycle = stage_definitions(PROPENSITY, PropensityTraining, decay_step_days=1)
-
-defs = dg.Definitions(
-    assets=[propensity_labels, *lifecycle.assets],
-    jobs=[*lifecycle.jobs, labels_job],
-    schedules=[labels_schedule],
-    sensors=lifecycle.sensors,
-)

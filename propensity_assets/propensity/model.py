@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 from propensity_assets.lifecycle.frames import feature_columns
 from propensity_assets.lifecycle.stage import TrainResult
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace

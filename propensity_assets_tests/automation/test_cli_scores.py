@@ -28,14 +28,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets import registry
+from propensity_assets.shared import registry
 from propensity_assets.features.logic import group_feature_columns, household_feature_columns
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.frames import snapshot_plan
 from propensity_assets.lifecycle.training import train_and_register
 from propensity_assets.propensity.stage import LABELS_TABLE, PROPENSITY, SCORES_TABLE
 from propensity_assets.propensity.stage import PropensityTraining as TrainingConfig
-from propensity_assets.resources import MlflowResource
+from propensity_assets.shared.resources import MlflowResource
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

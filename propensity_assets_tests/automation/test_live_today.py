@@ -21,9 +21,10 @@ PROBE = textwrap.dedent(
     from dagster_pyspark import PySparkResource
     from propensity_assets import definitions
     from propensity_assets.features.assets import household_features
-    from propensity_assets.partitions import as_of_partitions, cutoff_partitions
-    from propensity_assets.resources import LakeResource
-    from propensity_assets.schedules import daily_features_schedule, weekly_training_schedule
+    from propensity_assets.shared.partitions import as_of_partitions, cutoff_partitions
+    from propensity_assets.shared.resources import LakeResource
+    from propensity_assets.features.automation import daily_features_schedule
+    from propensity_assets.lifecycle.automation import weekly_training_schedule
 
     lake_root, materialize_at = sys.argv[1], sys.argv[2]
     out = {}
@@ -52,7 +53,7 @@ PROBE = textwrap.dedent(
 
 
 def test_today_is_a_partition_on_the_morning_of_that_day(tmp_path):
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared.lake import Lake
     from propensity_assets_tests.conftest import tx_frame
 
     lake = Lake(str(tmp_path / "lake"))

@@ -21,10 +21,11 @@ import pytest
 
 from dagster._core.scheduler.instigation import TickStatus
 
-from propensity_assets import definitions, registry
-from propensity_assets.partitions import as_of_group_partitions
+from propensity_assets import definitions
+from propensity_assets.shared import registry
+from propensity_assets.shared.partitions import as_of_group_partitions
 from propensity_assets.propensity.assets import lifecycle
-from propensity_assets.resources import MlflowResource
+from propensity_assets.shared.resources import MlflowResource
 
 champion_rescore_sensor = next(s for s in lifecycle.sensors if s.name == "propensity_rescore_sensor")
 
@@ -178,7 +179,7 @@ def daemon(tmp_path, mlflow_res):
             f"""
             import dagster as dg
             from propensity_assets.propensity.assets import lifecycle
-            from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
+            from propensity_assets.shared.resources import LakeResource, MlflowResource, SparkResource
 
             defs = dg.Definitions(
                 assets=lifecycle.assets,

@@ -18,7 +18,7 @@ import time
 import dagster as dg
 import pytest
 
-from propensity_assets.run_launcher import LocalRunLauncher, process_started_at
+from propensity_assets.deploy.run_launcher import LocalRunLauncher, process_started_at
 from propensity_assets_tests.cli_helpers import instance_at
 from propensity_assets_tests.conftest import REPO
 

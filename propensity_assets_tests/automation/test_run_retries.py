@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from propensity_assets.lake import Lake
-from propensity_assets.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.lake import Lake
+from propensity_assets.shared.retries import SPARK_AND_TRAINING
 from propensity_assets_tests.cli_helpers import instance_at
 from propensity_assets_tests.conftest import REPO
 
@@ -34,7 +34,7 @@ FLAKY = """
 import os, time
 import dagster as dg
 import pandas as pd
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 
 DAYS = {days!r}
 

@@ -14,18 +14,14 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from propensity_assets import definitions
-from propensity_assets.partitions import (
+from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     as_of_partitions,
     cutoff_group_partitions,
 )
 from propensity_assets.propensity.assets import labels_schedule as daily_labels_schedule
-from propensity_assets.schedules import (
-    daily_features_schedule,
-    daily_scoring_job,
-    score_after_features,
-    weekly_training_schedule,
-)
+from propensity_assets.features.automation import daily_features_schedule
+from propensity_assets.lifecycle.automation import daily_scoring_job, score_after_features, weekly_training_schedule
 
 # Deliberately not alphabetical: "all groups" is the instance's order, first to last.
 GROUPS = ["soft_drinks", "cheese", "eggs"]

@@ -384,7 +384,7 @@ def test_full_data_matches_reference(spark, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
     from propensity_assets.groups.catalog import load_catalog, resolve
 
     started = time.monotonic()

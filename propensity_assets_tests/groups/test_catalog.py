@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from propensity_assets.groups.catalog import CatalogError, ProductGroup, load_catalog, parse_catalog, resolve
-from propensity_assets.settings import PROJECT_ROOT
+from propensity_assets.shared.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "data" / "product_groups.yaml"
 

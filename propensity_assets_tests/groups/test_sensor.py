@@ -14,8 +14,8 @@ import pytest
 
 from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_sync_sensor, sync_product_groups
 from propensity_assets.groups.catalog import CatalogError
-from propensity_assets.resources import ProductGroupsResource
-from propensity_assets.settings import PROJECT_ROOT
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.shared.settings import PROJECT_ROOT
 
 PARTITIONS = "product_group"
 

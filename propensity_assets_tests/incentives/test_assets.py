@@ -10,8 +10,8 @@ import pytest
 from propensity_assets.incentives.assets import EffectsConfig, StudyDataConfig, assets
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.incentives.sensors import incentive_study_sync_sensor, sync_studies
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.lake import Lake
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 CATALOGUE = textwrap.dedent(
     """

@@ -8,8 +8,8 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from propensity_assets.incentives.retail_assets import profile_columns
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource
+from propensity_assets.shared.lake import Lake
+from propensity_assets.shared.resources import LakeResource
 from propensity_assets_tests.in_process import project
 from propensity_assets_tests.incentives.test_retail import planted_retail_data
 

@@ -9,9 +9,11 @@ import pytest
 
 from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_members
 from propensity_assets.ingest.assets import QUARANTINE_TABLE, raw_assets
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource, ProductGroupsResource, SourceResource
-from propensity_assets.settings import PROJECT_ROOT
+from propensity_assets.shared.lake import Lake
+from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.ingest.resources import SourceResource
+from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared.settings import PROJECT_ROOT
 
 ALL_ASSETS = [*raw_assets, product_group_members]
 TABLES = [a.key.path[-1] for a in raw_assets]

@@ -24,13 +24,14 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from propensity_assets import quality, registry
-from propensity_assets.lake import Lake
+from propensity_assets.lifecycle import checks as quality
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames, scoring
 from propensity_assets.lifecycle.training import train_and_register
 from propensity_assets.ltv.stage import LTV, LtvTraining
 from propensity_assets.propensity.stage import PROPENSITY, PropensityTraining
-from propensity_assets.resources import LakeResource, MlflowResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 GROUP = "grp_a"

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets import settings
-from propensity_assets.lake import Lake
+from propensity_assets.shared import settings
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames
 from propensity_assets.lifecycle.training import train_and_register
 from propensity_assets.ltv.stage import LtvTraining
 from propensity_assets.propensity.stage import PROPENSITY, PropensityTraining
-from propensity_assets.resources import MlflowResource
+from propensity_assets.shared.resources import MlflowResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 TRAIN = ["2017-05-10", "2017-05-17", "2017-05-24"]
@@ -190,7 +190,7 @@ def test_the_model_asset_takes_the_budget_from_the_launchpad_and_reports_the_sam
     import dagster as dg
 
     from propensity_assets.propensity.assets import lifecycle
-    from propensity_assets.resources import LakeResource
+    from propensity_assets.shared.resources import LakeResource
 
     model_asset = lifecycle.assets[0]
     tiny = {"history_weeks": 3, "num_leaves": [4], "learning_rate": [0.2], "min_child_samples": [5],

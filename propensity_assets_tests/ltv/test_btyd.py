@@ -168,7 +168,7 @@ def test_compile_btyd_fits_the_whole_basket_view_of_the_household_features(tmp_p
     as the group features of an `all: true` group: the same RFM data, so the fit that
     follows on that group's features is the one it made (reused in the process)."""
     from propensity_assets import cli
-    from propensity_assets.lake import Lake
+    from propensity_assets.shared.lake import Lake
     from propensity_assets.ltv.btyd import whole_basket
 
     group, _ = simulate(300, seed=4)

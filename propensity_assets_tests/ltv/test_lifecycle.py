@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets import registry
-from propensity_assets.lake import Lake
+from propensity_assets.shared import registry
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.assets import stage_definitions
 from propensity_assets.lifecycle.frames import snapshot_plan
 from propensity_assets.ltv.stage import LTV, LtvTraining
-from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 CUTOFF = "2017-09-29"

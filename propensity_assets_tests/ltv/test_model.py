@@ -297,7 +297,7 @@ def test_launchpad_config_is_the_search_space():
 def test_every_fit_takes_its_threads_from_the_setting(monkeypatch):
     """PROPENSITY_TRAINING_THREADS (default 2) sets the threads of LightGBM in both stages;
     `make demo` fits on one thread each when two trainings run side by side."""
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
     from propensity_assets.ltv.model import _lgb_params
     from propensity_assets.propensity.model import _params
     from propensity_assets.propensity.space import SearchSpace

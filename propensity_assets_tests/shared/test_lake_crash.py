@@ -20,13 +20,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from propensity_assets.lake import Lake, partition_dir
+from propensity_assets.shared.lake import Lake, partition_dir
 
 PARTS = ["as_of", "product_group"]
 AS_OFS = ["2017-10-01", "2017-11-01", "2017-12-01"]
 GROUPS = ["eggs", "beef", "bread", "cheese"]
 SPECS = [{"as_of": a, "product_group": g} for a in AS_OFS for g in GROUPS]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def frame(version: int) -> pd.DataFrame:
@@ -93,8 +93,8 @@ def versions(root: Path) -> list[int]:
 
 CHILD = """
 import sys
-from propensity_assets_tests.test_lake_crash import frame, PARTS
-from propensity_assets.lake import Lake
+from propensity_assets_tests.shared.test_lake_crash import frame, PARTS
+from propensity_assets.shared.lake import Lake
 Lake(sys.argv[1]).write_pandas("scores", frame(int(sys.argv[2])), PARTS)
 """
 
@@ -229,8 +229,8 @@ def test_a_concurrent_reader_never_sees_a_missing_or_mixed_partition(tmp_path):
 
 WRITER = """
 import sys
-from propensity_assets_tests.test_lake_crash import frame, PARTS
-from propensity_assets.lake import Lake
+from propensity_assets_tests.shared.test_lake_crash import frame, PARTS
+from propensity_assets.shared.lake import Lake
 lake = Lake(sys.argv[1])
 for _ in range(15):
     lake.write_pandas("scores", frame(int(sys.argv[2])), PARTS)

@@ -56,7 +56,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from propensity_assets.settings import lake_root
+from propensity_assets.shared.settings import lake_root
 
 log = logging.getLogger(__name__)
 

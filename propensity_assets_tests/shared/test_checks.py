@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets import quality
-from propensity_assets.lake import Lake
-from propensity_assets.resources import LakeResource
-from propensity_assets.settings import SettingsError
+from propensity_assets.features import checks as feature_checks
+from propensity_assets.lifecycle import checks as lifecycle_checks
+from propensity_assets.shared import checks as shared_checks
+from propensity_assets.shared.lake import Lake
+from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared.settings import SettingsError
 from propensity_assets_tests.conftest import tx_frame
 from propensity_assets_tests.test_definitions import range_tags, write_tiny_lake
 
@@ -32,7 +34,7 @@ def test_population_drop_beyond_tolerance_is_named(lake_root):
     lake.write_pandas("group_features", pd.concat(parts), ["as_of", "product_group"])
     pairs = [("2017-03-01", "milk"), ("2017-03-02", "milk"), ("2017-03-02", "beef"), ("2017-03-04", "milk"),
              ("2017-03-04", "beef")]
-    drops = quality.population_drops(lake, "group_features", pairs)
+    drops = shared_checks.population_drops(lake, "group_features", pairs)
     # 03-01 has no previous as_of; beef fell 1 % (≤ 2 %); 03-04 compares with 03-02 (the
     # previous stored date), where milk held 97; beef at 03-04 was never written: 0 of 99.
     assert drops == {
@@ -43,7 +45,7 @@ def test_population_drop_beyond_tolerance_is_named(lake_root):
         "2017-03-02 (−100.0%, tolerance 2.0%): data may be missing; re-ingest, or raise "
         "PROPENSITY_POPULATION_DROP_TOLERANCE if the drop is expected",
     }
-    check = quality.population_result(lake, "group_features", pairs)
+    check = shared_checks.population_result(lake, "group_features", pairs)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert _metadata(check)["partitions_checked"] == 5 and _metadata(check)["partitions_failed"] == 2
 
@@ -52,12 +54,12 @@ def test_population_tolerance_is_configurable_and_validated(lake_root, monkeypat
     lake = Lake(lake_root)
     lake.write_pandas("household_features", pd.concat([
         _features("2017-03-01", "x", 100), _features("2017-03-02", "x", 97)]).drop(columns="product_group"), ["as_of"])
-    assert list(quality.population_drops(lake, "household_features", [("2017-03-02",)])) == [("2017-03-02",)]
+    assert list(shared_checks.population_drops(lake, "household_features", [("2017-03-02",)])) == [("2017-03-02",)]
     monkeypatch.setenv("PROPENSITY_POPULATION_DROP_TOLERANCE", "0.03")
-    assert quality.population_drops(lake, "household_features", [("2017-03-02",)]) == {}
+    assert shared_checks.population_drops(lake, "household_features", [("2017-03-02",)]) == {}
     monkeypatch.setenv("PROPENSITY_POPULATION_DROP_TOLERANCE", "5%")
     with pytest.raises(SettingsError) as info:
-        quality.population_drops(lake, "household_features", [("2017-03-02",)])
+        shared_checks.population_drops(lake, "household_features", [("2017-03-02",)])
     assert str(info.value) == (
         "PROPENSITY_POPULATION_DROP_TOLERANCE='5%': expected a fraction between 0 and 1, e.g. 0.02"
     )
@@ -75,14 +77,14 @@ def test_label_rate_outside_the_band_of_history_warns(lake_root):
     # then 65 %: history mean 0.50227, sd 0.00719, 4 sd below the floor: 0.4523 .. 0.5523.
     parts = [_labels(d, "milk", 20) for d in dates[:10]] + [_labels(dates[10], "milk", 21), _labels(dates[11], "milk", 26)]
     lake.write_pandas("propensity_labels", pd.concat(parts), ["as_of", "product_group"])
-    check = quality.label_rate_result(lake, "propensity_labels", [(d, "milk") for d in dates])
+    check = lifecycle_checks.label_rate_result(lake, "propensity_labels", [(d, "milk") for d in dates])
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     meta = _metadata(check)
     # The first seven dates have fewer than seven earlier ones: not judged.
     assert meta["partitions_checked"] == 12 and meta["without_history"] == 7 and meta["partitions_failed"] == 1
     assert meta["failures"].splitlines()[2] == "| 2017-03-12 | milk | 0.6500 | 0.4523 | 0.5523 | 11 |"
     # History comes from the lake too: a run of the last date alone judges it the same way.
-    alone = quality.label_rate_result(lake, "propensity_labels", [(dates[11], "milk")])
+    alone = lifecycle_checks.label_rate_result(lake, "propensity_labels", [(dates[11], "milk")])
     assert not alone.passed and _metadata(alone)["failures"] == meta["failures"]
 
 
@@ -93,7 +95,7 @@ def test_non_finite_features_are_counted_while_writing_and_located(spark, lake_r
          ("2017-03-02", "milk", 1, float("inf"), 1.0), ("2017-03-02", "beef", 1, 0.0, float("-inf"))],
         "as_of string, product_group string, household_id long, a double, b double",
     )
-    observed, counter = quality.NonFinite.observe(frame)
+    observed, counter = feature_checks.NonFinite.observe(frame)
     specs = [{"as_of": d, "product_group": g} for d, g in [("2017-03-01", "milk"), ("2017-03-02", "milk"),
                                                             ("2017-03-02", "beef")]]
     resource = LakeResource(uri=lake_root)
@@ -113,11 +115,11 @@ def test_invalid_scores_are_named_per_partition():
         "product_group": ["milk"] * 3 + ["beef"] * 3,
         "score": [0.1, np.nan, 1.5, 0.2, 0.3, 1.0],
     })
-    assert quality.invalid_scores(scores, "score", 0.0, 1.0) == {
+    assert lifecycle_checks.invalid_scores(scores, "score", 0.0, 1.0) == {
         ("2017-03-01", "milk"): "score: 1 null, 0 not finite, 1 outside [0, 1] of 3 scores; the partition was not written"
     }
     ltv = scores.assign(score=[5.0, np.inf, -1.0, 0.0, 1e6, 3.0])
-    assert quality.invalid_scores(ltv, "score", 0.0, None) == {
+    assert lifecycle_checks.invalid_scores(ltv, "score", 0.0, None) == {
         ("2017-03-01", "milk"): "score: 0 null, 1 not finite, 1 outside [0, ∞) of 3 scores; the partition was not written"
     }
 

@@ -3,10 +3,10 @@
 `make dev` and the tests: one warm JVM that every run reaches by SPARK_REMOTE instead
 of starting its own.
 
-    python -m propensity_assets.spark_connect --log-dir data/spark_connect
+    python -m propensity_assets.deploy.spark_connect --log-dir data/spark_connect
     export SPARK_REMOTE=sc://127.0.0.1:15002     # what it prints; then run anything
 
-    python -m propensity_assets.spark_connect --log-dir data/spark_connect -- dagster dev ...
+    python -m propensity_assets.deploy.spark_connect --log-dir data/spark_connect -- dagster dev ...
     # runs the command with SPARK_REMOTE set, and stops the server when it exits
 
 The server is a classic Spark application: its master, driver memory and static conf come
@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from propensity_assets import settings
-from propensity_assets.spark_cluster import (
+from propensity_assets.shared import settings
+from propensity_assets.deploy.spark_cluster import (
     HOST, SparkClusterError, _launch, _port_taken, _tail, _terminate, free_port, java_executable, spark_home,
 )
 
@@ -164,7 +164,7 @@ def _terminate_signal(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m propensity_assets.spark_connect",
+        prog="python -m propensity_assets.deploy.spark_connect",
         description="Run a Spark Connect server on 127.0.0.1 until interrupted, or for as long as a command runs.",
     )
     parser.add_argument("--log-dir", default="data/spark_connect", help="where connect.log goes")

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from propensity_assets import spark_cluster
+from propensity_assets.deploy import spark_cluster
 from propensity_assets_tests.cli_pipeline import COMMON_CONF, TABLES, assert_lakes_equal
 
 # One core per application, so two runs side by side share the worker's two cores; the
@@ -150,7 +150,7 @@ def test_a_worker_that_cannot_start_fails_with_its_log_and_stops_the_master(tmp_
 def test_the_make_target_prints_the_master_to_export_and_stops_on_sigterm(tmp_path):
     port, webui = spark_cluster.free_port(), spark_cluster.free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "propensity_assets.spark_cluster", "--log-dir", str(tmp_path),
+        [sys.executable, "-m", "propensity_assets.deploy.spark_cluster", "--log-dir", str(tmp_path),
          "--port", str(port), "--webui-port", str(webui), "--cores", "1", "--memory", "1g"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

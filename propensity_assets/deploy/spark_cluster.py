@@ -1,7 +1,7 @@
 """A Spark standalone cluster on loopback: one master and one worker, started from the
 installed pyspark package (its `bin/spark-class`), for `make spark-cluster` and the tests.
 
-    python -m propensity_assets.spark_cluster --log-dir data/spark_cluster
+    python -m propensity_assets.deploy.spark_cluster --log-dir data/spark_cluster
     export SPARK_MASTER=spark://127.0.0.1:7077   # what it prints; then run anything
 
 Everything binds 127.0.0.1 (RPC ports and web UIs). The worker's executors are separate
@@ -237,7 +237,7 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m propensity_assets.spark_cluster",
+        prog="python -m propensity_assets.deploy.spark_cluster",
         description="Run a Spark standalone master and worker on 127.0.0.1 until interrupted.",
     )
     parser.add_argument("--log-dir", default="data/spark_cluster", help="logs and the worker's work dir")

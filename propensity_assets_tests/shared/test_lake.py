@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from propensity_assets.lake import Lake, partition_dir
+from propensity_assets.shared.lake import Lake, partition_dir
 
 PARTS = ["as_of", "product_group"]
 
@@ -282,7 +282,7 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize(("uri", "scheme"), UNSUPPORTED)
 def test_an_object_store_or_hdfs_lake_is_refused_naming_the_variable(monkeypatch, uri, scheme):
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
 
     monkeypatch.setenv("PROPENSITY_LAKE_URI", uri)
     with pytest.raises(settings.LakeLocationError) as caught:
@@ -295,7 +295,7 @@ def test_an_object_store_or_hdfs_lake_is_refused_naming_the_variable(monkeypatch
 
 
 def test_a_file_uri_on_another_host_is_refused(monkeypatch):
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
 
     monkeypatch.setenv("PROPENSITY_LAKE_URI", "file://fileserver/lake")
     with pytest.raises(settings.LakeLocationError) as caught:
@@ -307,7 +307,7 @@ def test_a_file_uri_on_another_host_is_refused(monkeypatch):
 
 
 def test_paths_and_file_uris_are_one_absolute_path(monkeypatch, tmp_path):
-    from propensity_assets import settings
+    from propensity_assets.shared import settings
 
     monkeypatch.chdir(tmp_path)
     for uri in ("lake", "./lake/", str(tmp_path / "lake"), (tmp_path / "lake").as_uri(), f"file:{tmp_path}/lake",
@@ -329,7 +329,7 @@ def test_paths_and_file_uris_are_one_absolute_path(monkeypatch, tmp_path):
 def test_a_lake_resource_on_an_object_store_fails_the_run_before_any_step(tmp_path):
     import dagster as dg
 
-    from propensity_assets.resources import LakeResource
+    from propensity_assets.shared.resources import LakeResource
 
     ran = []
 
@@ -347,7 +347,7 @@ def test_a_lake_resource_on_an_object_store_fails_the_run_before_any_step(tmp_pa
     error = failure.event_specific_data.error
     assert error.cls_name == "LakeLocationError"
     assert error.message.strip() == (
-        "propensity_assets.settings.LakeLocationError: the lake resource's uri='s3a://bucket/lake': scheme s3a:// "
+        "propensity_assets.shared.settings.LakeLocationError: the lake resource's uri='s3a://bucket/lake': scheme s3a:// "
         "is not supported. " + POSIX_ONLY
     )
 
@@ -357,7 +357,7 @@ def test_sorted_batches_stage_one_file_per_partition_run(tmp_path):
     one file per partition, without the key columns, named by the task and the staging."""
     from datetime import date
 
-    from propensity_assets.lake import stage_sorted_batches
+    from propensity_assets.shared.lake import stage_sorted_batches
 
     staging = tmp_path / "_staging" / "0001-abc"
     d1, d2 = date(2017, 12, 1), date(2017, 12, 2)
@@ -381,7 +381,7 @@ def test_sorted_batches_stage_one_file_per_partition_run(tmp_path):
 
 
 def test_staging_refuses_a_null_or_path_like_partition_value(tmp_path):
-    from propensity_assets.lake import stage_sorted_batches
+    from propensity_assets.shared.lake import stage_sorted_batches
 
     null = pa.record_batch({"product_group": pa.array([None], pa.string()), "x": [1.0]})
     with pytest.raises(ValueError, match=r"^lake partition column 'product_group': null values cannot name a partition$"):

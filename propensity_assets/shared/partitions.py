@@ -1,11 +1,13 @@
 """Partition definitions shared by every stage (CONTRACTS §3)."""
 
 
+from datetime import date, datetime
+
 import dagster as dg
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from propensity_assets import settings
+from propensity_assets.shared import settings
 
 product_group_partitions = dg.DynamicPartitionsDefinition(name="product_group")
 
@@ -214,3 +216,32 @@ def group_range_tags(
         ASSET_PARTITION_RANGE_START_TAG: f"{start}|{first}",
         ASSET_PARTITION_RANGE_END_TAG: f"{end or start}|{last}",
     }
+
+
+# -- "today" and the newest partitions ------------------------------------------------------
+
+
+def today(scheduled: datetime | None = None) -> date:
+    """The date schedules and sensors act for: PROPENSITY_TODAY for data that ended in the
+    past (the embedded data), else the tick's date (or now)."""
+    configured = settings.today()
+    if configured:
+        return date.fromisoformat(configured)
+    return (scheduled or datetime.now()).date()
+
+
+def latest_as_of(now: date) -> str:
+    """The newest as_of partition on or before `now`: features as of today use data before today."""
+    keys = as_of_partitions.get_partition_keys()
+    eligible = [k for k in keys if k <= now.isoformat()]
+    if not eligible:
+        raise ValueError(f"no as_of partition on or before {now}")
+    return eligible[-1]
+
+
+def latest_cutoff(now: date) -> str:
+    """The newest weekly training cutoff on or before `now`."""
+    keys = [k for k in cutoff_partitions.get_partition_keys() if k <= now.isoformat()]
+    if not keys:
+        raise ValueError(f"no weekly cutoff on or before {now}")
+    return keys[-1]
