@@ -17,9 +17,14 @@ from propensity_assets.profile import definitions as profile  # noqa: E402
 from propensity_assets.propensity import definitions as propensity  # noqa: E402
 from propensity_assets.shared import definitions as shared  # noqa: E402
 
-# The stages whose scores the profile assembles (it reads the columns they declare).
-stages = dg.Definitions.merge(propensity.defs, ltv.defs, incentives.defs)
 
-defs = dg.Definitions.merge(
-    shared.defs, ingest.defs, groups.defs, features.defs, lifecycle.defs, stages, profile.definitions(stages)
-)
+def _merge() -> dg.Definitions:
+    # The stages whose scores the profile assembles (it reads the columns they declare).
+    stages = dg.Definitions.merge(propensity.defs, ltv.defs, incentives.defs)
+    return dg.Definitions.merge(
+        shared.defs, ingest.defs, groups.defs, features.defs, lifecycle.defs, stages, profile.definitions(stages)
+    )
+
+
+# The one Definitions object at module scope: Dagster's loader refuses a module with two.
+defs = _merge()
