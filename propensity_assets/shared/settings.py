@@ -324,7 +324,7 @@ def spark_conf() -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         # In local mode the driver's heap is every executor's too. The JVM grows its heap to
         # whatever it is allowed: a year of group features on the embedded data ran in the same
-        # time with 2g as with 4g and peaked 0.7 GiB lower (README, "Benchmarks", **Memory**).
+        # time with 2g as with 4g and peaked 0.7 GiB lower (the memory benchmark, benchmarks/RESULTS.md).
         "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",

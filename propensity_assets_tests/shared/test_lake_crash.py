@@ -1,4 +1,4 @@
-"""The lake commit under SIGKILL, concurrent readers and concurrent writers (issue 9).
+"""The lake commit under SIGKILL, concurrent readers and concurrent writers.
 
 A real child process commits many partitions and is killed (SIGKILL to its process
 group) at named steps of the commit (`lake_commit.crash_point`) and at random times.
