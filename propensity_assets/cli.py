@@ -28,7 +28,8 @@ from propensity_assets.shared import settings
 
 def ensure_dagster_home() -> Path:
     """Point DAGSTER_HOME at data/dagster_home unless set, with the project's dagster.yaml in it."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir() / "dagster_home")))
+    home = settings.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)  # for Dagster, in this process and the runs it launches
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and not config.is_symlink():
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # Every error a user can act on names what is wrong; the traceback is for bugs.
-        if os.environ.get("PROPENSITY_DEBUG"):
+        if settings.debug():
             raise
         known = _known_errors()
         prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "

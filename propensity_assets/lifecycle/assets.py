@@ -39,12 +39,21 @@ class TrainingConfig(dg.Config):
     history_weeks: int = 30
     seed: int = 42
     # The most training rows (household × snapshot) read to the driver; above it, households
-    # are sampled, stratified by label (`frames.TrainingSample`). PROPENSITY_TRAINING_MAX_ROWS.
-    max_training_rows: int = settings.training_max_rows()
+    # are sampled, stratified by label (`frames.TrainingSample`).
+    # None: the deployment's PROPENSITY_TRAINING_MAX_ROWS (default 1,000,000).
+    max_training_rows: typing.Optional[int] = None
+    # Threads of each model fit. None: the deployment's PROPENSITY_TRAINING_THREADS (default 2).
+    training_threads: typing.Optional[int] = None
     # Refit the champion's selected configuration on this cutoff's snapshots instead of
     # searching the space (the cheap periodic retrain): its `best.*` MLflow params pin each
     # search dimension they name to that one value. Without a champion, the space is searched.
     from_champion: bool = False
+
+    def resolved(self):
+        """This config with the deployment's settings for the fields left None, read now."""
+        chosen = {"max_training_rows": settings.training_max_rows(self.max_training_rows),
+                  "training_threads": settings.training_threads(self.training_threads)}
+        return type(self)(**{**self.model_dump(), **chosen})
 
 
 def search_config(name: str, space: type, doc: str, **defaults) -> type[TrainingConfig]:
@@ -78,7 +87,17 @@ class VettingConfig(dg.Config):
     # paired bootstrap over the vetting snapshot's households finds it worse with this
     # confidence; 0: it must beat the baseline. Empty: the stage's (0 propensity, 0.95 LTV).
     baseline_confidence: typing.Optional[float] = None
-    auto_promote: bool = settings.auto_promote()
+    # Promote a vetted challenger to champion. None: the deployment's PROPENSITY_AUTO_PROMOTE (off).
+    auto_promote: typing.Optional[bool] = None
+
+
+class ScoringConfig(dg.Config):
+    """Which feature partitions scoring accepts."""
+
+    # The largest fall of a group_features partition's population from the previous as_of
+    # that scoring accepts (a fraction); a partition that fell further is not scored.
+    # None: the deployment's PROPENSITY_POPULATION_DROP_TOLERANCE (default 0.02).
+    population_drop_tolerance: typing.Optional[float] = None
 
 
 class DecayConfig(dg.Config):
@@ -116,7 +135,7 @@ def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
         tolerance=config.tolerance,
         baseline_metrics=stage.baseline_metrics,
         baseline_confidence=confidence,
-        auto_promote=config.auto_promote,
+        auto_promote=settings.auto_promote(config.auto_promote),
         directions=stage.higher_is_better,
     )
 
@@ -287,14 +306,16 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         ),
     )
     def scores_asset(
-        context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource, mlflow: MlflowResource
+        context: dg.AssetExecutionContext, config: ScoringConfig, spark: PySparkResource, lake: LakeResource,
+        mlflow: MlflowResource,
     ):
         from propensity_assets.lifecycle.scoring import score_pairs, spark_summaries
 
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
-        dropped = population_drops(lake.lake, "group_features", pairs)
+        tolerance = settings.population_drop_tolerance(config.population_drop_tolerance)
+        dropped = population_drops(lake.lake, "group_features", pairs, tolerance)
         scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
         try:
             invalid = scored.invalid

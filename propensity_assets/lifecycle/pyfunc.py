@@ -16,13 +16,13 @@ LightGBM and MLflow, so the model loads in a virtualenv made from its requiremen
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from propensity_assets.shared import settings
 from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.frames import KEYS, lookup_features
 
@@ -39,7 +39,7 @@ class LifecycleModel(mlflow.pyfunc.PythonModel):
         self.output = config["output_column"]
         self.lower = config.get("output_min")
         self.upper = config.get("output_max")
-        self.lake_uri = os.environ.get("PROPENSITY_LAKE_URI") or config["lake_uri"]
+        self.lake_uri = settings.configured_lake_uri() or config["lake_uri"]
         with open(context.artifacts["predictor"], "rb") as handle:
             self.predictor = pickle.load(handle)
 

@@ -238,7 +238,7 @@ class LtvPredictor:
 # -- fitting ------------------------------------------------------------------------------
 
 
-def _lgb_params(perm: dict, seed: int) -> dict:
+def _lgb_params(perm: dict, seed: int, threads: int) -> dict:
     params = {
         "objective": "regression" if perm["algorithm"] == "lgbm_l2" else "tweedie",
         # One metric, so early stopping follows RMSE, the selection metric, only.
@@ -251,7 +251,7 @@ def _lgb_params(perm: dict, seed: int) -> dict:
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "seed": seed,
-        "num_threads": settings.training_threads(),
+        "num_threads": threads,
         "verbose": -1,
         "deterministic": True,
     }
@@ -260,10 +260,10 @@ def _lgb_params(perm: dict, seed: int) -> dict:
     return params
 
 
-def _select_top_k(x: pd.DataFrame, y: np.ndarray, k: int, seed: int) -> list[str]:
+def _select_top_k(x: pd.DataFrame, y: np.ndarray, k: int, seed: int, threads: int) -> list[str]:
     """The k columns with the largest total gain in a quick, small LightGBM fit."""
     quick = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "min_child_samples": 50,
-             "seed": seed, "num_threads": settings.training_threads(), "verbose": -1, "deterministic": True}
+             "seed": seed, "num_threads": threads, "verbose": -1, "deterministic": True}
     booster = lgb.train(quick, lgb.Dataset(x, y), num_boost_round=100)
     gain = pd.Series(booster.feature_importance("gain"), index=list(x.columns))
     # Stable order on ties (e.g. zero gain): by gain, then by column position.
@@ -286,8 +286,8 @@ class _Fitted:
 
 
 def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame, y_tr: np.ndarray,
-         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, rounds: int | None = None,
-         rankings: dict | None = None) -> _Fitted:
+         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, threads: int,
+         rounds: int | None = None, rankings: dict | None = None) -> _Fitted:
     """Fit one permutation; with a validation set, boosted models stop early on it.
 
     With `rounds` (the refit) boosted models train exactly that many rounds. `rankings`
@@ -307,7 +307,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         rankings = {} if rankings is None else rankings
         key = (perm["feature_subset"], perm["select_top_k"])
         if key not in rankings:
-            rankings[key] = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
+            rankings[key] = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed, threads)
         columns = rankings[key]
     xt, xv = x_tr[columns], (x_va[columns] if x_va is not None else None)
     if perm["reducer"] == "pca":
@@ -317,7 +317,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
 
     algorithm, chosen = perm["algorithm"], None
     if algorithm.startswith("lgbm"):
-        params = _lgb_params(perm, space.seed)
+        params = _lgb_params(perm, space.seed, threads)
         train_set = lgb.Dataset(xt, y_tr)
         if rounds is None:
             valid_set = lgb.Dataset(xv, y_va, reference=train_set)
@@ -332,7 +332,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         estimator = RandomForestRegressor(
             n_estimators=perm["rf_n_estimators"], max_depth=perm["rf_max_depth"],
             min_samples_leaf=perm["rf_min_samples_leaf"], max_features=perm["rf_max_features"],
-            max_samples=space.rf_max_samples, n_jobs=settings.training_threads(), random_state=space.seed,
+            max_samples=space.rf_max_samples, n_jobs=threads, random_state=space.seed,
         ).fit(xt, y_tr)
         # Predicting on two threads adds the trees up in whichever order they finish, so the
         # same rows scored twice differ in the last bits. One thread: the same answer every time.
@@ -345,7 +345,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
                 max_iter=max_iter, early_stopping=False, random_state=space.seed,
             )
         # scikit-learn's boosting takes its OpenMP threads from the process: the same count as the others.
-        with threadpool_limits(settings.training_threads(), user_api="openmp"):
+        with threadpool_limits(threads, user_api="openmp"):
             if rounds is None:
                 estimator, chosen = _gbr_early_stopped(gbr, xt, y_tr, xv, y_va, space)
             else:
@@ -446,8 +446,10 @@ class TrainResult:
 
 
 def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
-          horizon_days: int = HORIZON_DAYS, label: str = LABEL) -> TrainResult:
-    """Fit every permutation on `train_df`, select on `valid_df`, refit the winner on both.
+          horizon_days: int = HORIZON_DAYS, label: str = LABEL,
+          threads: int = settings.DEFAULT_TRAINING_THREADS) -> TrainResult:
+    """Fit every permutation on `train_df`, select on `valid_df`, refit the winner on both,
+    every fit on `threads` threads.
 
     `valid_df` must hold other households than `train_df` (the lifecycle's selection
     sample): it is used for early stopping and for selection, so its metrics are
@@ -472,7 +474,7 @@ def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
     rows, best, rankings = [], None, {}
     for i, perm in enumerate(permutations(space)):
         start = time.perf_counter()
-        fitted = _fit(perm, space, lake, x_tr, y_tr, x_va, y_va, horizon_days, rankings=rankings)
+        fitted = _fit(perm, space, lake, x_tr, y_tr, x_va, y_va, horizon_days, threads, rankings=rankings)
         pred = fitted.predictor.predict(valid_df)
         metrics = evaluate(y_va, pred)
         seconds = time.perf_counter() - start
@@ -486,7 +488,7 @@ def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
     both = pd.concat([train_df, valid_df], ignore_index=True)
     x_all = pd.concat([x_tr, x_va], ignore_index=True)
     y_all = both[label].to_numpy("float64")
-    final = _fit(perm, space, lake, x_all, y_all, None, None, horizon_days, rounds=fitted.rounds)
+    final = _fit(perm, space, lake, x_all, y_all, None, None, horizon_days, threads, rounds=fitted.rounds)
     params = {**perm, **({"rounds": fitted.rounds} if fitted.rounds is not None else {})}
     return TrainResult(
         predictor=final.predictor,

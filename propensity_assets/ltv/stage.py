@@ -1,7 +1,9 @@
 """The LTV stage: what it declares to the shared lifecycle.
 
 Label: the household's spend on the group over the next H days (CONTRACTS §8; H = 90 by
-default, `PROPENSITY_LTV_HORIZON_DAYS`). Model: the seed's parameter-permutation
+default, `PROPENSITY_LTV_HORIZON_DAYS`: a deployment setting, not launchpad config, because
+the labels table, its schedule and every trained model must share one H; see
+`settings.ltv_horizon_days`). Model: the seed's parameter-permutation
 interface over regressors (LightGBM L2 and Tweedie, random forest, scikit-learn
 gradient boosting) × reducers (none, PCA, selection by importance) × feature subsets.
 Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD baseline
@@ -33,7 +35,8 @@ LtvTraining = search_config(
 def _train(fit_df, select_df, config) -> TrainResult:
     from propensity_assets.ltv.model import train
 
-    result = train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days())
+    result = train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days(),
+                   threads=config.training_threads)
     return TrainResult(
         predictor=result.predictor,
         params=result.params,

@@ -32,7 +32,7 @@ MODEL = "propensity_assets.propensity.model"
 def _train(fit_df, select_df, config):
     from propensity_assets.propensity.model import train
 
-    return train(fit_df, select_df, config.space())
+    return train(fit_df, select_df, config.space(), threads=config.training_threads)
 
 
 PROPENSITY = ModelStage(

@@ -227,9 +227,9 @@ def test_the_search_ranks_columns_by_importance_once_per_subset(frames, monkeypa
     tr, va, _ = frames
     calls = []
 
-    def counted(x, y, k, seed):
+    def counted(x, y, k, seed, threads):
         calls.append(len(x))
-        return real(x, y, k, seed)
+        return real(x, y, k, seed, threads)
 
     real = model._select_top_k
     monkeypatch.setattr(model, "_select_top_k", counted)
@@ -284,9 +284,9 @@ def test_train_errors_name_the_problem(frames):
 def test_launchpad_config_is_the_search_space():
     from propensity_assets.ltv.stage import LtvTraining
 
-    # seed is in both; history_weeks, the row budget and from_champion are the shared lifecycle's.
+    # seed is in both; history_weeks, the row budget, the threads and from_champion are the shared lifecycle's.
     assert set(LtvTraining.model_fields) == {
-        "history_weeks", "max_training_rows", "from_champion", *LtvSearchSpace.__dataclass_fields__}
+        "history_weeks", "max_training_rows", "training_threads", "from_champion", *LtvSearchSpace.__dataclass_fields__}
     assert LtvTraining().from_champion is False
     assert LtvTraining().history_weeks == 26  # the stage's own default over TrainingConfig's 30
     assert LtvTraining().space() == LtvSearchSpace()
@@ -295,22 +295,53 @@ def test_launchpad_config_is_the_search_space():
 
 
 def test_every_fit_takes_its_threads_from_the_setting(monkeypatch):
-    """PROPENSITY_TRAINING_THREADS (default 2) sets the threads of LightGBM in both stages;
-    `make demo` fits on one thread each when two trainings run side by side."""
-    from propensity_assets.shared import settings
+    """The training Config's `training_threads`, else PROPENSITY_TRAINING_THREADS (default 2),
+    sets the threads of LightGBM in both stages; `make demo` fits on one thread each when two
+    trainings run side by side."""
+    from types import SimpleNamespace
+
+    from propensity_assets.ltv import model as ltv_model
     from propensity_assets.ltv.model import _lgb_params
+    from propensity_assets.ltv.stage import LTV, LtvTraining
+    from propensity_assets.propensity import model as propensity_model
     from propensity_assets.propensity.model import _params
     from propensity_assets.propensity.space import SearchSpace
+    from propensity_assets.propensity.stage import PROPENSITY, PropensityTraining
+    from propensity_assets.shared import settings
 
     perm = permutations(LtvSearchSpace(algorithms=["lgbm_tweedie"], reducers=["none"]))[0]
     trial, space = SearchSpace().trials()[0], SearchSpace()
     monkeypatch.delenv("PROPENSITY_TRAINING_THREADS", raising=False)
     assert settings.training_threads() == 2
-    assert _lgb_params(perm, 1)["num_threads"] == 2 and _params(trial, space)["num_threads"] == 2
+    assert LtvTraining().training_threads is None  # the launchpad default: the deployment's setting
+    assert LtvTraining().resolved().training_threads == 2 and PropensityTraining().resolved().training_threads == 2
     monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", "1")
-    assert _lgb_params(perm, 1)["num_threads"] == 1 and _params(trial, space)["num_threads"] == 1
+    assert LtvTraining().resolved().training_threads == 1 and PropensityTraining().resolved().training_threads == 1
+    assert PropensityTraining(training_threads=3).resolved().training_threads == 3  # a run's choice wins
+    for threads in (1, 2):
+        assert _lgb_params(perm, 1, threads)["num_threads"] == threads
+        assert _params(trial, space, threads)["num_threads"] == threads
+    # Each stage hands its config's threads to its model code.
+    seen = {}
+    fake = SimpleNamespace(predictor=None, params={}, trials=None, validation_metrics={}, importances=None,
+                           figures=lambda: {})
+
+    def recorder(stage, result=None):
+        def train(*args, threads, **kwargs):
+            seen[stage] = threads
+            return result
+        return train
+
+    monkeypatch.setattr(ltv_model, "train", recorder("ltv", fake))
+    monkeypatch.setattr(propensity_model, "train", recorder("propensity"))
+    LTV.train(None, None, LtvTraining().resolved())
+    PROPENSITY.train(None, None, PropensityTraining(training_threads=3).resolved())
+    assert seen == {"ltv": 1, "propensity": 3}
     for raw in ("0", "two"):
         monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", raw)
         with pytest.raises(settings.SettingsError) as error:
             settings.training_threads()
         assert str(error.value) == f"PROPENSITY_TRAINING_THREADS={raw!r}: expected a whole number of threads ≥ 1, e.g. 2"
+    with pytest.raises(settings.SettingsError) as error:
+        PropensityTraining(training_threads=0).resolved()
+    assert str(error.value) == "training_threads=0: expected a whole number of threads ≥ 1, e.g. 2"

@@ -270,14 +270,14 @@ def test_feature_matrix_refuses_duplicate_keys():
 def test_no_class_reweighting_is_offered():
     # Scores must be probabilities: scale_pos_weight would distort them, so it is not a dimension.
     assert "balance_classes" not in M.SearchSpace.__dataclass_fields__
-    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace())
+    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace(), 2)
     assert "scale_pos_weight" not in params and "is_unbalance" not in params
 
 
 def test_early_stopping_watches_the_selection_metric_only():
-    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace(selection_metric="roc_auc"))
+    params = M._params(M.SearchSpace().trials()[0], M.SearchSpace(selection_metric="roc_auc"), 2)
     assert params["metric"] == "auc" and params["first_metric_only"] is True
-    assert M._params(M.SearchSpace().trials()[0], M.SearchSpace())["metric"] == "average_precision"
+    assert M._params(M.SearchSpace().trials()[0], M.SearchSpace(), 2)["metric"] == "average_precision"
 
 
 def test_calibration_table_by_hand():
