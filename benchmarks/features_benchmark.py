@@ -268,7 +268,7 @@ def in_process(repeat: int) -> int:
         for key, value in settings.spark_conf().items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
-        tx = logic.read_transactions(spark, str(work / "tx.parquet"))
+        tx = read_transactions(spark, str(work / "tx.parquet"))
         members = spark.read.parquet(str(work / "members.parquet"))
         groups = sorted(r[0] for r in members.select("product_group").distinct().collect())
         one = [date.fromisoformat(ONE_DAY)]

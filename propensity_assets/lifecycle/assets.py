@@ -429,7 +429,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
     import pyarrow.compute as pc
 
     from propensity_assets.lifecycle import automation as schedules
-    from propensity_assets.features.assets import materialize_group_table, stored_partitions
+    from propensity_assets.shared.group_tables import materialize_group_table, stored_partitions
     from propensity_assets.groups.assets import MEMBERS_TABLE
 
     @dg.asset(
@@ -452,9 +452,9 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
             except label_error as exc:
                 raise dg.Failure(str(exc), allow_retries=False) from None
 
-        def summarize(lake, specs, written, as_of_dates, groups) -> dict:
+        def summarize(specs, written, as_of_dates, groups) -> dict:
             sums: dict[str, list] = {}  # group: [rows, label sum, positive rows]
-            for spec, part in stored_partitions(lake, stage.labels_table, specs if written else [], ["label"]):
+            for spec, part in stored_partitions(lake, stage.labels_table, specs, ["label"]):
                 label = pc.cast(part["label"], pa.float64())
                 totals = sums.setdefault(spec["product_group"], [0, 0.0, 0])
                 totals[0] += len(label)
@@ -473,8 +473,8 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
                 "by_group": md_table(rows),
             }
 
-        def checks(lake, specs, non_finite) -> list[dg.AssetCheckResult]:
-            return [quality.label_rate_result(lake.lake, stage.labels_table, [tuple(s.values()) for s in specs])]
+        def checks(rows):
+            return rows, lambda specs: [quality.label_rate_result(lake.lake, stage.labels_table, [tuple(s.values()) for s in specs])]
 
         return materialize_group_table(context, spark, lake, stage.labels_table, run, summarize, checks)
 

@@ -309,7 +309,7 @@ def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tu
     from pyspark.sql import functions as F
 
     from propensity_assets.lifecycle import checks as quality
-    from propensity_assets.features.logic import literal_frame
+    from propensity_assets.shared.spark_frames import literal_frame
 
     plan = plan_scoring(stage, lake, mlflow_res, pairs)
     out = Scored(skipped=dict(plan.skipped))
