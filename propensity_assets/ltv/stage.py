@@ -9,7 +9,7 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 """
 
 from propensity_assets.shared import settings
-from propensity_assets.lifecycle.assets import search_config
+from propensity_assets.lifecycle.config import search_config
 from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace
 

@@ -6,7 +6,7 @@ precision, beating the recency and 90-day-basket baselines on ROC AUC and AP (§
 Profile: `propensity__<group>` and `propensity_decile__<group>`.
 """
 
-from propensity_assets.lifecycle.assets import search_config
+from propensity_assets.lifecycle.config import search_config
 from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, lazy
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
