@@ -183,7 +183,8 @@ def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion])
     household_id, `value`, model_name, model_version, the stage's extras and `error`.
 
     The constant columns come out of the Python workers with the predictions rather than
-    as Spark literals, so that they are nullable in Parquet as the pandas writes were."""
+    as Spark literals, so that they are nullable in Parquet like the same columns written
+    from pandas: every partition of a table then has one schema."""
     from functools import reduce
 
     from pyspark.sql import functions as F
