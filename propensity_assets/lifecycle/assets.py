@@ -187,6 +187,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         require_registry(mlflow)
 
         rule = rule_for(stage, config)
+
         def vet_key(key: str):
             cutoff, group = split_key(key)
             return vet(stage, lake.lake, mlflow, group, cutoff, rule)
