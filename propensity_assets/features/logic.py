@@ -13,7 +13,7 @@ totals, and a window's sum is the difference of two of them: the total at d − 
 the one at d − W − 1 (`running_totals`). Sums are carried in fixed point, so that
 difference is exact. Every household gets a row for every entity from its first day
 on, so a group it never bought in has zeros without a join against the population.
-The label windows (`features.labels`) reuse the same totals, looking forward
+The label windows (`lifecycle.labels`) reuse the same totals, looking forward
 instead of back.
 
 Distinct baskets use each basket's first and last day: a basket is in the window
@@ -25,14 +25,14 @@ back after a gap counts as a new basket.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType, StructType
 
 from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
+from propensity_assets.shared.spark_frames import literal_frame
 
 CONTRACT_WINDOWS = (30, 90, 365)
 # Short windows beyond the contract: a 30-day purchase horizon is best predicted by
@@ -56,32 +56,6 @@ def group_feature_columns() -> list[str]:
 def with_day(transactions: DataFrame) -> DataFrame:
     """The contract's day: the stored date part of the naive timestamp (session TZ is UTC)."""
     return transactions.withColumn("day", F.to_date("transaction_timestamp"))
-
-
-def literal_frame(spark: SparkSession, rows: Iterable[tuple], schema: str) -> DataFrame:
-    """A small frame of `rows` ("as_of date, product_group string") that travels inside the
-    query plan, as one string literal split and cast by Spark.
-
-    `spark.createDataFrame` of a Python list is read by Python workers on the executors,
-    started at the driver's interpreter path (PYSPARK_PYTHON): on a cluster whose executors
-    do not share the driver's filesystem that path does not exist. A literal needs no
-    Python on the executors: the feature and label jobs run in the JVM alone. (One literal
-    per value would also do, but Catalyst takes a minute over the 4,000 pairs of a year's
-    backfill; one string costs nothing.)
-    """
-    struct = DataType.fromDDL(schema)
-    assert isinstance(struct, StructType), schema
-    lines = []
-    for row in rows:
-        values = [v.isoformat() if isinstance(v, date) else str(v) for v in row]
-        assert len(values) == len(struct.fields) and not any(c in v for v in values for c in "\t\n"), row
-        lines.append("\t".join(values))
-    if not lines:
-        return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in struct.fields]).to(struct)
-    text = spark.range(1).select(F.explode(F.split(F.lit("\n".join(lines)), "\n")).alias("line"))
-    cells = text.select(F.split("line", "\t").alias("cells"))
-    # `to` keeps createDataFrame's nullable columns.
-    return cells.select(*[F.col("cells")[i].cast(f.dataType).alias(f.name) for i, f in enumerate(struct.fields)]).to(struct)
 
 
 # Sums are carried in fixed point (millionths): a running sum and the difference of two
@@ -306,12 +280,3 @@ def per_group(entities: DataFrame, whole: Sequence[str]) -> DataFrame:
         .drop("whole_group")
     )
     return own.unionByName(relabelled)
-
-
-def read_transactions(spark: SparkSession, uri: str) -> DataFrame:
-    return spark.read.parquet(uri).select(
-        "household_id", "basket_id", "product_id",
-        F.col("quantity").cast("double").alias("quantity"),
-        F.col("sales_value").cast("double").alias("sales_value"),
-        "transaction_timestamp",
-    )

@@ -183,7 +183,8 @@ def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion])
     household_id, `value`, model_name, model_version, the stage's extras and `error`.
 
     The constant columns come out of the Python workers with the predictions rather than
-    as Spark literals, so that they are nullable in Parquet as the pandas writes were."""
+    as Spark literals, so that they are nullable in Parquet like the same columns written
+    from pandas: every partition of a table then has one schema."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -309,7 +310,7 @@ def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tu
     from pyspark.sql import functions as F
 
     from propensity_assets.lifecycle import checks as quality
-    from propensity_assets.features.logic import literal_frame
+    from propensity_assets.shared.spark_frames import literal_frame
 
     plan = plan_scoring(stage, lake, mlflow_res, pairs)
     out = Scored(skipped=dict(plan.skipped))

@@ -1,12 +1,13 @@
-"""The LTV room: labels and cohorts here; model → champion → scores → decay from the shared lifecycle."""
+"""The LTV room: its cohorts; its labels and model → champion → scores → decay, from the shared
+lifecycle and the stage's declaration (`ltv.stage`)."""
 
 import warnings
 
 import dagster as dg
 import pyarrow.dataset as ds
 
-from propensity_assets.lifecycle.assets import labels_definitions, stage_definitions
-from propensity_assets.ltv import labels as label_logic
+from propensity_assets.lifecycle.assets import stage_definitions
+from propensity_assets.lifecycle.label_assets import labels_definitions
 from propensity_assets.ltv.cohorts import cohort_summary
 from propensity_assets.ltv.stage import LTV, SCORES_TABLE, LtvTraining
 from propensity_assets.shared.metadata import md_table
@@ -18,18 +19,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 COHORTS_TABLE = "ltv_cohorts"
 
 
-ltv_labels, labels_job, labels_schedule = labels_definitions(
-    LTV,
-    label_logic.ltv_labels,
-    label_logic.LabelWindowError,
-    description=(
-        "The LTV label (CONTRACTS §8): the household's spend on the group's products on days "
-        "d ≤ day < d + H (H = PROPENSITY_LTV_HORIZON_DAYS, 90 by default; total spend for `all_products`), "
-        "0 for a household of the population that bought nothing in the group then. A partition whose "
-        "horizon runs past the end of the data is refused."
-    ),
-    schedule_minute=40,
-)
+ltv_labels, labels_job, labels_schedule = labels_definitions(LTV)
 lifecycle = stage_definitions(LTV, LtvTraining, decay_step_days=7)
 
 

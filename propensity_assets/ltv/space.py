@@ -1,6 +1,6 @@
 """The LTV parameter-permutation space (the seed's interface): plain data, importable
 without LightGBM or scikit-learn (the launchpad config is built from it, see
-`lifecycle.assets.search_config`)."""
+`lifecycle.config.search_config`)."""
 
 from __future__ import annotations
 

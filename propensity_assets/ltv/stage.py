@@ -11,8 +11,8 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 """
 
 from propensity_assets.shared import settings
-from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult, lazy
+from propensity_assets.lifecycle.config import search_config
+from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace
 
 LABELS_TABLE = "ltv_labels"
@@ -63,6 +63,16 @@ LTV = ModelStage(
     name="ltv",
     title="LTV",
     labels_table=LABELS_TABLE,
+    label=LabelSpec.total(
+        "sales_value",
+        description=(
+            "The LTV label (CONTRACTS §8): the household's spend on the group's products on days "
+            "d ≤ day < d + H (H = PROPENSITY_LTV_HORIZON_DAYS, 90 by default; total spend for `all_products`), "
+            "0 for a household of the population that bought nothing in the group then. A partition whose "
+            "horizon runs past the end of the data is refused."
+        ),
+        schedule_minute=40,
+    ),
     scores_table=SCORES_TABLE,
     score_column="ltv",
     horizon_days=settings.ltv_horizon_days,

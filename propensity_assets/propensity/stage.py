@@ -6,8 +6,8 @@ precision, beating the recency and 90-day-basket baselines on ROC AUC and AP (§
 Profile: `propensity__<group>` and `propensity_decile__<group>`.
 """
 
-from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, lazy
+from propensity_assets.lifecycle.config import search_config
+from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, lazy
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
 LABELS_TABLE = "propensity_labels"
@@ -39,6 +39,14 @@ PROPENSITY = ModelStage(
     name="propensity",
     title="propensity",
     labels_table=LABELS_TABLE,
+    label=LabelSpec.any_purchase(
+        description=(
+            "The propensity label (CONTRACTS §4): 1 if the household bought any product of the group on a day "
+            "d ≤ day < d + 30, else 0, for every household in the population at d. A partition whose label "
+            "window runs past the end of the data is refused."
+        ),
+        schedule_minute=30,
+    ),
     scores_table=SCORES_TABLE,
     score_column="score",
     horizon_days=lambda: HORIZON_DAYS,
