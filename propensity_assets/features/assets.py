@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 
 from propensity_assets.features import checks as quality
 from propensity_assets.features import logic
-from propensity_assets.groups.assets import MEMBERS_TABLE
 from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     as_of_partitions,
@@ -31,6 +30,7 @@ from propensity_assets.shared.partitions import (
 )
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared import tables
 
 
 def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as_of_dates: list[date]) -> dict:
@@ -107,14 +107,14 @@ def materialize_group_table(
     as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
     groups = sorted({g for _, g in pairs})
     session = spark.spark_session
-    tx = logic.read_transactions(session, lake.input_uri("transactions"))
+    tx = logic.read_transactions(session, lake.input_uri(tables.TRANSACTIONS))
     if fresh:
         check_fresh(tx, as_of_dates, table)
-    members = session.read.parquet(lake.input_uri(MEMBERS_TABLE))
+    members = session.read.parquet(lake.input_uri(tables.PRODUCT_GROUP_MEMBERS))
     missing = sorted(set(groups) - {row[0] for row in members.select("product_group").distinct().collect()})
     unresolved = (
-        f"product group(s) {', '.join(missing)} are not in the lake table {MEMBERS_TABLE!r} (the catalogue "
-        f"resolved against products): fix the group in the catalogue, materialize `{MEMBERS_TABLE}`, "
+        f"product group(s) {', '.join(missing)} are not in the lake table {tables.PRODUCT_GROUP_MEMBERS!r} (the catalogue "
+        f"resolved against products): fix the group in the catalogue, materialize `{tables.PRODUCT_GROUP_MEMBERS}`, "
         f"then re-run {table} for {'them' if len(missing) > 1 else 'it'}"
     )
     if missing and len(missing) == len(groups):
@@ -155,8 +155,8 @@ def feature_checks(table: str) -> Callable:
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
-    deps=["transactions"],
-    check_specs=[quality.POPULATION.spec("household_features"), quality.FEATURES_FINITE.spec("household_features")],
+    deps=[tables.TRANSACTIONS],
+    check_specs=[quality.POPULATION.spec(tables.HOUSEHOLD_FEATURES), quality.FEATURES_FINITE.spec(tables.HOUSEHOLD_FEATURES)],
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -169,15 +169,15 @@ def household_features(
 ) -> dg.MaterializeResult:
     as_of_dates = sorted({date.fromisoformat(key) for key in requested_keys(context)})
     session = spark.spark_session
-    tx = logic.read_transactions(session, lake.input_uri("transactions"))
-    check_fresh(tx, as_of_dates, "household_features")
+    tx = logic.read_transactions(session, lake.input_uri(tables.TRANSACTIONS))
+    check_fresh(tx, as_of_dates, tables.HOUSEHOLD_FEATURES)
     feats, non_finite = quality.NonFinite.observe(logic.household_features(tx, as_of_dates))
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
-    written = lake.write_spark("household_features", feats, specs)
+    written = lake.write_spark(tables.HOUSEHOLD_FEATURES, feats, specs)
     specs = specs if written else []
     return dg.MaterializeResult(
-        metadata=_summary(lake, "household_features", specs, written, as_of_dates),
-        check_results=feature_checks("household_features")(lake, specs, non_finite),
+        metadata=_summary(lake, tables.HOUSEHOLD_FEATURES, specs, written, as_of_dates),
+        check_results=feature_checks(tables.HOUSEHOLD_FEATURES)(lake, specs, non_finite),
     )
 
 
@@ -187,8 +187,8 @@ def household_features(
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
-    deps=["transactions", MEMBERS_TABLE],
-    check_specs=[quality.POPULATION.spec("group_features"), quality.FEATURES_FINITE.spec("group_features")],
+    deps=[tables.TRANSACTIONS, tables.PRODUCT_GROUP_MEMBERS],
+    check_specs=[quality.POPULATION.spec(tables.GROUP_FEATURES), quality.FEATURES_FINITE.spec(tables.GROUP_FEATURES)],
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "
@@ -201,9 +201,9 @@ def group_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     def summarize(lake, specs, written, as_of_dates, groups) -> dict:
-        return {**_summary(lake, "group_features", specs if written else [], written, as_of_dates),
+        return {**_summary(lake, tables.GROUP_FEATURES, specs if written else [], written, as_of_dates),
                 "product_groups": ", ".join(groups)}
 
     return materialize_group_table(
-        context, spark, lake, "group_features", logic.group_features, summarize, feature_checks("group_features"), fresh=True
+        context, spark, lake, tables.GROUP_FEATURES, logic.group_features, summarize, feature_checks(tables.GROUP_FEATURES), fresh=True
     )

@@ -13,7 +13,7 @@ import pydantic
 
 from propensity_assets.lifecycle import checks as quality
 from propensity_assets.shared.checks import partition, population_drops
-from propensity_assets.shared import registry, settings
+from propensity_assets.shared import registry, settings, tables
 from propensity_assets.lifecycle import vetting
 from propensity_assets.lifecycle.stage import ModelStage
 from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
@@ -30,7 +30,7 @@ from dagster_pyspark import PySparkResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-FEATURE_DEPS = ["household_features", "group_features"]
+FEATURE_DEPS = [tables.HOUSEHOLD_FEATURES, tables.GROUP_FEATURES]
 
 
 class TrainingConfig(dg.Config):
@@ -294,7 +294,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
-        dropped = population_drops(lake.lake, "group_features", pairs)
+        dropped = population_drops(lake.lake, tables.GROUP_FEATURES, pairs)
         scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
         try:
             invalid = scored.invalid
@@ -430,7 +430,6 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
 
     from propensity_assets.lifecycle import automation as schedules
     from propensity_assets.features.assets import materialize_group_table, stored_partitions
-    from propensity_assets.groups.assets import MEMBERS_TABLE
 
     @dg.asset(
         name=stage.labels_table,
@@ -439,7 +438,7 @@ def labels_definitions(stage: ModelStage, compute, label_error: type, descriptio
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=SPARK_AND_TRAINING,
         kinds={"spark", "parquet"},
-        deps=["transactions", MEMBERS_TABLE],
+        deps=[tables.TRANSACTIONS, tables.PRODUCT_GROUP_MEMBERS],
         check_specs=[quality.LABEL_RATE.spec(stage.labels_table)],
         description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
     )

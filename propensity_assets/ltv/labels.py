@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from propensity_assets.features.labels import LabelWindowError, forward_totals
 from propensity_assets.features.logic import from_fixed, to_fixed
+from propensity_assets.shared import tables
 
 __all__ = ["LabelWindowError", "ltv_labels"]
 
@@ -24,5 +25,5 @@ def ltv_labels(
     """Labels (as_of, product_group, household_id, label) for the population at each as_of:
     the household's spend in the group on the `horizon` days from as_of (exact: summed
     in fixed point)."""
-    spend = forward_totals(transactions, members, as_of_dates, groups, horizon, to_fixed("sales_value"), table="ltv_labels")
+    spend = forward_totals(transactions, members, as_of_dates, groups, horizon, to_fixed("sales_value"), table=tables.LTV_LABELS)
     return spend.select("as_of", "product_group", "household_id", from_fixed(F.col("total")).alias("label"))

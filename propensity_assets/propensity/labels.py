@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from propensity_assets.features.labels import LabelWindowError, forward_totals
 from propensity_assets.propensity.space import HORIZON_DAYS
+from propensity_assets.shared import tables
 
 
 __all__ = ["HORIZON_DAYS", "LabelWindowError", "propensity_labels"]
@@ -24,7 +25,7 @@ def propensity_labels(
     """Labels (as_of, product_group, household_id, label) for the population at each as_of:
     1 when the household bought in the group on one of the `horizon` days from as_of."""
     lines = forward_totals(
-        transactions, members, as_of_dates, groups, horizon, F.lit(1).cast("bigint"), table="propensity_labels"
+        transactions, members, as_of_dates, groups, horizon, F.lit(1).cast("bigint"), table=tables.PROPENSITY_LABELS
     )
     # the total counts lines, so it is positive exactly when there was a purchase
     return lines.select("as_of", "product_group", "household_id", (F.col("total") > 0).cast("int").alias("label"))
