@@ -18,7 +18,9 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from propensity_assets.features.declaration import (
+    GRP,
     GROUP,
+    HH,
     HOUSEHOLD,
     KEYS,
     OVERDUE_VS_YEARLY_GAP,
@@ -60,12 +62,12 @@ def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     Spark scoring applies it to each Arrow batch of the joined features and gets exactly the
     driver's values."""
     for w in RATIO_WINDOWS:
-        hh_baskets = frame[windowed("hh", "baskets", w)].replace(0, np.nan)
-        hh_days = frame[windowed("hh", "days", w)].replace(0, np.nan)
-        frame[basket_share(w)] = (frame[windowed("grp", "baskets", w)] / hh_baskets).fillna(0.0)
-        frame[day_share(w)] = (frame[windowed("grp", "days", w)] / hh_days).fillna(0.0)
+        hh_baskets = frame[windowed(HH, "baskets", w)].replace(0, np.nan)
+        hh_days = frame[windowed(HH, "days", w)].replace(0, np.nan)
+        frame[basket_share(w)] = (frame[windowed(GRP, "baskets", w)] / hh_baskets).fillna(0.0)
+        frame[day_share(w)] = (frame[windowed(GRP, "days", w)] / hh_days).fillna(0.0)
     year = RATIO_WINDOWS[-1]
-    gap = float(year) / frame[windowed("grp", "days", year)].replace(0, np.nan)
+    gap = float(year) / frame[windowed(GRP, "days", year)].replace(0, np.nan)
     frame[OVERDUE_VS_YEARLY_GAP] = frame["grp_days_since_last"] / gap
     features = [c for c in PROPENSITY.columns if c in frame.columns]
     frame[features] = frame[features].astype("float64")
