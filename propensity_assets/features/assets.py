@@ -89,8 +89,8 @@ def feature_checks(lake: LakeResource, table: str) -> Checks:
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
-    deps=["transactions"],
-    check_specs=[quality.POPULATION.spec("household_features"), quality.FEATURES_FINITE.spec("household_features")],
+    deps=[tables.TRANSACTIONS],
+    check_specs=[quality.POPULATION.spec(tables.HOUSEHOLD_FEATURES), quality.FEATURES_FINITE.spec(tables.HOUSEHOLD_FEATURES)],
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "

@@ -31,26 +31,14 @@ from datetime import date
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from propensity_assets.features import declaration as declared
+from propensity_assets.features.declaration import METRICS, WINDOWS, spend_share, windowed
 from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
 from propensity_assets.shared.spark_frames import literal_frame
 
-CONTRACT_WINDOWS = (30, 90, 365)
-# Short windows beyond the contract: a 30-day purchase horizon is best predicted by
-# the last week or two.
-WINDOWS = (7, 14, *CONTRACT_WINDOWS)
 _EPOCH = "1970-01-01"
-METRICS = ("baskets", "spend", "units", "days")
 # Every running total is per entity: a household, and a product group or HOUSEHOLD.
 KEYS = ("household_id", "product_group")
-
-
-def household_feature_columns() -> list[str]:
-    return [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last", "hh_days_since_first"]
-
-
-def group_feature_columns() -> list[str]:
-    cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
-    return cols + ["grp_days_since_last", "grp_days_since_first"] + [f"grp_spend_share_{w}d" for w in WINDOWS]
 
 
 def with_day(transactions: DataFrame) -> DataFrame:
@@ -210,7 +198,7 @@ def _windowed(lines: DataFrame, entities: Sequence[str], as_of_dates: Sequence[d
 
 
 def _named(prefix: str) -> list[F.Column]:
-    return [F.col(f"{m}_{w}d").alias(f"{prefix}_{m}_{w}d") for w in WINDOWS for m in METRICS] + [
+    return [F.col(f"{m}_{w}d").alias(windowed(prefix, m, w)) for w in WINDOWS for m in METRICS] + [
         F.col("days_since_last").alias(f"{prefix}_days_since_last"),
         F.col("days_since_first").alias(f"{prefix}_days_since_first"),
     ]
@@ -230,8 +218,8 @@ def household_features(transactions: DataFrame, as_of_dates: Sequence[date]) -> 
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
     lines = tx.withColumn("product_group", F.lit(HOUSEHOLD))
-    feats = _windowed(lines, [HOUSEHOLD], as_of_dates)
-    return feats.select("as_of", "household_id", *_named("hh"))
+    feats = _windowed(lines, [HOUSEHOLD], as_of_dates).select("as_of", "household_id", *_named(declared.HH))
+    return feats.select(*declared.HOUSEHOLD.keys, *declared.HOUSEHOLD.columns)
 
 
 def group_features(
@@ -259,10 +247,11 @@ def group_features(
         w: F.max(F.when(F.col("product_group") == HOUSEHOLD, F.col(f"spend_{w}d"))).over(same_day) for w in WINDOWS
     }
     shares = [
-        F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(f"grp_spend_share_{w}d")
+        F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(spend_share(w))
         for w in WINDOWS
     ]
-    return per_group(feats.select("as_of", "product_group", "household_id", *_named("grp"), *shares), whole)
+    named = feats.select("as_of", "product_group", "household_id", *_named(declared.GRP), *shares)
+    return per_group(named, whole).select(*declared.GROUP.keys, *declared.GROUP.columns)
 
 
 def per_group(entities: DataFrame, whole: Sequence[str]) -> DataFrame:

@@ -15,7 +15,7 @@ from propensity_assets.lifecycle import checks as quality
 from propensity_assets.lifecycle.config import DecayConfig, ScoringConfig, VettingConfig, rule_for
 from propensity_assets.lifecycle.sensors import rescore_sensor, retrain_sensor
 from propensity_assets.lifecycle.stage import ModelStage
-from propensity_assets.shared import registry, settings
+from propensity_assets.shared import registry, settings, tables
 from propensity_assets.shared.checks import partition, population_drops
 from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
 from propensity_assets.shared.partitions import (
@@ -30,7 +30,7 @@ from propensity_assets.shared.retries import SPARK_AND_TRAINING
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-FEATURE_DEPS = ["household_features", "group_features"]
+FEATURE_DEPS = [tables.HOUSEHOLD_FEATURES, tables.GROUP_FEATURES]
 
 
 def require_registry(mlflow: MlflowResource) -> None:
@@ -248,7 +248,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
         tolerance = settings.population_drop_tolerance(config.population_drop_tolerance)
-        dropped = population_drops(lake.lake, "group_features", pairs, tolerance)
+        dropped = population_drops(lake.lake, tables.GROUP_FEATURES, pairs, tolerance)
         scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
         try:
             invalid = scored.invalid

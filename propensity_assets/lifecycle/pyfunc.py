@@ -24,7 +24,8 @@ import pandas as pd
 
 from propensity_assets.shared import settings
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle.frames import KEYS, lookup_features
+from propensity_assets.features.declaration import KEYS
+from propensity_assets.features.lookup import lookup_features
 
 # What a registered model needs to load and predict, and nothing more.
 PIP_REQUIREMENTS = ["mlflow", "pandas<3", "numpy", "pyarrow", "scikit-learn", "lightgbm"]

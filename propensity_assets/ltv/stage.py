@@ -10,13 +10,10 @@ Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD basel
 (BG/NBD + Gamma-Gamma) on RMSE and normalized Gini. Profile: `ltv__<group>`, `ltv_decile__<group>`.
 """
 
-from propensity_assets.shared import settings
+from propensity_assets.shared import settings, tables
 from propensity_assets.lifecycle.config import search_config
 from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace
-
-LABELS_TABLE = "ltv_labels"
-SCORES_TABLE = "ltv_scores"
 
 
 LtvTraining = search_config(
@@ -35,16 +32,8 @@ LtvTraining = search_config(
 def _train(fit_df, select_df, config) -> TrainResult:
     from propensity_assets.ltv.model import train
 
-    result = train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days(),
-                   threads=config.training_threads)
-    return TrainResult(
-        predictor=result.predictor,
-        params=result.params,
-        trials=result.trials,
-        selection_metrics=result.validation_metrics,
-        importances=result.importances,
-        figures=lambda y, p: result.figures(),
-    )
+    return train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days(),
+                 threads=config.training_threads)
 
 
 def _baselines(frame, horizon_days: int) -> dict:
@@ -62,7 +51,7 @@ def _baselines(frame, horizon_days: int) -> dict:
 LTV = ModelStage(
     name="ltv",
     title="LTV",
-    labels_table=LABELS_TABLE,
+    labels_table=tables.LTV_LABELS,
     label=LabelSpec.total(
         "sales_value",
         description=(
@@ -73,7 +62,7 @@ LTV = ModelStage(
         ),
         schedule_minute=40,
     ),
-    scores_table=SCORES_TABLE,
+    scores_table=tables.LTV_SCORES,
     score_column="ltv",
     horizon_days=settings.ltv_horizon_days,
     train=_train,
@@ -84,9 +73,9 @@ LTV = ModelStage(
         "rmse": False, "mae": False, "normalized_gini": True, "spearman": True, "top_decile_capture": True,
     },
     baseline_metrics=("rmse", "normalized_gini"),
-    # BTYD is a fitted model, not a naive rule: on small groups it ties the regressors on
-    # RMSE (cheese at 2017-09-29: 10.058 vs 9.812, a 95 % bootstrap interval of the ratio
-    # from −1.4 % to +6.5 %) while they rank better. Only a loss at 95 % confidence counts.
+    # BTYD is a fitted model, not a naive rule: on small groups its RMSE and the regressors'
+    # differ by less than the bootstrap's noise while the regressors rank better, so only a
+    # loss at 95 % confidence counts.
     baseline_confidence=0.95,
     profile=ProfileColumns(prefix="ltv", value_column="ltv"),
     score_extras=lambda: {"horizon_days": settings.ltv_horizon_days()},

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from propensity_assets.shared import settings
-from propensity_assets.lifecycle.frames import feature_columns
+from propensity_assets.features.declaration import PROPENSITY
 from propensity_assets.lifecycle.stage import TrainResult
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
@@ -60,7 +60,7 @@ def train(fit_df: pd.DataFrame, select_df: pd.DataFrame, space: SearchSpace, lab
     """Try each trial with early stopping on the selection rows, keep the best by the
     selection metric, then refit it on all rows with its number of rounds; every fit
     on `threads` threads."""
-    features = feature_columns(fit_df)
+    features = PROPENSITY.require(fit_df.columns)
     if fit_df[label].nunique() < 2:
         raise ValueError(f"training labels have a single class ({fit_df[label].iloc[0]}); cannot fit a classifier")
     x_fit, y_fit = fit_df[features], fit_df[label].to_numpy()

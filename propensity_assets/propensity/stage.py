@@ -9,9 +9,8 @@ Profile: `propensity__<group>` and `propensity_decile__<group>`.
 from propensity_assets.lifecycle.config import search_config
 from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, lazy
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
+from propensity_assets.shared import tables
 
-LABELS_TABLE = "propensity_labels"
-SCORES_TABLE = "propensity_scores"
 
 
 PropensityTraining = search_config(
@@ -38,7 +37,7 @@ def _train(fit_df, select_df, config):
 PROPENSITY = ModelStage(
     name="propensity",
     title="propensity",
-    labels_table=LABELS_TABLE,
+    labels_table=tables.PROPENSITY_LABELS,
     label=LabelSpec.any_purchase(
         description=(
             "The propensity label (CONTRACTS §4): 1 if the household bought any product of the group on a day "
@@ -47,7 +46,7 @@ PROPENSITY = ModelStage(
         ),
         schedule_minute=30,
     ),
-    scores_table=SCORES_TABLE,
+    scores_table=tables.PROPENSITY_SCORES,
     score_column="score",
     horizon_days=lambda: HORIZON_DAYS,
     train=_train,

@@ -26,6 +26,7 @@ import pytest
 
 from propensity_assets.features import logic
 from propensity_assets.shared.spark_frames import read_transactions
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD
 
 # Every test on a classic session and on Spark Connect (conftest `spark_mode`).
 pytestmark = pytest.mark.classic_and_connect
@@ -228,7 +229,7 @@ def test_days_are_the_naive_calendar_date(spark, kind):
 @pytest.mark.parametrize("kind", ["timestamp", "timestamp_ntz"])
 def test_household_features_hand_computed(spark, kind):
     out = logic.household_features(_tx(spark, TX, kind), [D1])
-    assert out.columns == ["as_of", "household_id", *logic.household_feature_columns()]
+    assert out.columns == ["as_of", "household_id", *HOUSEHOLD.columns]
     rows = _by_key(out, ["as_of", "household_id"])
     # H3's first purchase is on D1: not in the population
     assert set(rows) == {(D1, h) for h in HH_D1}
@@ -241,7 +242,7 @@ def test_household_features_hand_computed(spark, kind):
 @pytest.mark.parametrize("kind", ["timestamp", "timestamp_ntz"])
 def test_group_features_hand_computed(spark, kind):
     out = logic.group_features(_tx(spark, TX, kind), _members(spark), [D1], GROUPS)
-    expected_cols = ["as_of", "product_group", "household_id", *logic.group_feature_columns()]
+    expected_cols = ["as_of", "product_group", "household_id", *GROUP.columns]
     assert sorted(out.columns) == sorted(expected_cols)
     rows = _by_key(out, ["as_of", "product_group", "household_id"])
     # every household of the population, once per requested group (C is not requested)
