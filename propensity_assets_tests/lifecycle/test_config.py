@@ -3,7 +3,7 @@ when the run starts; a run's own value wins."""
 
 import pytest
 
-from propensity_assets.lifecycle.assets import ScoringConfig, VettingConfig, rule_for
+from propensity_assets.lifecycle.config import ScoringConfig, VettingConfig, rule_for
 from propensity_assets.propensity.stage import PROPENSITY
 from propensity_assets.shared import settings
 
