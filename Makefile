@@ -9,16 +9,15 @@ AS_OF  ?= 2017-12-01
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export PATH := $(BIN):$(PATH)
 # A single-run backfill records one "planned" event per asset instead of one per
-# partition: with SQLite storage each event costs ~20 ms, and a year of group features
-# has 4,004 partitions. (Partitions of a failed run then show as missing, not failed.)
+# partition: every event is a write to the instance, and a year of group features has
+# thousands of partitions. (Partitions of a failed run then show as missing, not failed.)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 # OpenMP's wait policy trades one case against the other. Threads that spin while waiting
-# make LightGBM 3-7x slower whenever another process (a busy Spark JVM, a second run)
-# shares the cores, so `make dev` (concurrent runs beside a Spark Connect server) and
-# `make test` wait passively. Alone, passive waiting is slower: the LTV training of the
-# 12 groups took 433 s with PASSIVE and 257 s without (benchmarks/ltv_benchmark.py speed),
-# so the demo keeps OpenMP's default: its trainings fit alone on two threads, or side by side on one
-# thread each, where no thread waits for another.
+# make LightGBM several times slower whenever another process (a busy Spark JVM, a second
+# run) shares the cores, so `make dev` (concurrent runs beside a Spark Connect server) and
+# `make test` wait passively. Alone, passive waiting is slower (benchmarks/RESULTS.md), so
+# the demo keeps OpenMP's default: its trainings fit alone on two threads, or side by side
+# on one thread each, where no thread waits for another.
 dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
 DG := dagster
@@ -149,7 +148,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db \
 	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --host 127.0.0.1 --port 5000
 
-## test: the whole suite (real Spark, MLflow and Dagster; 14-25 minutes on 2 cores)
+## test: the whole suite (real Spark, MLflow and Dagster; 14-25 minutes on 2 cores: benchmarks/RESULTS.md)
 test: install
 	$(BIN)/pytest -q
 

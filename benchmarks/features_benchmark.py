@@ -252,8 +252,10 @@ def in_process(repeat: int) -> int:
     from propensity_assets.shared import settings
     from propensity_assets.features import logic
     from propensity_assets.groups.catalog import load_catalog, resolve
-    from propensity_assets.ltv.labels import ltv_labels
-    from propensity_assets.propensity.labels import propensity_labels
+    from propensity_assets.lifecycle.labels import stage_labels
+    from propensity_assets.ltv.stage import LTV
+    from propensity_assets.propensity.stage import PROPENSITY
+    from propensity_assets.shared.spark_frames import read_transactions
 
     work = Path(tempfile.mkdtemp(prefix="features_inprocess_"))
     try:
@@ -268,7 +270,7 @@ def in_process(repeat: int) -> int:
         for key, value in settings.spark_conf().items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
-        tx = logic.read_transactions(spark, str(work / "tx.parquet"))
+        tx = read_transactions(spark, str(work / "tx.parquet"))
         members = spark.read.parquet(str(work / "members.parquet"))
         groups = sorted(r[0] for r in members.select("product_group").distinct().collect())
         one = [date.fromisoformat(ONE_DAY)]
@@ -279,8 +281,9 @@ def in_process(repeat: int) -> int:
             "group_features one_day": lambda: logic.group_features(tx, members, one, groups),
             "household_features year": lambda: logic.household_features(tx, year),
             "group_features year": lambda: logic.group_features(tx, members, year, groups),
-            "propensity_labels year": lambda: propensity_labels(tx, members, labelled, groups),
-            "ltv_labels year": lambda: ltv_labels(tx, members, labelled, groups),
+            "propensity_labels year": lambda: stage_labels(PROPENSITY.label, PROPENSITY.labels_table, tx, members,
+                                                           labelled, groups, 30),
+            "ltv_labels year": lambda: stage_labels(LTV.label, LTV.labels_table, tx, members, labelled, groups, 90),
         }
         times: dict[str, list[float]] = {}
         for rep in range(1, repeat + 1):

@@ -14,7 +14,7 @@ process and Spark JVM), with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=tru
 Makefile sets it. The same runs go to two instances, each new for every repetition:
 
     sqlite     the project's dagster.yaml (SQLite files under DAGSTER_HOME)
-    postgres   the project's dagster.yaml with the README's Postgres `storage:` block, on a
+    postgres   the project's dagster.yaml with the Postgres `storage:` block of docs/operations.md, on a
                new database of a real PostgreSQL server this script starts (the system's
                binaries, default durability: fsync on), as the tests do
 

@@ -29,7 +29,8 @@ import pandas as pd
 
 from propensity_assets.ltv.btyd import BtydBaseline
 from propensity_assets.ltv.metrics import evaluate, previous_spend_baseline
-from propensity_assets.ltv.model import LtvSearchSpace, train
+from propensity_assets.ltv.model import train
+from propensity_assets.ltv.space import LtvSearchSpace
 
 HOLDOUT = "2017-10-01"
 HORIZON = 90

@@ -24,11 +24,13 @@ import sys
 from pathlib import Path
 
 from propensity_assets.shared import settings
+from propensity_assets.shared import tables
 
 
 def ensure_dagster_home() -> Path:
     """Point DAGSTER_HOME at data/dagster_home unless set, with the project's dagster.yaml in it."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir() / "dagster_home")))
+    home = settings.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)  # for Dagster, in this process and the runs it launches
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and not config.is_symlink():
@@ -51,7 +53,7 @@ def cmd_sync_groups(args: argparse.Namespace) -> int:
 
     lake = Lake(settings.lake_uri())
     # Before the first ingest there is no products table: categories are checked then.
-    products = lake.read_pandas("products") if lake.exists("products") else None
+    products = lake.read_pandas(tables.PRODUCTS) if lake.exists(tables.PRODUCTS) else None
     try:
         with _instance() as instance:
             added, removed = sync_product_groups(instance, args.file, products, prune=args.prune)
@@ -155,8 +157,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     lake = Lake(settings.lake_uri())
     filt = ds.field("as_of") == args.as_of
     try:
-        hh = lake.read_pandas("household_features", filters=filt, columns=["household_id"])
-        grp = lake.read_pandas("group_features", filters=filt, columns=["product_group", "household_id"])
+        hh = lake.read_pandas(tables.HOUSEHOLD_FEATURES, filters=filt, columns=["household_id"])
+        grp = lake.read_pandas(tables.GROUP_FEATURES, filters=filt, columns=["product_group", "household_id"])
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -168,8 +170,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for title, report in holdout_reports(lake, args.as_of):
         print(title)
         print(report.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if lake.exists("customer_profile", {"as_of": args.as_of}):
-        profile = lake.read_pandas("customer_profile", filters=filt)
+    if lake.exists(tables.CUSTOMER_PROFILE, {"as_of": args.as_of}):
+        profile = lake.read_pandas(tables.CUSTOMER_PROFILE, filters=filt)
         columns = [c for c in profile.columns if "__" in c and "_decile__" not in c]
         print(f"customer_profile as_of {args.as_of}: {len(profile):,} households x {len(columns)} columns "
               f"({', '.join(sorted({c.split('__')[0] for c in columns}))})")
@@ -190,7 +192,7 @@ def cmd_compile_btyd(args: argparse.Namespace) -> int:
 
     lake = Lake(settings.lake_uri())
     try:
-        household = lake.read_partition("household_features", {"as_of": args.as_of})
+        household = lake.read_partition(tables.HOUSEHOLD_FEATURES, {"as_of": args.as_of})
     except FileNotFoundError as exc:
         print(f"error: {exc}: materialize household_features for {args.as_of} first", file=sys.stderr)
         return 2
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # Every error a user can act on names what is wrong; the traceback is for bugs.
-        if os.environ.get("PROPENSITY_DEBUG"):
+        if settings.debug():
             raise
         known = _known_errors()
         prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "

@@ -28,7 +28,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-README_SECTION = "### A Postgres instance"
+# The documented Postgres set-up: its ```yaml block and shell heredoc are what the tests use.
+DOC = REPO / "docs" / "operations.md"
+DOC_SECTION = "## A Postgres instance"
 USERNAME = "dagster"
 PASSWORD = "dagster-test-password"  # a throwaway server on loopback
 START_TIMEOUT_S = 60
@@ -73,24 +75,25 @@ class PostgresServer:
             connection.close()
 
 
-def readme_blocks() -> tuple[str, str]:
-    """The README's Postgres `storage:` block: (its ```yaml block, the heredoc of its shell steps)."""
-    text = (REPO / "README.md").read_text()
-    if README_SECTION not in text:
-        raise AssertionError(f"README.md has no section {README_SECTION!r}")
-    section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+def documented_blocks() -> tuple[str, str]:
+    """The documented Postgres `storage:` block (docs/operations.md): (its ```yaml block, the
+    heredoc of its shell steps)."""
+    text = DOC.read_text()
+    if DOC_SECTION not in text:
+        raise AssertionError(f"{DOC.relative_to(REPO)} has no section {DOC_SECTION!r}")
+    section = text.split(DOC_SECTION, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     fenced = re.search(r"```yaml\n(.*?)```", section, re.S)
     heredoc = re.search(r"<<'EOF'[^\n]*\n(.*?)^EOF$", section, re.S | re.M)
     if not fenced or not heredoc:
-        raise AssertionError(f"README.md {README_SECTION!r}: expected a ```yaml block and a <<'EOF' heredoc")
+        raise AssertionError(f"{DOC.relative_to(REPO)} {DOC_SECTION!r}: expected a ```yaml block and a <<'EOF' heredoc")
     return fenced.group(1), heredoc.group(1)
 
 
 def write_home(server: PostgresServer, home: Path, db_name: str) -> dict[str, str]:
-    """A DAGSTER_HOME as the README makes one: the project's dagster.yaml with its `storage:`
-    replaced by the README's block, pointed at `server` and a new database `db_name`.
+    """A DAGSTER_HOME as docs/operations.md makes one: the project's dagster.yaml with its
+    `storage:` replaced by the documented block, pointed at `server` and a new database `db_name`.
     Returns the environment a process needs to use it."""
-    storage = yaml.safe_load(readme_blocks()[0])
+    storage = yaml.safe_load(documented_blocks()[0])
     storage["storage"]["postgres"]["postgres_db"].update(
         username=server.username, hostname=server.host, port=server.port, db_name=db_name
     )

@@ -4,13 +4,13 @@ that need no Spark. Values are random but shaped like the real features."""
 import numpy as np
 import pandas as pd
 
-from propensity_assets.features import logic as feature_logic
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD, WINDOWS
 
 
 def household_features(as_of: str, hids: list[int], rng) -> pd.DataFrame:
     n = len(hids)
     frame = {"as_of": as_of, "household_id": np.asarray(hids, dtype="int64")}
-    for w in feature_logic.WINDOWS:
+    for w in WINDOWS:
         baskets = rng.poisson(w / 7 * 1.5, n) + (1 if w == 365 else 0)
         frame[f"hh_baskets_{w}d"] = baskets.astype("int64")
         frame[f"hh_spend_{w}d"] = baskets * rng.gamma(4.0, 8.0, n)
@@ -19,14 +19,14 @@ def household_features(as_of: str, hids: list[int], rng) -> pd.DataFrame:
     frame["hh_days_since_last"] = rng.integers(1, 40, n).astype("int32")
     frame["hh_days_since_first"] = rng.integers(60, 365, n).astype("int32")
     df = pd.DataFrame(frame)
-    assert list(df.columns[2:]) == feature_logic.household_feature_columns()
+    assert list(df.columns[2:]) == HOUSEHOLD.columns
     return df
 
 
 def group_features(as_of: str, group: str, hh: pd.DataFrame, rng) -> pd.DataFrame:
     n = len(hh)
     frame = {"as_of": as_of, "product_group": group, "household_id": hh["household_id"].to_numpy()}
-    for w in feature_logic.WINDOWS:
+    for w in WINDOWS:
         baskets = rng.poisson(1.5 if w == 30 else w / 30 * 1.2, n)
         frame[f"grp_baskets_{w}d"] = baskets.astype("int64")
         frame[f"grp_spend_{w}d"] = baskets * rng.gamma(2.0, 3.0, n)
@@ -36,8 +36,8 @@ def group_features(as_of: str, group: str, hh: pd.DataFrame, rng) -> pd.DataFram
     since[rng.random(n) < 0.1] = np.nan  # never bought in the group
     frame["grp_days_since_last"] = since
     frame["grp_days_since_first"] = np.where(np.isnan(since), np.nan, since + 30)
-    for w in feature_logic.WINDOWS:
+    for w in WINDOWS:
         frame[f"grp_spend_share_{w}d"] = rng.random(n)
     df = pd.DataFrame(frame)
-    assert list(df.columns[3:]) == feature_logic.group_feature_columns()
+    assert list(df.columns[3:]) == GROUP.columns
     return df

@@ -41,7 +41,7 @@ from dagster_pyspark import PySparkResource
 
 from propensity_assets.shared import settings
 from propensity_assets.features.assets import group_features, household_features
-from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_members, sync_product_groups
+from propensity_assets.groups.assets import product_group_members, sync_product_groups
 from propensity_assets.groups.catalog import CatalogError
 from propensity_assets.incentives.catalog import StudyCatalogError
 from propensity_assets.incentives.sensors import sync_studies

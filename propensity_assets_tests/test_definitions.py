@@ -128,7 +128,7 @@ def test_definitions_load_and_asset_graph_snapshot():
 
 def write_tiny_lake(lake_root: str) -> Lake:
     """`transactions` and `product_group_members`, as ingest would leave them."""
-    from propensity_assets.groups.assets import MEMBERS_TABLE
+    from propensity_assets.shared import tables
 
     lake = Lake(lake_root)
     # Products: 1 = soft drink, 2 = bag snack, 3 = cheese (in no group).
@@ -145,7 +145,7 @@ def write_tiny_lake(lake_root: str) -> Lake:
     members = pd.DataFrame(
         {"product_group": ["snacks", "soft_drinks", "party", "party"], "product_id": [2, 1, 1, 2]}
     )
-    lake.write_pandas(MEMBERS_TABLE, members)
+    lake.write_pandas(tables.PRODUCT_GROUP_MEMBERS, members)
     return lake
 
 

@@ -1,7 +1,7 @@
-"""A Postgres instance, as the README configures it, with a real PostgreSQL server.
+"""A Postgres instance, as docs/operations.md configures it, with a real PostgreSQL server.
 
 The `postgres` fixture (conftest.py) starts the server; each test makes a DAGSTER_HOME
-whose dagster.yaml is the project's with the README's `storage:` block, on a database of
+whose dagster.yaml is the project's with the documented `storage:` block, on a database of
 its own, and drives the real CLI in subprocesses on test_cli's tiny dataset. What the
 runs recorded is then read back twice: through a Dagster instance loaded from that home,
 and with SQL straight from the Postgres tables, so a run that silently fell back to
@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from propensity_assets_tests.cli_helpers import instance_at
-from propensity_assets_tests.postgres_server import readme_blocks, write_home
+from propensity_assets_tests.postgres_server import documented_blocks, write_home
 from propensity_assets_tests.test_cli import GROUPS, GROUPS_YAML, cli_env
 
 BIN = Path(sys.executable).parent
@@ -44,9 +44,9 @@ def storage_classes(instance: dg.DagsterInstance) -> list[str]:
     return [type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)]
 
 
-def test_readme_block_is_the_documented_postgres_storage():
-    fenced, heredoc = readme_blocks()
-    assert fenced == heredoc, "the README's ```yaml block and its shell heredoc differ"
+def test_documented_block_is_the_postgres_storage():
+    fenced, heredoc = documented_blocks()
+    assert fenced == heredoc, "docs/operations.md's ```yaml block and its shell heredoc differ"
     assert yaml.safe_load(fenced) == {
         "storage": {
             "postgres": {

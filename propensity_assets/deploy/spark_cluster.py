@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from propensity_assets.shared import settings
+
 HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -43,7 +45,7 @@ def spark_home() -> Path:
 
 def java_executable() -> str:
     """`$JAVA_HOME/bin/java`, else `java` on PATH (what spark-class itself uses)."""
-    java_home = os.environ.get("JAVA_HOME")
+    java_home = settings.java_home()
     if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java")
@@ -140,7 +142,7 @@ def start(
     env = {
         **os.environ,
         "SPARK_HOME": str(home),
-        "JAVA_HOME": os.environ.get("JAVA_HOME") or str(Path(java).resolve().parent.parent),
+        "JAVA_HOME": settings.java_home() or str(Path(java).resolve().parent.parent),
         # Web UIs bind SPARK_LOCAL_IP (else every interface); RPC binds --host.
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOG_DIR": str(log_dir),

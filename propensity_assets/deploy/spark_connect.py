@@ -93,7 +93,7 @@ def server_environment(conf: dict[str, str], java: str) -> dict[str, str]:
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
-        "JAVA_HOME": os.environ.get("JAVA_HOME") or str(Path(java).resolve().parent.parent),
+        "JAVA_HOME": settings.java_home() or str(Path(java).resolve().parent.parent),
         "SPARK_LOCAL_IP": HOST,  # the web UI binds it, else every interface
     }
     if "spark.pyspark.python" in conf:

@@ -1,19 +1,15 @@
 """Feature assets: `household_features` (per as_of) and `group_features` (per as_of × group).
 
 A run computes all of its partitions in one Spark job per asset, whether it is
-one partition or a year-long backfill, and swaps each partition into the lake.
+one partition or a year-long backfill, and swaps each partition into the lake
+(`shared.group_tables`).
 """
 
-
-from collections.abc import Callable, Iterator
+import warnings
 from datetime import date, timedelta
 
-import warnings
-
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from dagster_pyspark import PySparkResource
@@ -22,15 +18,19 @@ from pyspark.sql import functions as F
 
 from propensity_assets.features import checks as quality
 from propensity_assets.features import logic
-from propensity_assets.groups.assets import MEMBERS_TABLE
-from propensity_assets.shared.partitions import (
-    as_of_group_partitions,
-    as_of_partitions,
-    requested_keys,
-    split_key,
+from propensity_assets.shared import tables
+from propensity_assets.shared.group_tables import (
+    Checks,
+    CheckResults,
+    as_of_range,
+    group_table_asset,
+    materialize_group_table,
+    stored_partitions,
 )
+from propensity_assets.shared.partitions import as_of_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.spark_frames import read_transactions
 
 
 def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as_of_dates: list[date]) -> dict:
@@ -42,8 +42,7 @@ def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as
         "rows": rows,
         "households": len(households),
         "partitions_written": written,
-        "as_of_min": str(min(as_of_dates)),
-        "as_of_max": str(max(as_of_dates)),
+        **as_of_range(as_of_dates),
         "as_of_dates": len(as_of_dates),
     }
 
@@ -68,85 +67,20 @@ def check_fresh(tx: DataFrame, as_of_dates: list[date], table: str) -> None:
         )
 
 
-def stored_partitions(
-    lake: LakeResource, table: str, specs: list[dict], columns: list[str]
-) -> Iterator[tuple[dict, pa.Table]]:
-    """(spec, its `columns`) for each partition of `specs` that `table` holds, read back from
-    the lake on the driver one data file at a time (Arrow, only those columns): the run's
-    summary costs neither a cache of what it wrote, nor a second Spark job over thousands
-    of small files, nor the whole run's rows in memory at once."""
-    if not specs or not lake.lake.exists(table):
-        return
-    keys = list(specs[0])
-    wanted = {tuple(spec[k] for k in keys) for spec in specs}
-    first = ds.field(keys[0]).isin(sorted({spec[keys[0]] for spec in specs}))
-    for values, fragment in lake.lake.partition_files(table, first):
-        if values in wanted:
-            yield dict(zip(keys, values)), fragment.to_table(columns=columns)
+def feature_checks(lake: LakeResource, table: str) -> Checks:
+    """The population and finiteness checks of a features table: non-finite values are
+    counted while Spark writes the rows."""
 
+    def observe(rows: DataFrame) -> tuple[DataFrame, CheckResults]:
+        rows, non_finite = quality.NonFinite.observe(rows)
 
-def materialize_group_table(
-    context: dg.AssetExecutionContext,
-    spark: PySparkResource,
-    lake: LakeResource,
-    table: str,
-    compute: Callable[[DataFrame, DataFrame, list[date], list[str]], DataFrame],
-    summarize: Callable[[LakeResource, list[dict], int, list[date], list[str]], dict],
-    checks: Callable[[LakeResource, list[dict], quality.NonFinite], list[dg.AssetCheckResult]],
-    fresh: bool = False,
-) -> dg.MaterializeResult:
-    """Compute an as_of × product_group table for every key of the run in one Spark job,
-    keep exactly the requested keys, and swap each partition into the lake.
+        def results(specs: list[dict]) -> list[dg.AssetCheckResult]:
+            pairs = [tuple(spec.values()) for spec in specs]
+            return [quality.population_result(lake.lake, table, pairs), non_finite.result(lake.lake, table, specs)]
 
-    `compute(transactions, members, as_of_dates, groups)` returns rows with as_of and
-    product_group columns; a run over a date range × groups computes the rectangle.
-    With `fresh`, as_of dates the transactions do not reach are refused (`check_fresh`).
-    `checks(lake, specs written, non-finite counts)` gives the asset's check results.
-    """
-    pairs = sorted({split_key(key) for key in requested_keys(context)})
-    as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
-    groups = sorted({g for _, g in pairs})
-    session = spark.spark_session
-    tx = logic.read_transactions(session, lake.input_uri("transactions"))
-    if fresh:
-        check_fresh(tx, as_of_dates, table)
-    members = session.read.parquet(lake.input_uri(MEMBERS_TABLE))
-    missing = sorted(set(groups) - {row[0] for row in members.select("product_group").distinct().collect()})
-    unresolved = (
-        f"product group(s) {', '.join(missing)} are not in the lake table {MEMBERS_TABLE!r} (the catalogue "
-        f"resolved against products): fix the group in the catalogue, materialize `{MEMBERS_TABLE}`, "
-        f"then re-run {table} for {'them' if len(missing) > 1 else 'it'}"
-    )
-    if missing and len(missing) == len(groups):
-        raise dg.Failure(f"{table}: {unresolved}. Nothing was written.", allow_retries=False)
-    # One unresolvable group must not hold back the others: they are computed and written,
-    # and the run then fails naming the group (below).
-    groups = [g for g in groups if g not in missing]
-    pairs = [(d, g) for d, g in pairs if g not in missing]
-    wanted = logic.literal_frame(session, [(date.fromisoformat(d), g) for d, g in pairs], "as_of date, product_group string")
-    rows = compute(tx, members, as_of_dates, groups).join(F.broadcast(wanted), ["as_of", "product_group"])
-    rows, non_finite = quality.NonFinite.observe(rows)
-    specs = [{"as_of": d, "product_group": g} for d, g in pairs]
-    written = lake.write_spark(table, rows, specs)
-    metadata = summarize(lake, specs, written, as_of_dates, groups)
-    if missing:
-        raise dg.Failure(
-            f"{table}: {unresolved}. The other {len(groups)} group(s) ({', '.join(groups)}) were written: "
-            f"{written} partition(s).",
-            metadata=metadata,
-            allow_retries=False,
-        )
-    return dg.MaterializeResult(metadata=metadata, check_results=checks(lake, specs if written else [], non_finite))
+        return rows, results
 
-
-def feature_checks(table: str) -> Callable:
-    """The population and finiteness checks of a features table."""
-
-    def checks(lake: LakeResource, specs: list[dict], non_finite: quality.NonFinite) -> list[dg.AssetCheckResult]:
-        pairs = [tuple(spec.values()) for spec in specs]
-        return [quality.population_result(lake.lake, table, pairs), non_finite.result(lake.lake, table, specs)]
-
-    return checks
+    return observe
 
 
 @dg.asset(
@@ -155,8 +89,8 @@ def feature_checks(table: str) -> Callable:
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
-    deps=["transactions"],
-    check_specs=[quality.POPULATION.spec("household_features"), quality.FEATURES_FINITE.spec("household_features")],
+    deps=[tables.TRANSACTIONS],
+    check_specs=[quality.POPULATION.spec(tables.HOUSEHOLD_FEATURES), quality.FEATURES_FINITE.spec(tables.HOUSEHOLD_FEATURES)],
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -168,27 +102,22 @@ def household_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     as_of_dates = sorted({date.fromisoformat(key) for key in requested_keys(context)})
-    session = spark.spark_session
-    tx = logic.read_transactions(session, lake.input_uri("transactions"))
-    check_fresh(tx, as_of_dates, "household_features")
-    feats, non_finite = quality.NonFinite.observe(logic.household_features(tx, as_of_dates))
+    tx = read_transactions(spark.spark_session, lake.input_uri(tables.TRANSACTIONS))
+    check_fresh(tx, as_of_dates, tables.HOUSEHOLD_FEATURES)
+    feats, results = feature_checks(lake, tables.HOUSEHOLD_FEATURES)(logic.household_features(tx, as_of_dates))
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
-    written = lake.write_spark("household_features", feats, specs)
-    specs = specs if written else []
+    written = lake.write_spark(tables.HOUSEHOLD_FEATURES, feats, specs)
+    stored = specs if written else []
     return dg.MaterializeResult(
-        metadata=_summary(lake, "household_features", specs, written, as_of_dates),
-        check_results=feature_checks("household_features")(lake, specs, non_finite),
+        metadata=_summary(lake, tables.HOUSEHOLD_FEATURES, stored, written, as_of_dates),
+        check_results=results(stored),
     )
 
 
-@dg.asset(
+@group_table_asset(
+    name=tables.GROUP_FEATURES,
     group_name="features",
-    partitions_def=as_of_group_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=SPARK_AND_TRAINING,
-    kinds={"spark", "parquet"},
-    deps=["transactions", MEMBERS_TABLE],
-    check_specs=[quality.POPULATION.spec("group_features"), quality.FEATURES_FINITE.spec("group_features")],
+    check_specs=[quality.POPULATION.spec(tables.GROUP_FEATURES), quality.FEATURES_FINITE.spec(tables.GROUP_FEATURES)],
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "
@@ -200,10 +129,11 @@ def household_features(
 def group_features(
     context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
-    def summarize(lake, specs, written, as_of_dates, groups) -> dict:
-        return {**_summary(lake, "group_features", specs if written else [], written, as_of_dates),
-                "product_groups": ", ".join(groups)}
+    def summarize(specs, written, as_of_dates, groups) -> dict:
+        return {**_summary(lake, tables.GROUP_FEATURES, specs, written, as_of_dates), "product_groups": ", ".join(groups)}
 
     return materialize_group_table(
-        context, spark, lake, "group_features", logic.group_features, summarize, feature_checks("group_features"), fresh=True
+        context, spark, lake, tables.GROUP_FEATURES, logic.group_features, summarize,
+        feature_checks(lake, tables.GROUP_FEATURES),
+        refuse=lambda tx, as_of_dates: check_fresh(tx, as_of_dates, tables.GROUP_FEATURES),
     )

@@ -13,7 +13,7 @@ totals, and a window's sum is the difference of two of them: the total at d − 
 the one at d − W − 1 (`running_totals`). Sums are carried in fixed point, so that
 difference is exact. Every household gets a row for every entity from its first day
 on, so a group it never bought in has zeros without a join against the population.
-The label windows (`features.labels`) reuse the same totals, looking forward
+The label windows (`lifecycle.labels`) reuse the same totals, looking forward
 instead of back.
 
 Distinct baskets use each basket's first and last day: a basket is in the window
@@ -25,63 +25,25 @@ back after a gap counts as a new basket.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType, StructType
 
+from propensity_assets.features import declaration as declared
+from propensity_assets.features.declaration import METRICS, WINDOWS, spend_share, windowed
 from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
+from propensity_assets.shared.spark_frames import literal_frame
 
-CONTRACT_WINDOWS = (30, 90, 365)
-# Short windows beyond the contract: a 30-day purchase horizon is best predicted by
-# the last week or two.
-WINDOWS = (7, 14, *CONTRACT_WINDOWS)
 _EPOCH = "1970-01-01"
-METRICS = ("baskets", "spend", "units", "days")
 # Every running total is per entity: a household, and a product group or HOUSEHOLD.
 KEYS = ("household_id", "product_group")
-
-
-def household_feature_columns() -> list[str]:
-    return [f"hh_{m}_{w}d" for w in WINDOWS for m in METRICS] + ["hh_days_since_last", "hh_days_since_first"]
-
-
-def group_feature_columns() -> list[str]:
-    cols = [f"grp_{m}_{w}d" for w in WINDOWS for m in METRICS]
-    return cols + ["grp_days_since_last", "grp_days_since_first"] + [f"grp_spend_share_{w}d" for w in WINDOWS]
 
 
 def with_day(transactions: DataFrame) -> DataFrame:
     """The contract's day: the stored date part of the naive timestamp (session TZ is UTC)."""
     return transactions.withColumn("day", F.to_date("transaction_timestamp"))
-
-
-def literal_frame(spark: SparkSession, rows: Iterable[tuple], schema: str) -> DataFrame:
-    """A small frame of `rows` ("as_of date, product_group string") that travels inside the
-    query plan, as one string literal split and cast by Spark.
-
-    `spark.createDataFrame` of a Python list is read by Python workers on the executors,
-    started at the driver's interpreter path (PYSPARK_PYTHON): on a cluster whose executors
-    do not share the driver's filesystem that path does not exist. A literal needs no
-    Python on the executors: the feature and label jobs run in the JVM alone. (One literal
-    per value would also do, but Catalyst takes a minute over the 4,000 pairs of a year's
-    backfill; one string costs nothing.)
-    """
-    struct = DataType.fromDDL(schema)
-    assert isinstance(struct, StructType), schema
-    lines = []
-    for row in rows:
-        values = [v.isoformat() if isinstance(v, date) else str(v) for v in row]
-        assert len(values) == len(struct.fields) and not any(c in v for v in values for c in "\t\n"), row
-        lines.append("\t".join(values))
-    if not lines:
-        return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in struct.fields]).to(struct)
-    text = spark.range(1).select(F.explode(F.split(F.lit("\n".join(lines)), "\n")).alias("line"))
-    cells = text.select(F.split("line", "\t").alias("cells"))
-    # `to` keeps createDataFrame's nullable columns.
-    return cells.select(*[F.col("cells")[i].cast(f.dataType).alias(f.name) for i, f in enumerate(struct.fields)]).to(struct)
 
 
 # Sums are carried in fixed point (millionths): a running sum and the difference of two
@@ -236,7 +198,7 @@ def _windowed(lines: DataFrame, entities: Sequence[str], as_of_dates: Sequence[d
 
 
 def _named(prefix: str) -> list[F.Column]:
-    return [F.col(f"{m}_{w}d").alias(f"{prefix}_{m}_{w}d") for w in WINDOWS for m in METRICS] + [
+    return [F.col(f"{m}_{w}d").alias(windowed(prefix, m, w)) for w in WINDOWS for m in METRICS] + [
         F.col("days_since_last").alias(f"{prefix}_days_since_last"),
         F.col("days_since_first").alias(f"{prefix}_days_since_first"),
     ]
@@ -256,8 +218,8 @@ def household_features(transactions: DataFrame, as_of_dates: Sequence[date]) -> 
     """
     tx = with_day(transactions).where(F.col("day") < F.lit(max(as_of_dates)))
     lines = tx.withColumn("product_group", F.lit(HOUSEHOLD))
-    feats = _windowed(lines, [HOUSEHOLD], as_of_dates)
-    return feats.select("as_of", "household_id", *_named("hh"))
+    feats = _windowed(lines, [HOUSEHOLD], as_of_dates).select("as_of", "household_id", *_named(declared.HH))
+    return feats.select(*declared.HOUSEHOLD.keys, *declared.HOUSEHOLD.columns)
 
 
 def group_features(
@@ -285,10 +247,11 @@ def group_features(
         w: F.max(F.when(F.col("product_group") == HOUSEHOLD, F.col(f"spend_{w}d"))).over(same_day) for w in WINDOWS
     }
     shares = [
-        F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(f"grp_spend_share_{w}d")
+        F.when(hh_spend[w] == 0, F.lit(0.0)).otherwise(F.col(f"spend_{w}d") / hh_spend[w]).alias(spend_share(w))
         for w in WINDOWS
     ]
-    return per_group(feats.select("as_of", "product_group", "household_id", *_named("grp"), *shares), whole)
+    named = feats.select("as_of", "product_group", "household_id", *_named(declared.GRP), *shares)
+    return per_group(named, whole).select(*declared.GROUP.keys, *declared.GROUP.columns)
 
 
 def per_group(entities: DataFrame, whole: Sequence[str]) -> DataFrame:
@@ -306,12 +269,3 @@ def per_group(entities: DataFrame, whole: Sequence[str]) -> DataFrame:
         .drop("whole_group")
     )
     return own.unionByName(relabelled)
-
-
-def read_transactions(spark: SparkSession, uri: str) -> DataFrame:
-    return spark.read.parquet(uri).select(
-        "household_id", "basket_id", "product_id",
-        F.col("quantity").cast("double").alias("quantity"),
-        F.col("sales_value").cast("double").alias("sales_value"),
-        "transaction_timestamp",
-    )

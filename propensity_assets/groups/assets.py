@@ -10,8 +10,8 @@ from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
 from propensity_assets.shared.partitions import product_group_partitions, sync_catalogue, sync_requests
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared import tables
 
-MEMBERS_TABLE = "product_group_members"
 
 
 def sync_product_groups(
@@ -34,7 +34,7 @@ def sync_product_groups(
 @dg.sensor(
     # Without a target, Dagster rejects the sensor's RunRequest and fails the whole tick,
     # partition requests included.
-    target=dg.AssetSelection.assets(MEMBERS_TABLE),
+    target=dg.AssetSelection.assets(tables.PRODUCT_GROUP_MEMBERS),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -58,7 +58,7 @@ def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_group
         # No run_key: the cursor already dedups, and a key derived from the digest would
         # make the daemon skip the re-resolution when a change is reverted (A → B → A).
         run_requests.append(
-            dg.RunRequest(asset_selection=[dg.AssetKey(MEMBERS_TABLE)], tags={"product_groups/catalogue": digest})
+            dg.RunRequest(asset_selection=[dg.AssetKey(tables.PRODUCT_GROUP_MEMBERS)], tags={"product_groups/catalogue": digest})
         )
     if not requests and not run_requests:
         return dg.SkipReason(f"{len(keys)} product groups, already in sync")
@@ -66,10 +66,10 @@ def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_group
 
 
 @dg.asset(
-    name=MEMBERS_TABLE,
+    name=tables.PRODUCT_GROUP_MEMBERS,
     group_name="ingest",
     kinds={"pandas", "parquet"},
-    deps=["products"],
+    deps=[tables.PRODUCTS],
     description=(
         "The product-group catalogue resolved against `products`: one row per "
         "(product_group, product_id). Groups may overlap. Metadata lists each group's "
@@ -78,9 +78,9 @@ def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_group
 )
 def product_group_members(product_groups: ProductGroupsResource, lake: LakeResource) -> dg.MaterializeResult:
     groups = load_catalog(product_groups.path)
-    products = lake.lake.read_pandas("products")
+    products = lake.lake.read_pandas(tables.PRODUCTS)
     members = resolve(groups, products, product_groups.path)
-    lake.lake.write_pandas(MEMBERS_TABLE, members)
+    lake.lake.write_pandas(tables.PRODUCT_GROUP_MEMBERS, members)
     counts = members.groupby("product_group").size()
     def selectors(group) -> str:
         if group.everything:

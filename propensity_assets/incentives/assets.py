@@ -17,16 +17,17 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from propensity_assets.shared import settings
+from propensity_assets.shared import settings, tables
 from propensity_assets.incentives.catalog import Study, get_study
 from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 GROUP = "incentives"
-STUDY_DATA, GRAPH, EFFECTS, SUMMARY = "incentive_study_data", "incentive_graph", "incentive_effects", "incentive_summary"
-REFUTATIONS, RECOMMENDATIONS = "incentive_refutations", "incentive_recommendations"
-POLICY = "incentive_policy"  # the recommender's policy comparison (not a CONTRACTS table)
+STUDY_DATA, GRAPH, EFFECTS, SUMMARY = (
+    tables.INCENTIVE_STUDY_DATA, tables.INCENTIVE_GRAPH, tables.INCENTIVE_EFFECTS, tables.INCENTIVE_SUMMARY)
+REFUTATIONS, RECOMMENDATIONS = tables.INCENTIVE_REFUTATIONS, tables.INCENTIVE_RECOMMENDATIONS
+POLICY = tables.INCENTIVE_POLICY  # the recommender's policy comparison (not a CONTRACTS table)
 REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome")
 # The preset of `near_deterministic_assignment`: the covariate part of each treatment's logit ×10,
 # its noise ÷10 (about a third of the accounts then get Tech Support with probability < 2 % or > 98 %).

@@ -4,6 +4,7 @@ import sys
 
 import pandas as pd
 
+from propensity_assets.shared import tables
 from propensity_assets.shared.lake import Lake
 
 
@@ -15,7 +16,7 @@ def _read(lake: Lake, table: str, study: str) -> pd.DataFrame | None:
 
 def print_report(lake_uri: str, study: str) -> int:
     lake = Lake(lake_uri)
-    summary = _read(lake, "incentive_summary", study)
+    summary = _read(lake, tables.INCENTIVE_SUMMARY, study)
     if summary is None:
         print(f"error: lake table 'incentive_summary' has no partition study={study}: materialize the incentives "
               f"assets for {study} first", file=sys.stderr)
@@ -25,17 +26,17 @@ def print_report(lake_uri: str, study: str) -> int:
                         "truth_in_interval", "cate_rmse", "overlap_outside_share", "verdict"] if c in summary]
     print(f"incentive study {study}: effects (95 % intervals; truth where the study carries it)")
     print(summary[cols].to_string(index=False, float_format=fmt))
-    refutations = _read(lake, "incentive_refutations", study)
+    refutations = _read(lake, tables.INCENTIVE_REFUTATIONS, study)
     if refutations is not None:
         failed = refutations[~refutations.passed.astype(bool)]
         print(f"refutations: {len(refutations) - len(failed)}/{len(refutations)} passed")
         for row in failed.itertuples():
             print(f"  FAILED {row.refuter} ({row.treatment}, {row.effect}): {row.detail}")
-    recs = _read(lake, "incentive_recommendations", study)
+    recs = _read(lake, tables.INCENTIVE_RECOMMENDATIONS, study)
     if recs is not None:
         print("recommended options: " + ", ".join(f"{k} {v:,}" for k, v in recs.recommended.value_counts().items()))
         print(f"mean expected profit per unit under the recommendation: {recs.expected_profit.mean():,.1f}")
-    policy = _read(lake, "incentive_policy", study)
+    policy = _read(lake, tables.INCENTIVE_POLICY, study)
     if policy is not None:
         version, decision = policy.model_version.iloc[0], policy.decision.iloc[0]
         print(f"policy value per unit (doubly robust; realized under the true effects where known), "
@@ -50,14 +51,14 @@ def print_report(lake_uri: str, study: str) -> int:
 def print_retail(lake_uri: str, groups: list[str]) -> int:
     """The verdict table of every retail campaign study in the lake (`propensity-assets retail`)."""
     lake = Lake(lake_uri)
-    studies = [g for g in groups if lake.exists("incentive_study_data", {"study": f"retail_{g}"})]
+    studies = [g for g in groups if lake.exists(tables.INCENTIVE_STUDY_DATA, {"study": f"retail_{g}"})]
     if not studies:
         print("error: lake table 'incentive_study_data' holds no retail study: materialize retail_study_data and "
               "retail_effects for the product groups first", file=sys.stderr)
         return 2
     rows, idle = [], []
     for group in studies:
-        summary = _read(lake, "incentive_summary", f"retail_{group}")
+        summary = _read(lake, tables.INCENTIVE_SUMMARY, f"retail_{group}")
         if summary is None or summary.empty:
             idle.append(group)
             continue

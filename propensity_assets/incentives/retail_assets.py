@@ -12,16 +12,29 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from propensity_assets.groups.assets import MEMBERS_TABLE
 from propensity_assets.shared.metadata import md_figure, mlflow_run_url
 from propensity_assets.shared.partitions import product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource, MlflowResource
+from propensity_assets.shared.tables import (
+    CAMPAIGN_DESCRIPTIONS,
+    CAMPAIGNS,
+    COUPON_REDEMPTIONS,
+    COUPONS,
+    GROUP_FEATURES,
+    HOUSEHOLD_FEATURES,
+    INCENTIVE_EFFECTS,
+    INCENTIVE_RECOMMENDATIONS,
+    INCENTIVE_STUDY_DATA,
+    INCENTIVE_SUMMARY,
+    PRODUCT_GROUP_MEMBERS,
+    TRANSACTIONS,
+)
 
 GROUP = "retail_incentives"
 PREFIX = "retail_"
-CAMPAIGN_TABLES = ("campaigns", "campaign_descriptions", "coupons", "coupon_redemptions")
+CAMPAIGN_TABLES = (CAMPAIGNS, CAMPAIGN_DESCRIPTIONS, COUPONS, COUPON_REDEMPTIONS)
 STUDY_DATA, EFFECTS, SUMMARY, RECOMMENDATIONS = (
-    "incentive_study_data", "incentive_effects", "incentive_summary", "incentive_recommendations")
+    INCENTIVE_STUDY_DATA, INCENTIVE_EFFECTS, INCENTIVE_SUMMARY, INCENTIVE_RECOMMENDATIONS)
 CHECKS = ("placebo", "plausibility")
 
 
@@ -66,15 +79,15 @@ def _campaign_tables(lake: LakeResource):
     from propensity_assets.incentives.retail import CampaignTables
 
     frames = {t: (lake.lake.read_pandas(t) if lake.lake.exists(t) else pd.DataFrame()) for t in CAMPAIGN_TABLES}
-    return CampaignTables(frames["campaigns"], frames["campaign_descriptions"], frames["coupons"],
-                          frames["coupon_redemptions"])
+    return CampaignTables(frames[CAMPAIGNS], frames[CAMPAIGN_DESCRIPTIONS], frames[COUPONS],
+                          frames[COUPON_REDEMPTIONS])
 
 
 def _transactions(lake: LakeResource) -> pd.DataFrame:
-    names = lake.lake.dataset("transactions").schema.names
+    names = lake.lake.dataset(TRANSACTIONS).schema.names
     cols = ["household_id", "product_id", "sales_value", "transaction_timestamp"] + (
         ["coupon_disc"] if "coupon_disc" in names else [])
-    tx = lake.lake.read_pandas("transactions", columns=cols)
+    tx = lake.lake.read_pandas(TRANSACTIONS, columns=cols)
     tx["day"] = pd.to_datetime(tx.pop("transaction_timestamp")).dt.tz_localize(None).dt.normalize()
     return tx
 
@@ -110,7 +123,7 @@ ASSETS = ("retail_study_data", "retail_effects", "retail_summary", "retail_recom
     specs=[
         dg.AssetSpec(
             "retail_study_data", group_name=GROUP, kinds={"pandas", "parquet"},
-            deps=["transactions", *CAMPAIGN_TABLES, MEMBERS_TABLE, "household_features", "group_features"],
+            deps=[TRANSACTIONS, *CAMPAIGN_TABLES, PRODUCT_GROUP_MEMBERS, HOUSEHOLD_FEATURES, GROUP_FEATURES],
             description=(
                 "The retail campaign study of each product group (`incentive_study_data`, study=retail_<group>): one "
                 "row per (household, campaign) over the campaigns whose coupon pool holds products of the group. "
@@ -157,14 +170,14 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
         RetailConfig, build_study, effects_table, estimate_cells, no_campaigns, nothing_to_do_row, recommendations,
         summary_table,
     )
-    from propensity_assets.lifecycle.frames import read_features
+    from propensity_assets.features.lookup import read_features
 
     retail = RetailConfig(**config.model_dump())
     groups = requested_keys(context)
     started = time.time()
     tables = _campaign_tables(lake)
     tx = None if tables.empty else _transactions(lake)
-    members = None if tx is None else lake.lake.read_pandas(MEMBERS_TABLE)
+    members = None if tx is None else lake.lake.read_pandas(PRODUCT_GROUP_MEMBERS)
     cells_md, exclusions, statuses, summaries, figures, recs_rows, effect_rows = [], [], [], [], {}, {}, 0
     for group in groups:
         if tx is None:
@@ -172,8 +185,8 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
         else:
             mine = members[members["product_group"] == group]
             if mine.empty:
-                raise dg.Failure(f"product group {group!r} is not in the lake table {MEMBERS_TABLE!r}: "
-                                 f"materialize {MEMBERS_TABLE} after adding it to the catalogue", allow_retries=False)
+                raise dg.Failure(f"product group {group!r} is not in the lake table {PRODUCT_GROUP_MEMBERS!r}: "
+                                 f"materialize {PRODUCT_GROUP_MEMBERS} after adding it to the catalogue", allow_retries=False)
             products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
             in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
             study = build_study(tables, tx, in_group, products,

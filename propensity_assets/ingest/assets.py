@@ -11,8 +11,8 @@ from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.ingest.resources import SourceResource
 from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared import tables
 
-QUARANTINE_TABLE = "quarantine"
 
 
 class IngestConfig(dg.Config):
@@ -68,7 +68,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
             description="Fails the run when the share of quarantined rows exceeds max_invalid_share.",
         )
     ]
-    if table == "transactions":
+    if table == tables.TRANSACTIONS:
         checks.append(
             dg.AssetCheckSpec(
                 "suspicious_rows",
@@ -84,7 +84,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
         name=table,
         group_name="ingest",
         kinds={"pandas", "parquet"},
-        deps=["products"] if table == "transactions" else [],
+        deps=[tables.PRODUCTS] if table == tables.TRANSACTIONS else [],
         check_specs=checks,
         description=(
             f"Raw `{table}` from the source (the embedded Complete Journey data by default), "
@@ -118,11 +118,11 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                 meta = {"rows": 0, "source": raw.origin, "note": note, "kept_previous": False}
             yield dg.MaterializeResult(metadata=meta)
             yield dg.AssetCheckResult(check_name="invalid_rows", passed=True, metadata={"rows_in": 0})
-            if table == "transactions":
+            if table == tables.TRANSACTIONS:
                 yield dg.AssetCheckResult(check_name="suspicious_rows", passed=True)
             return
 
-        if table == "transactions" and len(raw.frame) == 0:
+        if table == tables.TRANSACTIONS and len(raw.frame) == 0:
             # Everything downstream is computed from transactions: an empty file would
             # silently empty every feature, label and score partition recomputed from it.
             raise dg.Failure(
@@ -131,8 +131,8 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                 allow_retries=False,
             )
         known_products = (
-            lake.lake.read_pandas("products", columns=["product_id"])["product_id"]
-            if table == "transactions"
+            lake.lake.read_pandas(tables.PRODUCTS, columns=["product_id"])["product_id"]
+            if table == tables.TRANSACTIONS
             else None
         )
         if known_products is not None and known_products.empty:
@@ -140,7 +140,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
         rules = ValidationRules(config.min_timestamp, config.max_timestamp)
         result = validate(raw, rules, known_products)
         lake.lake.write_pandas(
-            QUARANTINE_TABLE, result.quarantine, ["source_table"], specs=[{"source_table": table}]
+            tables.QUARANTINE, result.quarantine, ["source_table"], specs=[{"source_table": table}]
         )
         invalid_ok = (
             result.invalid_share <= config.max_invalid_share
@@ -172,7 +172,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                 ),
                 metadata=invalid_meta,
             )
-        if table == "products":
+        if table == tables.PRODUCTS:
             _check_catalogue(raw, result.valid, product_groups.path)
         lake.lake.write_pandas(table, result.valid)
         metadata = {
@@ -189,7 +189,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
             metadata["households"] = int(result.valid["household_id"].nunique())
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name="invalid_rows", passed=True, metadata=invalid_meta)
-        if table == "transactions":
+        if table == tables.TRANSACTIONS:
             suspicious = sum(result.suspicious_counts.values())
             share = suspicious / len(result.valid) if len(result.valid) else 0.0
             yield dg.AssetCheckResult(

@@ -52,16 +52,25 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from propensity_assets.ingest.sources import SCHEMA, read_source
+from propensity_assets.shared.tables import (
+    CAMPAIGN_DESCRIPTIONS,
+    CAMPAIGNS,
+    COUPON_REDEMPTIONS,
+    COUPONS,
+    HOUSEHOLDS,
+    PRODUCTS,
+    TRANSACTIONS,
+)
 
 DAY_US = 86_400_000_000
 # Tables with a household_id, and their household date columns (shifted with the household).
 HOUSEHOLD_TABLES = {
-    "transactions": ["transaction_timestamp"],
-    "households": [],
-    "campaigns": [],
-    "coupon_redemptions": ["redemption_date"],
+    TRANSACTIONS: ["transaction_timestamp"],
+    HOUSEHOLDS: [],
+    CAMPAIGNS: [],
+    COUPON_REDEMPTIONS: ["redemption_date"],
 }
-AS_IS = ("products", "coupons", "campaign_descriptions")
+AS_IS = (PRODUCTS, COUPONS, CAMPAIGN_DESCRIPTIONS)
 TABLES = tuple(SCHEMA)
 
 
@@ -108,7 +117,7 @@ def plan_shifts(tables: dict[str, pa.Table], factor: int, seed: int) -> Shifts:
     if len(ids) and ids.min() < 0:
         raise ScaleError(f"household ids must be non-negative to be renumbered; found {ids.min()}")
     stride = 10 ** len(str(int(ids.max()))) if len(ids) else 1
-    ts = _micros(tables["transactions"].column("transaction_timestamp").combine_chunks().drop_null())
+    ts = _micros(tables[TRANSACTIONS].column("transaction_timestamp").combine_chunks().drop_null())
     first_day = int(ts.min() // DAY_US * DAY_US)
     span = int((ts.max() // DAY_US * DAY_US - first_day) // DAY_US) + 1
     if factor - 1 > span - 1:
@@ -157,7 +166,7 @@ def _canonical(name: str, table: pa.Table) -> pa.Table:
     """Only the contract's columns, in the source's order. The embedded transactions also
     carry `week`, the week number of the date, which a shift would make wrong and nothing
     reads; `households` keeps its demographics (CONTRACTS §1: "optional demographics")."""
-    if name == "households":
+    if name == HOUSEHOLDS:
         return table
     required, optional = SCHEMA[name]
     return table.select([c for c in table.column_names if c in required or c in optional])
@@ -170,7 +179,7 @@ def original_tables(households: int | None = None) -> dict[str, pa.Table]:
     if households is not None:
         if households < 1:
             raise ScaleError(f"--households {households}: expected a whole number >= 1")
-        keep = pa.array(np.unique(tables["transactions"].column("household_id").to_numpy())[:households])
+        keep = pa.array(np.unique(tables[TRANSACTIONS].column("household_id").to_numpy())[:households])
         for name in HOUSEHOLD_TABLES:
             tables[name] = tables[name].filter(pc.is_in(tables[name].column("household_id"), value_set=keep))
     return tables
@@ -215,7 +224,7 @@ def generate(factor: int, out: str | Path, seed: int = 0, households: int | None
         index = shifts.household_index(data.column("household_id").to_numpy().astype(np.int64))
         basket_rank = max_basket = None
         n_baskets = 0
-        if name == "transactions":
+        if name == TRANSACTIONS:
             ids = data.column("basket_id").to_numpy().astype(np.int64)
             unique = np.unique(ids)
             basket_rank, n_baskets, max_basket = np.searchsorted(unique, ids), len(unique), int(unique.max())

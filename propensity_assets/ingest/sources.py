@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from propensity_assets.shared import tables
+
 # table → (required columns, optional columns), each column → canonical kind
 SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "transactions": (
+    tables.TRANSACTIONS: (
         {
             "household_id": "int",
             "basket_id": "int",
@@ -30,7 +32,7 @@ SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "coupon_match_disc": "number",
         },
     ),
-    "products": (
+    tables.PRODUCTS: (
         {"product_id": "int", "product_category": "string"},
         {
             "department": "string",
@@ -40,14 +42,14 @@ SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "package_size": "string",
         },
     ),
-    "households": ({"household_id": "int"}, {}),
-    "campaigns": ({"campaign_id": "int", "household_id": "int"}, {}),
-    "campaign_descriptions": (
+    tables.HOUSEHOLDS: ({"household_id": "int"}, {}),
+    tables.CAMPAIGNS: ({"campaign_id": "int", "household_id": "int"}, {}),
+    tables.CAMPAIGN_DESCRIPTIONS: (
         {"campaign_id": "int", "campaign_type": "string", "start_date": "timestamp", "end_date": "timestamp"},
         {},
     ),
-    "coupons": ({"coupon_upc": "int", "product_id": "int", "campaign_id": "int"}, {}),
-    "coupon_redemptions": (
+    tables.COUPONS: ({"coupon_upc": "int", "product_id": "int", "campaign_id": "int"}, {}),
+    tables.COUPON_REDEMPTIONS: (
         {"household_id": "int", "coupon_upc": "int", "campaign_id": "int", "redemption_date": "timestamp"},
         {},
     ),
@@ -55,10 +57,10 @@ SCHEMA: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 
 # Without `products` there are no categories: the catalogue can then hold only `all: true`
 # groups (CONTRACTS §2), and product ids are not checked against a product table.
-REQUIRED_TABLES = ("transactions",)
+REQUIRED_TABLES = (tables.TRANSACTIONS,)
 
 # The embedded package names the households table `demographics`.
-EMBEDDED_NAMES = {"households": "demographics"}
+EMBEDDED_NAMES = {tables.HOUSEHOLDS: "demographics"}
 
 
 class SourceError(ValueError):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets.ingest.sources import SCHEMA, RawTable, SourceError
+from propensity_assets.shared import tables
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ NAME_COLUMNS = {"product_category", "campaign_type"}
 
 
 # The tables with one row per key.
-KEYS = {"products": "product_id", "households": "household_id", "campaign_descriptions": "campaign_id"}
+KEYS = {tables.PRODUCTS: "product_id", tables.HOUSEHOLDS: "household_id", tables.CAMPAIGN_DESCRIPTIONS: "campaign_id"}
 
 
 class _Refused(Exception):
@@ -231,7 +232,7 @@ def validate(
     valid = typed.loc[~bad].reset_index(drop=True)
 
     suspicious: dict[str, int] = {}
-    if raw.name == "transactions":
+    if raw.name == tables.TRANSACTIONS:
         suspicious["nonpositive_quantity_with_sales"] = int(
             ((valid["quantity"] <= 0) & (valid["sales_value"] > 0)).sum()
         )

@@ -1,23 +1,23 @@
 """The Dagster side of the shared lifecycle: one factory makes a stage's model, champion,
-scores and decay assets, its training job, and its rescore and retrain sensors."""
+scores and decay assets, its training and scoring jobs, and its rescore and retrain sensors
+(`lifecycle.sensors`). The stage's labels come from `lifecycle.label_assets`."""
 
-import dataclasses
-import json
-import typing
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import dagster as dg
-import pydantic
+from dagster_pyspark import PySparkResource
 
 from propensity_assets.lifecycle import checks as quality
-from propensity_assets.shared.checks import partition, population_drops
-from propensity_assets.shared import registry, settings
-from propensity_assets.lifecycle import vetting
+from propensity_assets.lifecycle.config import DecayConfig, ScoringConfig, VettingConfig, rule_for
+from propensity_assets.lifecycle.sensors import rescore_sensor, retrain_sensor
 from propensity_assets.lifecycle.stage import ModelStage
+from propensity_assets.shared import registry, settings, tables
+from propensity_assets.shared.checks import partition, population_drops
 from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
-from propensity_assets.shared.retries import SPARK_AND_TRAINING
 from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     cutoff_group_partitions,
@@ -26,69 +26,11 @@ from propensity_assets.shared.partitions import (
     split_key,
 )
 from propensity_assets.shared.resources import LakeResource, MlflowResource
-from dagster_pyspark import PySparkResource
+from propensity_assets.shared.retries import SPARK_AND_TRAINING
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-FEATURE_DEPS = ["household_features", "group_features"]
-
-
-class TrainingConfig(dg.Config):
-    """What every stage's training shares; a stage's config adds its search space."""
-
-    history_weeks: int = 30
-    seed: int = 42
-    # The most training rows (household × snapshot) read to the driver; above it, households
-    # are sampled, stratified by label (`frames.TrainingSample`). PROPENSITY_TRAINING_MAX_ROWS.
-    max_training_rows: int = settings.training_max_rows()
-    # Refit the champion's selected configuration on this cutoff's snapshots instead of
-    # searching the space (the cheap periodic retrain): its `best.*` MLflow params pin each
-    # search dimension they name to that one value. Without a champion, the space is searched.
-    from_champion: bool = False
-
-
-def search_config(name: str, space: type, doc: str, **defaults) -> type[TrainingConfig]:
-    """A stage's launchpad config: `TrainingConfig` plus every field of the search-space
-    dataclass `space` (with its defaults, or `defaults`); `.space()` builds the dataclass.
-    The stage declares its space once, as plain data its model code reads."""
-    hints = typing.get_type_hints(space)
-    base = space()
-    fields = {f.name: (hints[f.name], getattr(base, f.name)) for f in dataclasses.fields(space)}
-    fields.update({key: (fields[key][0] if key in fields else type(value), value) for key, value in defaults.items()})
-
-    def build(self):
-        return space(**{f.name: getattr(self, f.name) for f in dataclasses.fields(space)})
-
-    config = pydantic.create_model(name, __base__=TrainingConfig, __doc__=doc, **fields)
-    config.space = build
-    return config
-
-
-class VettingConfig(dg.Config):
-    """The rule a new version must pass to become challenger, and whether to promote it.
-
-    `metric` empty means the stage's default (average precision for propensity, RMSE for LTV).
-    """
-
-    metric: str = ""
-    # Relative to nothing: the candidate must reach the champion's metric minus this
-    # (plus, when lower is better).
-    tolerance: float = 0.0
-    # On the vetting metric, a candidate that does not beat a baseline is rejected only when a
-    # paired bootstrap over the vetting snapshot's households finds it worse with this
-    # confidence; 0: it must beat the baseline. Empty: the stage's (0 propensity, 0.95 LTV).
-    baseline_confidence: typing.Optional[float] = None
-    auto_promote: bool = settings.auto_promote()
-
-
-class DecayConfig(dg.Config):
-    """How the error-over-time curve is built, and when a champion counts as degraded."""
-
-    metric: str = ""
-    # Relative degradation from the value at training that calls for retraining.
-    tolerance: float = 0.03
-    step_days: int = 1
-    versions: int = 3
+FEATURE_DEPS = [tables.HOUSEHOLD_FEATURES, tables.GROUP_FEATURES]
 
 
 def require_registry(mlflow: MlflowResource) -> None:
@@ -100,25 +42,27 @@ def require_registry(mlflow: MlflowResource) -> None:
         raise dg.Failure(str(exc), allow_retries=False) from None
 
 
-def rule_for(stage: ModelStage, config: VettingConfig) -> vetting.VettingRule:
-    metric = config.metric or stage.metric
-    if metric not in stage.higher_is_better:
-        raise dg.Failure(f"vetting metric {metric!r} is not a {stage.name} metric; expected one of {sorted(stage.higher_is_better)}",
-                         allow_retries=False)
-    confidence = stage.baseline_confidence if config.baseline_confidence is None else config.baseline_confidence
-    if not 0 <= confidence < 1:
-        raise dg.Failure(f"vetting baseline_confidence {confidence} is not a probability in [0, 1): 0.95 rejects a "
-                         f"candidate only when it is worse than a baseline with 95 % confidence, 0 requires beating it",
-                         allow_retries=False)
-    return vetting.VettingRule(
-        metric=metric,
-        higher_is_better=stage.higher_is_better[metric],
-        tolerance=config.tolerance,
-        baseline_metrics=stage.baseline_metrics,
-        baseline_confidence=confidence,
-        auto_promote=config.auto_promote,
-        directions=stage.higher_is_better,
-    )
+@dataclass
+class Attempt:
+    """One partition key's work: its result, or the error that stopped it."""
+
+    key: str
+    result: Any = None
+    error: str | None = None
+
+
+def attempt_each(keys: list[str], work: Callable[[str], Any], log: Callable[[str, str], None] | None = None) -> list[Attempt]:
+    """`work(key)` for each key in order; an exception is recorded (as "Type: message", also
+    passed to `log`) and the next key is tried: one partition's failure must not stop the others."""
+    attempts = []
+    for key in keys:
+        try:
+            attempts.append(Attempt(key, result=work(key)))
+        except Exception as exc:
+            attempts.append(Attempt(key, error=f"{type(exc).__name__}: {exc}"))
+            if log is not None:
+                log(key, attempts[-1].error)
+    return attempts
 
 
 @dataclass
@@ -138,12 +82,21 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         f"{stage.name}_model", f"{stage.name}_champion", f"{stage.name}_scores", f"{stage.name}_decay"
     )
 
-    @dg.asset(
-        name=model_key,
-        group_name=stage.name,
-        partitions_def=cutoff_group_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
+    def stage_asset(name: str, partitions_def: dg.PartitionsDefinition, **spec):
+        """A stage asset: in the stage's group, a backfill is one run, retried like every
+        Spark or training step."""
+        return dg.asset(
+            name=name,
+            group_name=stage.name,
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            retry_policy=SPARK_AND_TRAINING,
+            **spec,
+        )
+
+    @stage_asset(
+        model_key,
+        cutoff_group_partitions,
         kinds={"mlflow"},
         tags={"lifecycle/step": "train"},
         deps=[*FEATURE_DEPS, stage.labels_table],
@@ -161,18 +114,20 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
 
         require_registry(mlflow)
 
-        results, failures = [], {}
-        for key in requested_keys(context):
+        def train(key: str):
             cutoff, group = split_key(key)
             context.log.info(f"training {stage.model_name(group)} at cutoff {cutoff}")
-            try:
-                results.append(train_and_register(
-                    stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config,
-                    {"dagster_run_id": context.run.run_id},
-                ))
-            except Exception as exc:  # one group's failure must not stop the others
-                context.log.error(f"{stage.model_name(group)} at {cutoff}: {type(exc).__name__}: {exc}")
-                failures[key] = f"{type(exc).__name__}: {exc}"
+            return train_and_register(
+                stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config, {"dagster_run_id": context.run.run_id}
+            )
+
+        def log(key: str, error: str) -> None:
+            cutoff, group = split_key(key)
+            context.log.error(f"{stage.model_name(group)} at {cutoff}: {error}")
+
+        attempts = attempt_each(requested_keys(context), train, log)
+        results = [a.result for a in attempts if a.error is None]
+        failures = {a.key: a.error for a in attempts if a.error is not None}
         m = stage.metric
         rows = [
             {
@@ -212,12 +167,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             )
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(
-        name=champion_key,
-        group_name=stage.name,
-        partitions_def=cutoff_group_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
+    @stage_asset(
+        champion_key,
+        cutoff_group_partitions,
         kinds={"mlflow"},
         tags={"lifecycle/step": "vet"},
         deps=[model_key],
@@ -235,15 +187,18 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         require_registry(mlflow)
 
         rule = rule_for(stage, config)
-        rows, results = [], []
-        for key in requested_keys(context):
+
+        def vet_key(key: str):
             cutoff, group = split_key(key)
-            try:
-                r = vet(stage, lake.lake, mlflow, group, cutoff, rule)
-            except Exception as exc:
-                rows.append({"model": stage.model_name(group), "candidate": "", "decision": "error", "champion": "",
-                             "vetting_as_of": "", rule.metric: "", "reason": f"{type(exc).__name__}: {exc}"})
+            return vet(stage, lake.lake, mlflow, group, cutoff, rule)
+
+        rows, results = [], []
+        for attempt in attempt_each(requested_keys(context), vet_key):
+            if attempt.error is not None:
+                rows.append({"model": stage.model_name(split_key(attempt.key)[1]), "candidate": "", "decision": "error",
+                             "champion": "", "vetting_as_of": "", rule.metric: "", "reason": attempt.error})
                 continue
+            r = attempt.result
             results.append(r)
             rows.append({
                 "model": r.model_name, "candidate": r.candidate_version, "decision": r.decision,
@@ -260,12 +215,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                              allow_retries=False)
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(
-        name=scores_key,
-        group_name=stage.name,
-        partitions_def=as_of_group_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
+    @stage_asset(
+        scores_key,
+        as_of_group_partitions,
         kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
         check_specs=[quality.SCORES_VALID.spec(scores_key)],
@@ -287,14 +239,16 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         ),
     )
     def scores_asset(
-        context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource, mlflow: MlflowResource
+        context: dg.AssetExecutionContext, config: ScoringConfig, spark: PySparkResource, lake: LakeResource,
+        mlflow: MlflowResource,
     ):
         from propensity_assets.lifecycle.scoring import score_pairs, spark_summaries
 
         require_registry(mlflow)
 
         pairs = sorted({split_key(key) for key in requested_keys(context)})
-        dropped = population_drops(lake.lake, "group_features", pairs)
+        tolerance = settings.population_drop_tolerance(config.population_drop_tolerance)
+        dropped = population_drops(lake.lake, tables.GROUP_FEATURES, pairs, tolerance)
         scored = score_pairs(spark.spark_session, stage, lake.lake, mlflow, [p for p in pairs if p not in dropped])
         try:
             invalid = scored.invalid
@@ -337,12 +291,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             metadata.update(model_name=stage.model_name(scored.models[0]["group"]), model_version=scored.models[0]["version"])
         yield dg.MaterializeResult(metadata=metadata, check_results=[check])
 
-    @dg.asset(
-        name=decay_key,
-        group_name=stage.name,
-        partitions_def=product_group_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
+    @stage_asset(
+        decay_key,
+        product_group_partitions,
         kinds={"mlflow", "parquet"},
         deps=[champion_key, stage.labels_table],
         description=(
@@ -359,12 +310,14 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
 
         metric = config.metric or stage.metric
         step = config.step_days if config.step_days > 0 else decay_step_days
+        def curves_of(group: str):
+            return decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
+
         rows, figures, failures = [], {}, {}
-        for group in requested_keys(context):
-            try:
-                curves = decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
-            except Exception as exc:  # one group's failure must not stop the others
-                failures[group] = f"{type(exc).__name__}: {exc}"
+        for attempt in attempt_each(requested_keys(context), curves_of):
+            group, curves = attempt.key, attempt.result
+            if attempt.error is not None:
+                failures[group] = attempt.error
                 continue
             if curves.empty:
                 failures[group] = f"{stage.model_name(group)} has no version trained by the lifecycle"
@@ -412,157 +365,3 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     )
     sensors = [rescore_sensor(stage, scoring_job), retrain_sensor(stage, training_job, decay_key)]
     return StageDefs([model_asset, champion_asset, scores_asset, decay_asset], [training_job, scoring_job], sensors)
-
-
-# -- labels -------------------------------------------------------------------------------
-
-
-def labels_definitions(stage: ModelStage, compute, label_error: type, description: str, schedule_minute: int):
-    """A stage's label asset [as_of × product_group] (one Spark job per run, any range),
-    and a daily schedule for the newest as_of whose label window has closed.
-
-    `compute(transactions, members, as_of_dates, groups, horizon)` returns (as_of,
-    product_group, household_id, label); `label_error` is what it raises for a window
-    past the data, turned into a failure that names the last valid as_of.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from propensity_assets.lifecycle import automation as schedules
-    from propensity_assets.features.assets import materialize_group_table, stored_partitions
-    from propensity_assets.groups.assets import MEMBERS_TABLE
-
-    @dg.asset(
-        name=stage.labels_table,
-        group_name=stage.name,
-        partitions_def=as_of_group_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
-        kinds={"spark", "parquet"},
-        deps=["transactions", MEMBERS_TABLE],
-        check_specs=[quality.LABEL_RATE.spec(stage.labels_table)],
-        description=description + f" Lake table `{stage.labels_table}/as_of=/product_group=`.",
-    )
-    def labels_asset(context: dg.AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
-        horizon = stage.horizon_days()
-
-        def run(tx, members, as_of_dates, groups):
-            try:
-                return compute(tx, members, as_of_dates, groups, horizon)
-            except label_error as exc:
-                raise dg.Failure(str(exc), allow_retries=False) from None
-
-        def summarize(lake, specs, written, as_of_dates, groups) -> dict:
-            sums: dict[str, list] = {}  # group: [rows, label sum, positive rows]
-            for spec, part in stored_partitions(lake, stage.labels_table, specs if written else [], ["label"]):
-                label = pc.cast(part["label"], pa.float64())
-                totals = sums.setdefault(spec["product_group"], [0, 0.0, 0])
-                totals[0] += len(label)
-                totals[1] += pc.sum(label).as_py() or 0.0
-                totals[2] += pc.sum(pc.greater(label, 0).cast(pa.int64())).as_py() or 0
-            rows = [
-                {"product_group": g, "rows": n, "label_mean": total / n, "positive_share": positive / n}
-                for g, (n, total, positive) in sorted(sums.items()) if n
-            ]
-            return {
-                "rows": sum(r["rows"] for r in rows),
-                "partitions_written": written,
-                "horizon_days": horizon,
-                "as_of_min": str(min(as_of_dates)),
-                "as_of_max": str(max(as_of_dates)),
-                "by_group": md_table(rows),
-            }
-
-        def checks(lake, specs, non_finite) -> list[dg.AssetCheckResult]:
-            return [quality.label_rate_result(lake.lake, stage.labels_table, [tuple(s.values()) for s in specs])]
-
-        return materialize_group_table(context, spark, lake, stage.labels_table, run, summarize, checks)
-
-    job, schedule = schedules.labels_schedule(stage.labels_table, stage.horizon_days, minute=schedule_minute)
-    return labels_asset, job, schedule
-
-
-# -- sensors ------------------------------------------------------------------------------
-
-
-def rescore_sensor(stage: ModelStage, job) -> dg.SensorDefinition:
-    """When a group's `champion` alias moves, rescore that group for the latest as_of (and
-    PROPENSITY_RESCORE_LOOKBACK_DAYS earlier dates)."""
-    target_tag = f"{stage.name}/rescore"
-
-    @dg.sensor(
-        name=f"{stage.name}_rescore_sensor",
-        job=job,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            f"Watches the MLflow registry. When a group's `{stage.name}__<group>@champion` is not the version that "
-            "last rescored the latest as_of, requests rescoring of that group (the profile follows by its "
-            "automation condition). The decision reads the instance's runs, not only the cursor, so a lost "
-            "cursor never launches twice and a rollback (v1 → v2 → v1) still rescores."
-        ),
-    )
-    def _sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
-        from propensity_assets.lifecycle.sensors import champions_or_skip, latest_dates
-
-        groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
-        champions = champions_or_skip(stage, mlflow, groups)
-        if isinstance(champions, dg.SkipReason):
-            return champions
-        requests = []
-        for group, version in champions.items():
-            if version is None:
-                continue
-            for as_of in latest_dates():
-                target = f"{group}|{as_of}"
-                filters = dg.RunsFilter(tags={target_tag: target})
-                last = context.instance.get_runs(filters=filters, limit=1)
-                if last and last[0].tags.get(f"{stage.name}/champion_version") == version:
-                    continue
-                n = context.instance.get_runs_count(filters=filters) + 1
-                requests.append(dg.RunRequest(
-                    run_key=f"rescore:{stage.name}:{group}:{as_of}:{n}",
-                    partition_key=f"{as_of}|{group}",
-                    tags={target_tag: target, f"{stage.name}/champion_version": version, f"{stage.name}/trigger": "promotion"},
-                ))
-        cursor = json.dumps({g: v for g, v in champions.items() if v is not None}, sort_keys=True)
-        if not requests:
-            return dg.SensorResult(skip_reason="every champion has rescored the latest as_of", cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
-
-    return _sensor
-
-
-def retrain_sensor(stage: ModelStage, job, decay_table: str) -> dg.SensorDefinition:
-    """Request retraining of a group whose champion's live metric has degraded past the
-    tolerance (from `<stage>_decay`)."""
-
-    @dg.sensor(
-        name=f"{stage.name}_retrain_sensor",
-        job=job,
-        minimum_interval_seconds=300,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            f"Reads `{decay_table}`: when a group's champion has degraded past the decay tolerance at its newest "
-            "evaluated as_of, requests training at the latest weekly cutoff. The run key names the stage, group "
-            "and champion version, so one degraded champion is retrained once."
-        ),
-    )
-    def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-        from propensity_assets.lifecycle.sensors import degraded_champions, latest_cutoff_key
-
-        groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
-        degraded = degraded_champions(lake.lake, decay_table, groups)
-        if not degraded:
-            return dg.SkipReason("no champion has degraded past its tolerance")
-        cutoff = latest_cutoff_key()
-        return [
-            dg.RunRequest(
-                run_key=f"retrain:{stage.name}:{group}:v{version}",
-                partition_key=f"{cutoff}|{group}",
-                tags={f"{stage.name}/trigger": "decay", f"{stage.name}/degraded_version": version},
-            )
-            for group, version in degraded.items()
-        ]
-
-    return _sensor

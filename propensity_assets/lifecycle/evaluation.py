@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle import frames
+from propensity_assets.features.lookup import read_features
 from propensity_assets.lifecycle.stage import ModelStage
 
 
@@ -26,7 +26,7 @@ def holdout_report(stage: ModelStage, lake: Lake, as_of: str, metrics: list[str]
         group_labels = labels[labels["product_group"] == group][["household_id", "label"]]
         if group_labels.empty:
             continue
-        frame = frames.read_features(lake, group, [as_of]).merge(
+        frame = read_features(lake, group, [as_of]).merge(
             grp_scores[["household_id", stage.score_column, "model_version"]], on="household_id"
         ).merge(group_labels, on="household_id")
         y = frame["label"].to_numpy()

@@ -1,10 +1,7 @@
-"""Training and scoring frames: point-in-time joins of lake features and labels.
+"""Training frames: point-in-time joins of lake features (`features.lookup`) and labels,
+the training row budget, the snapshots a model sees and the selection split.
 
-Pure pandas and pyarrow, no Spark, no Dagster: the registered models import this
-module to look up their own features, and must load in a bare virtualenv.
-
-The same `feature_matrix` builds the training set from lake snapshots and the scoring
-input from a lake lookup, so training and inference cannot drift apart.
+Pure pandas and pyarrow, no Spark, no Dagster.
 """
 
 from __future__ import annotations
@@ -18,83 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD, KEYS
+from propensity_assets.features.lookup import FeatureLookupError, feature_rows, missing_partitions
 from propensity_assets.shared.lake import Lake
-
-KEYS = ["as_of", "household_id"]
-WINDOWS = (30, 90, 365)
-HOUSEHOLD_TABLE = "household_features"
-GROUP_TABLE = "group_features"
-
-
-class FeatureLookupError(LookupError):
-    """The lake lacks the partitions a lookup or a training set needs; the message names them."""
-
-
-def feature_matrix(household: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
-    """One row per (as_of, household_id), sorted by those keys: household features, the
-    group's features, and ratios.
-
-    `household` has KEYS + hh_*; `group` has KEYS + grp_* for a single product group. The
-    order never depends on how the lake's files lay the rows out, so a model fitted on the
-    same data written twice is the same model.
-    """
-    household = household.assign(as_of=household["as_of"].astype(str))
-    group = group.assign(as_of=group["as_of"].astype(str))
-    frame = household.merge(group, on=KEYS, how="inner", validate="one_to_one")
-    return with_ratios(frame.sort_values(KEYS, ignore_index=True))
-
-
-def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
-    """Adds the ratio features to `frame` (KEYS + hh_* + grp_* of one group, one row per
-    key), in place, and makes every feature float64. Row by row: Spark scoring applies it
-    to each Arrow batch of the joined features and gets exactly the driver's values."""
-    for w in WINDOWS:
-        hh_baskets = frame[f"hh_baskets_{w}d"].replace(0, np.nan)
-        hh_days = frame[f"hh_days_{w}d"].replace(0, np.nan)
-        frame[f"grp_basket_share_{w}d"] = (frame[f"grp_baskets_{w}d"] / hh_baskets).fillna(0.0)
-        frame[f"grp_day_share_{w}d"] = (frame[f"grp_days_{w}d"] / hh_days).fillna(0.0)
-    # How overdue the household is relative to its usual gap between group purchases.
-    gap = 365.0 / frame["grp_days_365d"].replace(0, np.nan)
-    frame["grp_overdue_ratio"] = frame["grp_days_since_last"] / gap
-    features = feature_columns(frame)
-    frame[features] = frame[features].astype("float64")
-    return frame
-
-
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith(("hh_", "grp_"))]
-
-
-def missing_partitions(lake: Lake, group: str, dates: list[str], labels_table: str | None = None) -> list[str]:
-    needed = {HOUSEHOLD_TABLE: {}, GROUP_TABLE: {"product_group": group}}
-    if labels_table:
-        needed[labels_table] = {"product_group": group}
-    return [
-        f"{table}/" + "/".join([f"as_of={d}", *(f"{k}={v}" for k, v in spec.items())])
-        for table, spec in needed.items()
-        for d in dates
-        if not lake.exists(table, {"as_of": d, **spec})
-    ]
-
-
-def require_features(lake: Lake, group: str, dates: list[str]) -> None:
-    """Raise FeatureLookupError, naming the partitions, when the lake lacks features of
-    `group` at any of `dates`."""
-    missing = missing_partitions(lake, group, dates)
-    if missing:
-        raise FeatureLookupError(
-            f"the lake at {lake.root} lacks {len(missing)} feature partition(s), e.g. {', '.join(missing[:3])}: "
-            f"materialize household_features and group_features for those as_of dates first"
-        )
-
-
-def read_features(lake: Lake, group: str, dates: list[str]) -> pd.DataFrame:
-    """The feature matrix of one group at `dates`, for every household of each population."""
-    require_features(lake, group, dates)
-    when = ds.field("as_of").isin(dates)
-    household = lake.read_pandas(HOUSEHOLD_TABLE, filters=when)
-    grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
-    return feature_matrix(household, grp.drop(columns=["product_group"]))
 
 
 def _require_labelled(lake: Lake, group: str, dates: list[str], labels_table: str) -> None:
@@ -102,7 +25,7 @@ def _require_labelled(lake: Lake, group: str, dates: list[str], labels_table: st
     if missing:
         raise FeatureLookupError(
             f"product group {group!r}: the lake at {lake.root} lacks {len(missing)} partition(s), e.g. "
-            f"{', '.join(missing[:4])}: backfill household_features, group_features and {labels_table} for "
+            f"{', '.join(missing[:4])}: backfill {HOUSEHOLD.table}, {GROUP.table} and {labels_table} for "
             f"{min(dates)}..{max(dates)} first (README, 'Materializing from the CLI')"
         )
 
@@ -117,9 +40,7 @@ def labelled_frame(
     when = ds.field("as_of").isin(dates)
     if households is not None:
         when = when & ds.field("household_id").isin(pa.array(households, pa.int64()))
-    household = lake.read_pandas(HOUSEHOLD_TABLE, filters=when)
-    grp = lake.read_pandas(GROUP_TABLE, filters=when & (ds.field("product_group") == group))
-    frame = feature_matrix(household, grp.drop(columns=["product_group"]))
+    frame = feature_rows(lake, group, when)
     labels = lake.read_pandas(labels_table, filters=when & (ds.field("product_group") == group))
     # An inner merge keeps the left frame's (sorted) order.
     return frame.merge(labels[["as_of", "household_id", "label"]], on=KEYS, how="inner", validate="one_to_one")
@@ -222,20 +143,6 @@ def training_frames(
     del labels
     train = labelled_frame(lake, group, dates, labels_table, households)
     return train, labelled_frame(lake, group, [vetting], labels_table), record
-
-
-def lookup_features(lake: Lake, keys: pd.DataFrame, group: str) -> pd.DataFrame:
-    """Feature rows for (household_id, as_of) keys. Keys outside the population at their
-    as_of get no row."""
-    dates = sorted(keys["as_of"].astype(str).unique())
-    for d in dates:
-        for table, spec in [(HOUSEHOLD_TABLE, {}), (GROUP_TABLE, {"product_group": group})]:
-            if not lake.exists(table, {"as_of": d, **spec}):
-                where = "/".join([f"as_of={d}", *(f"{k}={v}" for k, v in spec.items())])
-                raise FeatureLookupError(
-                    f"lake table {table!r} has no partition {where}: materialize {table} for as_of {d} first"
-                )
-    return read_features(lake, group, dates)
 
 
 # -- which snapshots a model sees --------------------------------------------------------

@@ -16,15 +16,16 @@ LightGBM and MLflow, so the model loads in a virtualenv made from its requiremen
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from propensity_assets.shared import settings
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle.frames import KEYS, lookup_features
+from propensity_assets.features.declaration import KEYS
+from propensity_assets.features.lookup import lookup_features
 
 # What a registered model needs to load and predict, and nothing more.
 PIP_REQUIREMENTS = ["mlflow", "pandas<3", "numpy", "pyarrow", "scikit-learn", "lightgbm"]
@@ -39,7 +40,7 @@ class LifecycleModel(mlflow.pyfunc.PythonModel):
         self.output = config["output_column"]
         self.lower = config.get("output_min")
         self.upper = config.get("output_max")
-        self.lake_uri = os.environ.get("PROPENSITY_LAKE_URI") or config["lake_uri"]
+        self.lake_uri = settings.configured_lake_uri() or config["lake_uri"]
         with open(context.artifacts["predictor"], "rb") as handle:
             self.predictor = pickle.load(handle)
 

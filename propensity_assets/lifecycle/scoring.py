@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets.shared import registry
-from propensity_assets.shared.lake import Lake, partition_dir
-from propensity_assets.lifecycle import frames
+from propensity_assets.shared.lake import Lake
+from propensity_assets.features import lookup
 from propensity_assets.lifecycle.stage import ModelStage
 
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
@@ -96,7 +96,7 @@ def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[st
         if not dates:
             continue
         try:
-            frames.require_features(lake, group, dates)
+            lookup.require_features(lake, group, dates)
             model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
             model_bytes = cloudpickle.dumps(model)
         except Exception as exc:  # one group's failure must not stop the others
@@ -108,24 +108,6 @@ def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[st
 
 
 # -- scoring on the executors ----------------------------------------------------------
-
-
-def read_features(spark, lake: Lake, group: str, dates: list[str]):
-    """The joined lake features of one group at `dates` as a Spark frame: KEYS (as_of a
-    string, as in the lake's partition paths) + hh_* + grp_*, one row per household of each
-    population. Spark reads only those partitions; the ratios are added per batch."""
-    from pyspark.sql import functions as F
-
-    def table(name: str, spec: dict):
-        base = lake.uri(name)
-        paths = [f"{base}/{partition_dir({'as_of': d, **spec})}" for d in dates]
-        frame = spark.read.option("basePath", base).parquet(*paths)
-        # Partition values are inferred (as_of as a date): the key is the path's string.
-        return frame.drop(*spec).withColumn("as_of", F.col("as_of").cast("string"))
-
-    household = table(frames.HOUSEHOLD_TABLE, {})
-    grp = table(frames.GROUP_TABLE, {"product_group": group})
-    return household.join(grp, frames.KEYS, "inner")
 
 
 _MODELS: dict[str, object] = {}  # champion token → the unpickled pyfunc, per Python worker
@@ -146,7 +128,7 @@ def predict_batches(token: str, model_bytes: bytes, output: str, constants: dict
     """The `mapInPandas` function: each batch of joined features → as_of, household_id,
     `value`, `constants` (model_name, model_version, the stage's extras) and `error`,
     predicted by the pyfunc's own `predict` on exactly the columns the driver-side
-    `frames.feature_matrix` gives. A failure (the model does not unpickle, a prediction
+    `lookup.feature_matrix` gives. A failure (the model does not unpickle, a prediction
     raises) becomes one row per as_of with the error and no value, so the driver skips that
     group with the reason instead of failing every group's job."""
 
@@ -155,7 +137,7 @@ def predict_batches(token: str, model_bytes: bytes, output: str, constants: dict
         for batch in batches:
             if error is None:
                 try:
-                    predicted = _model(token, model_bytes).predict(frames.with_ratios(batch))
+                    predicted = _model(token, model_bytes).predict(lookup.with_ratios(batch))
                     yield pd.DataFrame({
                         "as_of": predicted["as_of"].astype(str),
                         "household_id": predicted["household_id"].astype("int64"),
@@ -183,7 +165,8 @@ def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion])
     household_id, `value`, model_name, model_version, the stage's extras and `error`.
 
     The constant columns come out of the Python workers with the predictions rather than
-    as Spark literals, so that they are nullable in Parquet as the pandas writes were."""
+    as Spark literals, so that they are nullable in Parquet like the same columns written
+    from pandas: every partition of a table then has one schema."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -196,7 +179,7 @@ def score_frame(spark, stage: ModelStage, lake: Lake, champions: list[Champion])
     parts = []
     for champion in champions:
         constants = {"model_name": champion.name, "model_version": champion.version, **extras}
-        predicted = read_features(spark, lake, champion.group, champion.dates).mapInPandas(
+        predicted = lookup.spark_features(spark, lake, champion.group, champion.dates).mapInPandas(
             predict_batches(uuid.uuid4().hex, champion.model_bytes, stage.score_column, constants), schema
         )
         parts.append(predicted.withColumn("product_group", F.lit(champion.group)))
@@ -309,7 +292,7 @@ def score_pairs(spark, stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tu
     from pyspark.sql import functions as F
 
     from propensity_assets.lifecycle import checks as quality
-    from propensity_assets.features.logic import literal_frame
+    from propensity_assets.shared.spark_frames import literal_frame
 
     plan = plan_scoring(stage, lake, mlflow_res, pairs)
     out = Scored(skipped=dict(plan.skipped))

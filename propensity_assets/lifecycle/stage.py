@@ -1,9 +1,10 @@
 """What a modelling stage declares; the shared lifecycle does the rest.
 
-A stage (propensity, LTV, …) names its tables, its label window, its trainer, its
-metrics and baselines, the vetting rule's defaults and its profile columns. Training,
-registration, vetting, promotion, scoring, rescoring and monitoring are the same code
-for every stage (`lifecycle.training`, `lifecycle.assets`, `lifecycle.sensors`).
+A stage (propensity, LTV, …) names its tables, its label and label window, its trainer,
+its metrics and baselines, the vetting rule's defaults and its profile columns. Labels,
+training, registration, vetting, promotion, scoring, rescoring and monitoring are the
+same code for every stage (`lifecycle.labels`, `lifecycle.label_assets`,
+`lifecycle.training`, `lifecycle.assets`, `lifecycle.sensors`).
 """
 
 from __future__ import annotations
@@ -61,10 +62,34 @@ class ProfileColumns:
 
 
 @dataclass(frozen=True)
+class LabelSpec:
+    """What a stage's label at (household h, group g, as_of d) is, from h's transaction lines
+    of g's products on the days d ≤ day < d + horizon. The population (every household with
+    a transaction before d) and the window are the lifecycle's (`lifecycle.labels`).
+
+    `summed` is the transactions column summed over the window, exactly (0 when nothing was
+    bought); without one, the label is 1 when h bought anything of g in the window, else 0.
+    """
+
+    description: str  # what the label asset shows in the UI
+    schedule_minute: int  # the daily label run starts at 05:<minute>
+    summed: str | None = None
+
+    @classmethod
+    def any_purchase(cls, description: str, schedule_minute: int) -> LabelSpec:
+        return cls(description, schedule_minute)
+
+    @classmethod
+    def total(cls, column: str, description: str, schedule_minute: int) -> LabelSpec:
+        return cls(description, schedule_minute, summed=column)
+
+
+@dataclass(frozen=True)
 class ModelStage:
     name: str  # propensity | ltv: the registered models are `<name>__<group>`
     title: str
     labels_table: str
+    label: LabelSpec
     scores_table: str
     score_column: str  # the prediction's column in the scores table and the pyfunc output
     horizon_days: Callable[[], int]  # the label window; configuration may set it

@@ -77,6 +77,7 @@ def train_and_register(
     """
     import mlflow
 
+    config = config.resolved()  # the run's choices, else the deployment's settings
     horizon = stage.horizon_days()
     plan = frames.snapshot_plan(cutoff, horizon, config.history_weeks, date.fromisoformat(settings.as_of_start()))
     dates = [str(d) for d in plan.train]

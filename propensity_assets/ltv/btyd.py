@@ -59,11 +59,10 @@ def _mode():
     """pytensor's default compile mode without loop fusion, for the MAP fits.
 
     pymc-marketing puts the RFM data in the graph as constants, and fusion inlines scalars
-    derived from them into the C code of each fused loop: every new snapshot compiled 12
-    new C modules (~2.3 s per fit) into pytensor's cache, which grew with every training.
-    Unfused, the loops are generic C, compiled once per machine (220 modules, ~45 s) and
-    reused by every later fit; a warm fit takes 1.2-2.0 s either way, and the MAP
-    parameters agree to 1e-9.
+    derived from them into the C code of each fused loop: every new snapshot would compile
+    new C modules into pytensor's cache, which would grow with every training. Unfused,
+    the loops are generic C, compiled once per machine and reused by every later fit; a
+    warm fit costs the same either way, and the MAP parameters agree to 1e-9.
     """
     from pytensor.compile.mode import get_default_mode
 

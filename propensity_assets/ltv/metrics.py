@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from propensity_assets.lifecycle.deciles import deciles
+
 TOP_SHARE = 0.10
 
 
@@ -91,13 +93,6 @@ def evaluate(y, pred) -> dict[str, float]:
     }
 
 
-def deciles(pred) -> np.ndarray:
-    """Decile per row: 1 = the top 10 % by prediction, 10 = the bottom; ties split by row order."""
-    pred = np.asarray(pred, dtype="float64")
-    ranks = pd.Series(pred).rank(method="first", ascending=False).to_numpy()
-    return np.clip(np.ceil(ranks / max(len(pred), 1) * 10), 1, 10).astype("int32")
-
-
 def reports(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
     """The tables logged beside each evaluation: mean prediction and actual per decile."""
     return {"deciles": decile_table(y, p)}
@@ -106,7 +101,7 @@ def reports(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
 def decile_table(y, pred) -> pd.DataFrame:
     """Mean prediction, mean actual and household count per prediction decile (1 = top 10 %)."""
     y, pred = _as_arrays(y, pred)
-    frame = pd.DataFrame({"decile": deciles(pred), "prediction": pred, "actual": y})
+    frame = pd.DataFrame({"decile": deciles(pd.Series(pred)).to_numpy(), "prediction": pred, "actual": y})
     table = frame.groupby("decile").agg(
         mean_prediction=("prediction", "mean"), mean_actual=("actual", "mean"), households=("actual", "size")
     )

@@ -1,21 +1,17 @@
-"""LTV regressors: derived features, the parameter-permutation search, and the fitted predictor.
+"""LTV estimators: the fitted predictor, one permutation's fit, and the search that fits
+every permutation, selects one and refits it.
 
 Pure logic on pandas frames; no Dagster, no MLflow, no Spark. `LtvPredictor` is what the
-lifecycle pickles into the registered model, so this module (and `metrics`, which it
-imports) must import only numpy, pandas, scipy, scikit-learn and LightGBM: the model
-has to load in a bare virtualenv built from its own requirements.
+lifecycle pickles into the registered model, so this module (and `features`, `metrics`,
+which it imports) must import only numpy, pandas, scipy, scikit-learn and LightGBM: the
+model has to load in a bare virtualenv built from its own requirements.
 
-The seed's interface: a declared `LtvSearchSpace` crosses algorithms, dimensionality
-reducers, named feature subsets and each algorithm's hyperparameters; `permutations`
-turns it into a deterministic list of flat parameter dicts, and `train` fits every one,
-scores it on a disjoint household sample, selects by RMSE and refits the winner.
+`train` fits every permutation of an `LtvSearchSpace` (`space.permutations`), scores it on
+a disjoint household sample, selects by the space's metric and refits the winner.
 """
 
 from __future__ import annotations
 
-import itertools
-import random
-import re
 import time
 from dataclasses import dataclass
 
@@ -28,174 +24,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from propensity_assets.shared import settings
+from propensity_assets.lifecycle.stage import TrainResult
+from propensity_assets.ltv.features import design_matrix, lake_columns, subset_columns, subset_inputs
 from propensity_assets.ltv.metrics import decile_table, evaluate
-from propensity_assets.ltv.space import ALGORITHMS, FEATURE_SUBSETS, REDUCERS, LtvSearchSpace
+from propensity_assets.ltv.space import ALGORITHMS, MINIMIZE, LtvSearchSpace, permutations
+from propensity_assets.shared import settings
 
 HORIZON_DAYS = 90
 LABEL = "label"
-# Lower is better for these; higher for every other selectable metric.
-_MINIMIZE = {"rmse", "mae"}
-_SELECTABLE = {"rmse", "mae", "normalized_gini", "spearman", "top_decile_capture"}
-# "Never bought" recency: longer ago than any window, so trees and PCA see it as the far end.
-_NEVER_DAYS = 730.0
-_LAKE_COLUMN = re.compile(
-    r"^(hh|grp)_((baskets|spend|units|days)_\d+d|days_since_(last|first))$|^grp_spend_share_\d+d$"
-)
-
-
-# -- features -----------------------------------------------------------------------------
-
-
-def lake_columns(frame: pd.DataFrame) -> list[str]:
-    """The CONTRACTS §4 feature columns (hh_*, grp_*) of `frame`, in frame order.
-
-    Columns that other code derives (e.g. the propensity ratios) are ignored: the
-    predictor derives its own from the lake columns, so it needs nothing else at scoring.
-    """
-    return [c for c in frame.columns if _LAKE_COLUMN.match(c)]
-
-
-def _windows(columns: list[str], prefix: str) -> list[int]:
-    return sorted(int(c[len(prefix) + 7 : -1]) for c in columns if re.fullmatch(rf"{prefix}_spend_\d+d", c))
-
-
-def derived_features(frame: pd.DataFrame, horizon_days: int, prefixes: tuple[str, ...] = ("hh", "grp")) -> pd.DataFrame:
-    """LTV features derived from the lake columns, as H-day quantities where they are rates.
-
-    Window sums grow with a household's history: early in the data a 365-day window
-    holds a few weeks, so raw sums understate a new household's value and a tree fitted
-    on January snapshots misreads October ones. Run rates divide each window sum by the
-    days the household was actually observed in it (min(W, hh_days_since_first)) and
-    scale to the horizon H, so they mean the same at every as_of.
-    """
-    out = {}
-    observed = frame["hh_days_since_first"].astype("float64").clip(lower=1.0)
-    for p in prefixes:
-        windows = _windows(list(frame.columns), p)
-        for w in windows:
-            span = np.minimum(float(w), observed)
-            out[f"{p}_spend_rate_{w}d"] = frame[f"{p}_spend_{w}d"] * horizon_days / span
-            out[f"{p}_days_rate_{w}d"] = frame[f"{p}_days_{w}d"] * horizon_days / span
-        long_w = windows[-1]
-        days = frame[f"{p}_days_{long_w}d"].astype("float64")
-        baskets = frame[f"{p}_baskets_{long_w}d"].astype("float64")
-        spend = frame[f"{p}_spend_{long_w}d"].astype("float64")
-        out[f"{p}_spend_per_day"] = (spend / days.replace(0, np.nan)).fillna(0.0)
-        out[f"{p}_spend_per_basket"] = (spend / baskets.replace(0, np.nan)).fillna(0.0)
-        # Trends: recent rate against a longer one, as log ratios so 0 means steady.
-        for short, long in zip(windows, windows[1:]):
-            if short >= 30:
-                out[f"{p}_trend_{short}_{long}d"] = np.log1p(out[f"{p}_spend_rate_{short}d"]) - np.log1p(
-                    out[f"{p}_spend_rate_{long}d"]
-                )
-        since_last = frame[f"{p}_days_since_last"].astype("float64")
-        never = since_last.isna()
-        out[f"{p}_recency"] = since_last.fillna(_NEVER_DAYS)
-        # How overdue the next purchase is: days since the last one over the usual gap.
-        gap = np.minimum(float(long_w), observed) / days.replace(0, np.nan)
-        out[f"{p}_overdue"] = (since_last / gap).fillna(_NEVER_DAYS)
-        if p == "grp":
-            out["grp_never_bought"] = never.astype("float64")
-            out["grp_tenure"] = frame["grp_days_since_first"].astype("float64").fillna(0.0)
-    return pd.DataFrame(out, index=frame.index)
-
-
-# Which columns each named subset feeds the model; "rates" leaves out the raw long-window
-# sums and tenure that change meaning with the length of history.
-def _subset_columns(subset: str, lake: list[str], derived: list[str]) -> list[str]:
-    if subset == "household":
-        return [c for c in lake + derived if c.startswith("hh_")]
-    if subset == "group":
-        return [c for c in lake + derived if c.startswith("grp_")]
-    if subset == "all":
-        return lake + derived
-    if subset == "lake":  # the CONTRACTS §4 columns alone: the yardstick for the derived ones
-        return list(lake)
-    if subset == "rates":
-        keep = re.compile(r"_(7|14|30)d$")
-        return [c for c in lake if keep.search(c) and "share" not in c] + [
-            c for c in derived if c != "grp_tenure"
-        ] + [c for c in lake if c.startswith("grp_spend_share_")]
-    raise ValueError(f"unknown feature subset {subset!r}; expected one of {list(FEATURE_SUBSETS)}")
-
-
-def design_matrix(frame: pd.DataFrame, features: list[str], horizon_days: int) -> pd.DataFrame:
-    """Lake columns (recency filled) plus derived features, all float64 with no NaN."""
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise ValueError(f"LTV features: the input frame lacks the lake columns {missing}; expected every one of {features}")
-    lake = frame[features].astype("float64")
-    prefixes = tuple(p for p in ("hh", "grp") if f"{p}_days_since_first" in features)
-    derived = derived_features(lake, horizon_days, prefixes)
-    lake = lake.assign(**{c: lake[c].fillna(_NEVER_DAYS if "since_last" in c else 0.0) for c in features})
-    return pd.concat([lake, derived], axis=1)
-
-
-# -- search space -------------------------------------------------------------------------
-
-_ALGORITHM_PARAMS = {
-    "lgbm_l2": ["num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2"],
-    "lgbm_tweedie": [
-        "num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2", "tweedie_variance_power",
-    ],
-    "random_forest": ["rf_n_estimators", "rf_max_depth", "rf_min_samples_leaf", "rf_max_features"],
-    "sklearn_gbr": ["gbr_learning_rate", "gbr_max_leaf_nodes", "gbr_min_samples_leaf", "gbr_l2_regularization"],
-}
-_REDUCER_PARAMS = {"none": [], "pca": ["pca_variance"], "select_by_importance": ["select_top_k"]}
-
-
-def _grid(space: LtvSearchSpace, names: list[str]) -> list[dict]:
-    for name in names:
-        if not getattr(space, name):
-            raise ValueError(f"LtvSearchSpace.{name} is empty; give at least one value")
-    return [dict(zip(names, values)) for values in itertools.product(*(getattr(space, n) for n in names))]
-
-
-def permutations(space: LtvSearchSpace) -> list[dict]:
-    """A deterministic, seeded sample of at most `max_permutations` from the cross product.
-
-    Each permutation is a flat dict (algorithm, reducer, feature_subset and the
-    parameters that apply to them), loggable as MLflow params. The sample is stratified
-    by (algorithm, reducer): strata take turns in a seeded order, so a budget as large as
-    the number of strata tries every declared algorithm and reducer at least once,
-    whereas a plain sample would be dominated by the largest hyperparameter grid.
-    """
-    for name, allowed, values in [
-        ("algorithms", ALGORITHMS, space.algorithms), ("reducers", REDUCERS, space.reducers),
-    ]:
-        unknown = [v for v in values if v not in allowed]
-        if unknown or not values:
-            raise ValueError(f"LtvSearchSpace.{name}: unknown or no values {unknown}; expected a subset of {list(allowed)}")
-    unknown = [s for s in space.feature_subsets if s not in FEATURE_SUBSETS]
-    if unknown or not space.feature_subsets:
-        raise ValueError(
-            f"LtvSearchSpace.feature_subsets: unknown or no values {unknown}; expected a subset of {list(FEATURE_SUBSETS)}"
-        )
-    if space.selection_metric not in _SELECTABLE:
-        raise ValueError(f"LtvSearchSpace.selection_metric {space.selection_metric!r}; expected one of {sorted(_SELECTABLE)}")
-    if space.max_permutations < 1:
-        raise ValueError(f"LtvSearchSpace.max_permutations must be ≥ 1, got {space.max_permutations}")
-    if space.gbr_max_iter < 1:
-        raise ValueError(f"LtvSearchSpace.gbr_max_iter must be ≥ 1, got {space.gbr_max_iter}")
-    rng = random.Random(space.seed)
-    strata = []
-    for algorithm, reducer in itertools.product(space.algorithms, space.reducers):
-        members = [
-            {"algorithm": algorithm, "reducer": reducer, "feature_subset": subset, **hyper, **red}
-            for subset in space.feature_subsets
-            for hyper in _grid(space, _ALGORITHM_PARAMS[algorithm])
-            for red in _grid(space, _REDUCER_PARAMS[reducer])
-        ]
-        rng.shuffle(members)
-        strata.append(members)
-    rng.shuffle(strata)
-    chosen = []
-    for layer in itertools.zip_longest(*strata):
-        chosen.extend(p for p in layer if p is not None)
-        if len(chosen) >= space.max_permutations:
-            break
-    return chosen[: space.max_permutations]
 
 
 # -- the fitted predictor -----------------------------------------------------------------
@@ -238,7 +74,7 @@ class LtvPredictor:
 # -- fitting ------------------------------------------------------------------------------
 
 
-def _lgb_params(perm: dict, seed: int) -> dict:
+def _lgb_params(perm: dict, seed: int, threads: int) -> dict:
     params = {
         "objective": "regression" if perm["algorithm"] == "lgbm_l2" else "tweedie",
         # One metric, so early stopping follows RMSE, the selection metric, only.
@@ -251,7 +87,7 @@ def _lgb_params(perm: dict, seed: int) -> dict:
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "seed": seed,
-        "num_threads": settings.training_threads(),
+        "num_threads": threads,
         "verbose": -1,
         "deterministic": True,
     }
@@ -260,10 +96,10 @@ def _lgb_params(perm: dict, seed: int) -> dict:
     return params
 
 
-def _select_top_k(x: pd.DataFrame, y: np.ndarray, k: int, seed: int) -> list[str]:
+def _select_top_k(x: pd.DataFrame, y: np.ndarray, k: int, seed: int, threads: int) -> list[str]:
     """The k columns with the largest total gain in a quick, small LightGBM fit."""
     quick = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "min_child_samples": 50,
-             "seed": seed, "num_threads": settings.training_threads(), "verbose": -1, "deterministic": True}
+             "seed": seed, "num_threads": threads, "verbose": -1, "deterministic": True}
     booster = lgb.train(quick, lgb.Dataset(x, y), num_boost_round=100)
     gain = pd.Series(booster.feature_importance("gain"), index=list(x.columns))
     # Stable order on ties (e.g. zero gain): by gain, then by column position.
@@ -285,29 +121,23 @@ class _Fitted:
     rounds: int | None  # chosen boosting rounds, for the refit
 
 
-def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame, y_tr: np.ndarray,
-         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, rounds: int | None = None,
-         rankings: dict | None = None) -> _Fitted:
+def _fit(perm: dict, space: LtvSearchSpace, x_tr: pd.DataFrame, y_tr: np.ndarray,
+         x_va: pd.DataFrame | None, y_va: np.ndarray | None, horizon_days: int, threads: int,
+         rounds: int | None = None, rankings: dict | None = None) -> _Fitted:
     """Fit one permutation; with a validation set, boosted models stop early on it.
 
     With `rounds` (the refit) boosted models train exactly that many rounds. `rankings`
     keeps the columns selected by importance per (feature subset, k) across the search's
     permutations, which all fit the same rows: the ranking is the same for each.
     """
-    derived = [c for c in x_tr.columns if c not in lake]
-    columns = _subset_columns(perm["feature_subset"], lake, derived)
-    if not columns:
-        raise ValueError(f"feature subset {perm['feature_subset']!r} selects no column of the input frame")
-    if perm["feature_subset"] == "household":
-        inputs = [c for c in lake if c.startswith("hh_")]
-    else:
-        inputs = list(lake)
+    columns = subset_columns(perm["feature_subset"])
+    inputs = subset_inputs(perm["feature_subset"])
     reducer = None
     if perm["reducer"] == "select_by_importance":
         rankings = {} if rankings is None else rankings
         key = (perm["feature_subset"], perm["select_top_k"])
         if key not in rankings:
-            rankings[key] = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed)
+            rankings[key] = _select_top_k(x_tr[columns], y_tr, perm["select_top_k"], space.seed, threads)
         columns = rankings[key]
     xt, xv = x_tr[columns], (x_va[columns] if x_va is not None else None)
     if perm["reducer"] == "pca":
@@ -317,7 +147,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
 
     algorithm, chosen = perm["algorithm"], None
     if algorithm.startswith("lgbm"):
-        params = _lgb_params(perm, space.seed)
+        params = _lgb_params(perm, space.seed, threads)
         train_set = lgb.Dataset(xt, y_tr)
         if rounds is None:
             valid_set = lgb.Dataset(xv, y_va, reference=train_set)
@@ -332,7 +162,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
         estimator = RandomForestRegressor(
             n_estimators=perm["rf_n_estimators"], max_depth=perm["rf_max_depth"],
             min_samples_leaf=perm["rf_min_samples_leaf"], max_features=perm["rf_max_features"],
-            max_samples=space.rf_max_samples, n_jobs=settings.training_threads(), random_state=space.seed,
+            max_samples=space.rf_max_samples, n_jobs=threads, random_state=space.seed,
         ).fit(xt, y_tr)
         # Predicting on two threads adds the trees up in whichever order they finish, so the
         # same rows scored twice differ in the last bits. One thread: the same answer every time.
@@ -345,7 +175,7 @@ def _fit(perm: dict, space: LtvSearchSpace, lake: list[str], x_tr: pd.DataFrame,
                 max_iter=max_iter, early_stopping=False, random_state=space.seed,
             )
         # scikit-learn's boosting takes its OpenMP threads from the process: the same count as the others.
-        with threadpool_limits(settings.training_threads(), user_api="openmp"):
+        with threadpool_limits(threads, user_api="openmp"):
             if rounds is None:
                 estimator, chosen = _gbr_early_stopped(gbr, xt, y_tr, xv, y_va, space)
             else:
@@ -408,46 +238,45 @@ def _importances(predictor: LtvPredictor, x: pd.DataFrame, y: np.ndarray, seed: 
     return series.sort_values(ascending=False)
 
 
-@dataclass
-class TrainResult:
-    predictor: LtvPredictor
-    params: dict  # the selected permutation, flat (plus the chosen rounds of a boosted model)
-    trials: pd.DataFrame  # one row per permutation: params, validation metrics, fit_seconds
-    validation_metrics: dict  # the selected permutation on the validation sample, before the refit
-    importances: pd.Series  # by design column (mapped back through PCA where applied)
-    validation_deciles: pd.DataFrame  # decile table of the selected permutation on validation
+def plots(validation_deciles: pd.DataFrame, importances: pd.Series, title: str = "") -> dict:
+    """The decile plot of the selected permutation on the selection sample and the feature
+    importance, as matplotlib figures (callers close them)."""
+    import matplotlib
 
-    def figures(self, title: str = "") -> dict:
-        """The decile plot and the feature importance, as matplotlib figures (callers close them)."""
-        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    figures = {}
+    table = validation_deciles
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.4
+    ax.bar(table["decile"] - width / 2, table["mean_prediction"], width, label="mean prediction")
+    ax.bar(table["decile"] + width / 2, table["mean_actual"], width, label="mean actual")
+    ax.set(xlabel="prediction decile (1 = top 10 %)", ylabel="spend over the horizon",
+           title=f"Deciles (validation) {title}".strip(), xticks=list(table["decile"]))
+    ax.legend()
+    fig.tight_layout()
+    figures["decile_plot.png"] = fig
 
-        figures = {}
-        table = self.validation_deciles
-        fig, ax = plt.subplots(figsize=(6, 4))
-        width = 0.4
-        ax.bar(table["decile"] - width / 2, table["mean_prediction"], width, label="mean prediction")
-        ax.bar(table["decile"] + width / 2, table["mean_actual"], width, label="mean actual")
-        ax.set(xlabel="prediction decile (1 = top 10 %)", ylabel="spend over the horizon",
-               title=f"Deciles (validation) {title}".strip(), xticks=list(table["decile"]))
-        ax.legend()
-        fig.tight_layout()
-        figures["decile_plot.png"] = fig
-
-        top = self.importances.head(20)[::-1]
-        fig, ax = plt.subplots(figsize=(6, 6))
-        ax.barh(list(top.index), top.to_numpy())
-        ax.set(xlabel="share of importance", title=f"Feature importance {title}".strip())
-        fig.tight_layout()
-        figures["feature_importance.png"] = fig
-        return figures
+    top = importances.head(20)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.barh(list(top.index), top.to_numpy())
+    ax.set(xlabel="share of importance", title=f"Feature importance {title}".strip())
+    fig.tight_layout()
+    figures["feature_importance.png"] = fig
+    return figures
 
 
 def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
-          horizon_days: int = HORIZON_DAYS, label: str = LABEL) -> TrainResult:
-    """Fit every permutation on `train_df`, select on `valid_df`, refit the winner on both.
+          horizon_days: int = HORIZON_DAYS, label: str = LABEL,
+          threads: int = settings.DEFAULT_TRAINING_THREADS) -> TrainResult:
+    """Fit every permutation on `train_df`, select on `valid_df`, refit the winner on both,
+    every fit on `threads` threads.
+
+    The result's `params` are the selected permutation, flat (plus the chosen rounds of a
+    boosted model); `trials` one row per permutation (params, validation metrics,
+    fit_seconds); `selection_metrics` the winner's on `valid_df` before the refit;
+    `importances` by design column (mapped back through PCA where applied).
 
     `valid_df` must hold other households than `train_df` (the lifecycle's selection
     sample): it is used for early stopping and for selection, so its metrics are
@@ -460,19 +289,19 @@ def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
             raise ValueError(f"{name} is empty; LTV training needs rows in both the training and validation frames")
         if df[label].isna().any():
             raise ValueError(f"{name}: column {label!r} holds {int(df[label].isna().sum())} nulls; expected spend ≥ 0")
-    lake = lake_columns(train_df)
     for required in ("hh_days_since_first", "hh_days_since_last"):
-        if required not in lake:
+        if required not in train_df.columns:
             raise ValueError(f"train_df lacks the household feature {required!r} (CONTRACTS §4)")
+    lake = lake_columns(train_df)
     x_tr = design_matrix(train_df, lake, horizon_days)
     x_va = design_matrix(valid_df, lake, horizon_days)
     y_tr, y_va = train_df[label].to_numpy("float64"), valid_df[label].to_numpy("float64")
-    minimize = space.selection_metric in _MINIMIZE
+    minimize = space.selection_metric in MINIMIZE
 
     rows, best, rankings = [], None, {}
     for i, perm in enumerate(permutations(space)):
         start = time.perf_counter()
-        fitted = _fit(perm, space, lake, x_tr, y_tr, x_va, y_va, horizon_days, rankings=rankings)
+        fitted = _fit(perm, space, x_tr, y_tr, x_va, y_va, horizon_days, threads, rankings=rankings)
         pred = fitted.predictor.predict(valid_df)
         metrics = evaluate(y_va, pred)
         seconds = time.perf_counter() - start
@@ -486,13 +315,17 @@ def train(train_df: pd.DataFrame, valid_df: pd.DataFrame, space: LtvSearchSpace,
     both = pd.concat([train_df, valid_df], ignore_index=True)
     x_all = pd.concat([x_tr, x_va], ignore_index=True)
     y_all = both[label].to_numpy("float64")
-    final = _fit(perm, space, lake, x_all, y_all, None, None, horizon_days, rounds=fitted.rounds)
+    final = _fit(perm, space, x_all, y_all, None, None, horizon_days, threads, rounds=fitted.rounds)
     params = {**perm, **({"rounds": fitted.rounds} if fitted.rounds is not None else {})}
+    importances = _importances(final.predictor, valid_df, y_va, space.seed)
+    deciles = decile_table(y_va, pred)
     return TrainResult(
         predictor=final.predictor,
         params=params,
         trials=pd.DataFrame(rows),
-        validation_metrics=metrics,
-        importances=_importances(final.predictor, valid_df, y_va, space.seed),
-        validation_deciles=decile_table(y_va, pred),
+        selection_metrics=metrics,
+        importances=importances,
+        # The plots show the selection sample, where the winner was chosen, not the vetting
+        # snapshot the lifecycle passes.
+        figures=lambda y, p: plots(deciles, importances),
     )

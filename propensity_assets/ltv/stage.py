@@ -1,20 +1,19 @@
 """The LTV stage: what it declares to the shared lifecycle.
 
 Label: the household's spend on the group over the next H days (CONTRACTS §8; H = 90 by
-default, `PROPENSITY_LTV_HORIZON_DAYS`). Model: the seed's parameter-permutation
+default, `PROPENSITY_LTV_HORIZON_DAYS`: a deployment setting, not launchpad config, because
+the labels table, its schedule and every trained model must share one H; see
+`settings.ltv_horizon_days`). Model: the seed's parameter-permutation
 interface over regressors (LightGBM L2 and Tweedie, random forest, scikit-learn
 gradient boosting) × reducers (none, PCA, selection by importance) × feature subsets.
 Metric: RMSE; a candidate must beat the previous-H-days spend and the BTYD baseline
 (BG/NBD + Gamma-Gamma) on RMSE and normalized Gini. Profile: `ltv__<group>`, `ltv_decile__<group>`.
 """
 
-from propensity_assets.shared import settings
-from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, TrainResult, lazy
+from propensity_assets.shared import settings, tables
+from propensity_assets.lifecycle.config import search_config
+from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, TrainResult, lazy
 from propensity_assets.ltv.space import LtvSearchSpace
-
-LABELS_TABLE = "ltv_labels"
-SCORES_TABLE = "ltv_scores"
 
 
 LtvTraining = search_config(
@@ -33,15 +32,8 @@ LtvTraining = search_config(
 def _train(fit_df, select_df, config) -> TrainResult:
     from propensity_assets.ltv.model import train
 
-    result = train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days())
-    return TrainResult(
-        predictor=result.predictor,
-        params=result.params,
-        trials=result.trials,
-        selection_metrics=result.validation_metrics,
-        importances=result.importances,
-        figures=lambda y, p: result.figures(),
-    )
+    return train(fit_df, select_df, config.space(), horizon_days=settings.ltv_horizon_days(),
+                 threads=config.training_threads)
 
 
 def _baselines(frame, horizon_days: int) -> dict:
@@ -59,8 +51,18 @@ def _baselines(frame, horizon_days: int) -> dict:
 LTV = ModelStage(
     name="ltv",
     title="LTV",
-    labels_table=LABELS_TABLE,
-    scores_table=SCORES_TABLE,
+    labels_table=tables.LTV_LABELS,
+    label=LabelSpec.total(
+        "sales_value",
+        description=(
+            "The LTV label (CONTRACTS §8): the household's spend on the group's products on days "
+            "d ≤ day < d + H (H = PROPENSITY_LTV_HORIZON_DAYS, 90 by default; total spend for `all_products`), "
+            "0 for a household of the population that bought nothing in the group then. A partition whose "
+            "horizon runs past the end of the data is refused."
+        ),
+        schedule_minute=40,
+    ),
+    scores_table=tables.LTV_SCORES,
     score_column="ltv",
     horizon_days=settings.ltv_horizon_days,
     train=_train,
@@ -71,9 +73,9 @@ LTV = ModelStage(
         "rmse": False, "mae": False, "normalized_gini": True, "spearman": True, "top_decile_capture": True,
     },
     baseline_metrics=("rmse", "normalized_gini"),
-    # BTYD is a fitted model, not a naive rule: on small groups it ties the regressors on
-    # RMSE (cheese at 2017-09-29: 10.058 vs 9.812, a 95 % bootstrap interval of the ratio
-    # from −1.4 % to +6.5 %) while they rank better. Only a loss at 95 % confidence counts.
+    # BTYD is a fitted model, not a naive rule: on small groups its RMSE and the regressors'
+    # differ by less than the bootstrap's noise while the regressors rank better, so only a
+    # loss at 95 % confidence counts.
     baseline_confidence=0.95,
     profile=ProfileColumns(prefix="ltv", value_column="ltv"),
     score_extras=lambda: {"horizon_days": settings.ltv_horizon_days()},

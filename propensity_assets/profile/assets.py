@@ -15,9 +15,8 @@ import pyarrow.dataset as ds
 from propensity_assets.lifecycle.deciles import deciles
 from propensity_assets.shared.partitions import as_of_partitions, product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
+from propensity_assets.shared import tables
 
-PROFILE_TABLE = "customer_profile"
-LONG_TABLE = "customer_profile_long"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
     """The profile asset over whatever stages declare profile columns."""
 
     @dg.asset(
-        name=PROFILE_TABLE,
+        name=tables.CUSTOMER_PROFILE,
         group_name="profile",
         partitions_def=as_of_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -113,8 +112,8 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         incentives = profile_columns(lake, groups, wide["household_id"])
         wide = wide.assign(**incentives)
         specs = [{"as_of": d} for d in dates]
-        lake.lake.write_pandas(PROFILE_TABLE, wide, ["as_of"], specs)
-        lake.lake.write_pandas(LONG_TABLE, long, ["as_of"], specs)
+        lake.lake.write_pandas(tables.CUSTOMER_PROFILE, wide, ["as_of"], specs)
+        lake.lake.write_pandas(tables.CUSTOMER_PROFILE_LONG, long, ["as_of"], specs)
         present = {prefix: sorted(set(long.loc[long["stage"] == prefix, "product_group"])) for prefix in scores}
         preview = wide[wide["as_of"] == dates[-1]].head(5)
         return dg.MaterializeResult(

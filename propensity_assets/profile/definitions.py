@@ -5,9 +5,11 @@ import dagster as dg
 
 from propensity_assets.profile.assets import profile_asset, sources_from
 
+from propensity_assets.shared import tables
+
 profile_job = dg.define_asset_job(
     "profile_job",
-    selection=["customer_profile"],
+    selection=[tables.CUSTOMER_PROFILE],
     description="Rebuild the customer profile for one as_of.",
 )
 

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from propensity_assets.shared import settings
-from propensity_assets.lifecycle.frames import feature_columns
+from propensity_assets.features.declaration import PROPENSITY
 from propensity_assets.lifecycle.stage import TrainResult
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
 
@@ -36,7 +36,7 @@ class BoosterPredictor:
         return self.booster.predict(frame[self.features].astype("float64"))
 
 
-def _params(trial: dict, space: SearchSpace) -> dict:
+def _params(trial: dict, space: SearchSpace, threads: int) -> dict:
     return {
         "objective": "binary",
         "metric": _LGB_METRIC[space.selection_metric],
@@ -49,16 +49,18 @@ def _params(trial: dict, space: SearchSpace) -> dict:
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "seed": space.seed,
-        "num_threads": settings.training_threads(),
+        "num_threads": threads,
         "verbose": -1,
         "deterministic": True,
     }
 
 
-def train(fit_df: pd.DataFrame, select_df: pd.DataFrame, space: SearchSpace, label: str = "label") -> TrainResult:
+def train(fit_df: pd.DataFrame, select_df: pd.DataFrame, space: SearchSpace, label: str = "label",
+          threads: int = settings.DEFAULT_TRAINING_THREADS) -> TrainResult:
     """Try each trial with early stopping on the selection rows, keep the best by the
-    selection metric, then refit it on all rows with its number of rounds."""
-    features = feature_columns(fit_df)
+    selection metric, then refit it on all rows with its number of rounds; every fit
+    on `threads` threads."""
+    features = PROPENSITY.require(fit_df.columns)
     if fit_df[label].nunique() < 2:
         raise ValueError(f"training labels have a single class ({fit_df[label].iloc[0]}); cannot fit a classifier")
     x_fit, y_fit = fit_df[features], fit_df[label].to_numpy()
@@ -69,7 +71,7 @@ def train(fit_df: pd.DataFrame, select_df: pd.DataFrame, space: SearchSpace, lab
     rows, best = [], None
     for i, trial in enumerate(space.trials()):
         booster = lgb.train(
-            _params(trial, space), fit_set, num_boost_round=space.max_rounds, valid_sets=[sel_set],
+            _params(trial, space, threads), fit_set, num_boost_round=space.max_rounds, valid_sets=[sel_set],
             callbacks=[lgb.early_stopping(space.early_stopping_rounds, first_metric_only=True, verbose=False)],
         )
         metrics = evaluate(y_sel, booster.predict(x_sel, num_iteration=booster.best_iteration))
@@ -79,7 +81,7 @@ def train(fit_df: pd.DataFrame, select_df: pd.DataFrame, space: SearchSpace, lab
             best = (trial, booster.best_iteration, score, metrics)
     trial, rounds, _, metrics = best
     both = pd.concat([fit_df, select_df], ignore_index=True)
-    final = lgb.train(_params(trial, space), lgb.Dataset(both[features], both[label].to_numpy()), num_boost_round=max(rounds, 1))
+    final = lgb.train(_params(trial, space, threads), lgb.Dataset(both[features], both[label].to_numpy()), num_boost_round=max(rounds, 1))
     predictor = BoosterPredictor(final, features)
     importances = pd.Series(final.feature_importance(importance_type="gain"), index=features).sort_values(ascending=False)
     return TrainResult(

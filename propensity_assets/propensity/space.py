@@ -1,5 +1,5 @@
 """The propensity search space: plain data, importable without LightGBM (the launchpad
-config is built from it, see `lifecycle.assets.search_config`)."""
+config is built from it, see `lifecycle.config.search_config`)."""
 
 from __future__ import annotations
 

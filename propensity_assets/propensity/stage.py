@@ -6,12 +6,11 @@ precision, beating the recency and 90-day-basket baselines on ROC AUC and AP (§
 Profile: `propensity__<group>` and `propensity_decile__<group>`.
 """
 
-from propensity_assets.lifecycle.assets import search_config
-from propensity_assets.lifecycle.stage import ModelStage, ProfileColumns, lazy
+from propensity_assets.lifecycle.config import search_config
+from propensity_assets.lifecycle.stage import LabelSpec, ModelStage, ProfileColumns, lazy
 from propensity_assets.propensity.space import HORIZON_DAYS, SearchSpace
+from propensity_assets.shared import tables
 
-LABELS_TABLE = "propensity_labels"
-SCORES_TABLE = "propensity_scores"
 
 
 PropensityTraining = search_config(
@@ -32,14 +31,22 @@ MODEL = "propensity_assets.propensity.model"
 def _train(fit_df, select_df, config):
     from propensity_assets.propensity.model import train
 
-    return train(fit_df, select_df, config.space())
+    return train(fit_df, select_df, config.space(), threads=config.training_threads)
 
 
 PROPENSITY = ModelStage(
     name="propensity",
     title="propensity",
-    labels_table=LABELS_TABLE,
-    scores_table=SCORES_TABLE,
+    labels_table=tables.PROPENSITY_LABELS,
+    label=LabelSpec.any_purchase(
+        description=(
+            "The propensity label (CONTRACTS §4): 1 if the household bought any product of the group on a day "
+            "d ≤ day < d + 30, else 0, for every household in the population at d. A partition whose label "
+            "window runs past the end of the data is refused."
+        ),
+        schedule_minute=30,
+    ),
+    scores_table=tables.PROPENSITY_SCORES,
     score_column="score",
     horizon_days=lambda: HORIZON_DAYS,
     train=_train,

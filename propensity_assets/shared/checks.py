@@ -71,13 +71,16 @@ def _previous(dates: list[str], d: str) -> str | None:
     return earlier[-1] if earlier else None
 
 
-def population_drops(lake, table: str, pairs: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+def population_drops(
+    lake, table: str, pairs: Sequence[tuple[str, ...]], tolerance: float | None = None
+) -> dict[tuple[str, ...], str]:
     """{partition: why} for each (as_of[, group]) of `pairs` whose row count fell by more than
-    the tolerance from the table's previous as_of in the lake (same group). Row counts come
-    from the Parquet footers; a partition without a previous as_of passes."""
+    `tolerance` (a fraction; None: the deployment's setting) from the table's previous as_of
+    in the lake (same group). Row counts come from the Parquet footers; a partition without
+    a previous as_of passes."""
     if not pairs or not lake.exists(table):
         return {}
-    tolerance = settings.population_drop_tolerance()
+    tolerance = settings.population_drop_tolerance(tolerance)
     stored = lake.partitions(table, "as_of")
     previous = {p: _previous(stored, p[0]) for p in pairs}
     wanted = sorted({p[0] for p in pairs} | {d for d in previous.values() if d})

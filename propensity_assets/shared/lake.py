@@ -32,18 +32,14 @@ The root must be a local or mounted POSIX path (`settings.lake_root`): object st
 have neither flock nor atomic renames of directories (a "rename" there copies and
 deletes object by object), so the protocol above could not hold; such a root is
 refused before anything is written.
+
+This module holds the lake's layout, its reads and its write entry points; the commit
+protocol itself is `lake_commit`, the Spark executors' staging writer `lake_staging`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import json
-import logging
-import os
 import re
-import signal
-import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,16 +47,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from propensity_assets.shared.settings import lake_root
+from propensity_assets.shared import lake_commit, settings
 
-log = logging.getLogger(__name__)
-
-JOURNAL = "_journal.json"
 PartitionSpec = Mapping[str, str]  # e.g. {"as_of": "2017-12-01", "product_group": "eggs"}
 
 
@@ -79,17 +71,31 @@ def partition_dir(spec: PartitionSpec) -> str:
     return "/".join(f"{key}={value}" for key, value in spec.items())
 
 
+def data_file(staging: str, part: int = 0) -> str:
+    """A data file name unique to one write (and, for a Spark write, to one task): a path
+    never names two versions' bytes, so a reader that listed a partition just before a
+    swap gets FileNotFoundError (and lists again), never the footer of one version with
+    the pages of another."""
+    return f"part-{part:05d}-{staging.rstrip('/').rsplit('/', 1)[-1]}.parquet"
+
+
 @dataclass(frozen=True)
 class Lake:
     root: str  # a local path or file: URI; stored as an absolute path
     # Un-journaled staging older than this belongs to a killed writer and is deleted.
-    staging_grace_s: float = float(os.environ.get("PROPENSITY_LAKE_STAGING_GRACE_S", 24 * 3600))
+    # None: the deployment's setting (`settings.lake_staging_grace_s`).
+    staging_grace_s: float | None = None
     # How long a commit waits for another writer's lock on the same table.
-    lock_timeout_s: float = float(os.environ.get("PROPENSITY_LAKE_LOCK_TIMEOUT_S", 600))
+    # None: the deployment's setting (`settings.lake_lock_timeout_s`).
+    lock_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         # Refuse an object store or HDFS before anything is read or written.
-        object.__setattr__(self, "root", lake_root(self.root, "lake root"))
+        object.__setattr__(self, "root", settings.lake_root(self.root, "lake root"))
+        if self.staging_grace_s is None:
+            object.__setattr__(self, "staging_grace_s", settings.lake_staging_grace_s())
+        if self.lock_timeout_s is None:
+            object.__setattr__(self, "lock_timeout_s", settings.lake_lock_timeout_s())
 
     @property
     def _fs_and_root(self) -> tuple[pafs.FileSystem, str]:
@@ -137,54 +143,13 @@ class Lake:
         interrupted commit of the table, write the journal, swap each partition with
         one atomic exchange, mark the journal committed, then drop the old versions.
         """
-        fs, root = self._fs_and_root
-        staging = staging_uri
-        specs = list(specs)
-        with _TableLock(fs, f"{root}/_locks", table, self.lock_timeout_s):
-            self._recover_table(fs, root, table)
-            entries = []
-            for spec in specs:
-                rel = partition_dir(spec)
-                source = f"{staging}/{rel}" if rel else f"{staging}/data"
-                has_new = fs.get_file_info(source).type == pafs.FileType.Directory
-                if has_new:
-                    # The marker tells recovery whether this partition's swap happened.
-                    _write_bytes(fs, f"{source}/{_marker(staging)}", b"")
-                entries.append({"rel": rel, "new": has_new})
-            fs.create_dir(staging, recursive=True)
-            _write_json(fs, f"{staging}/{JOURNAL}", {"table": table, "state": "prepared", "partitions": entries})
-            _fault("journal")
-            self._apply(fs, root, table, staging, entries)
-            _write_json(fs, f"{staging}/{JOURNAL}", {"table": table, "state": "committed", "partitions": entries})
-            _fault("committed")
-            fs.delete_dir(staging)
+        _, root = self._fs_and_root
+        rels = [partition_dir(spec) for spec in specs]
+        written = lake_commit.commit(root, table, staging_uri, rels, self.lock_timeout_s)
         # After the commit, so a grace period shorter than this write's own staging
         # time can never delete the staging being committed.
         self.clean_stale_staging()
-        return sum(entry["new"] for entry in entries)
-
-    def _apply(self, fs: pafs.FileSystem, root: str, table: str, staging: str, entries: list[dict]) -> None:
-        """Roll a prepared commit forward; idempotent, so recovery calls it again."""
-        marker = _marker(staging)
-        for entry in entries:
-            rel = entry["rel"]
-            source = f"{staging}/{rel}" if rel else f"{staging}/data"
-            target = f"{root}/{table}" + (f"/{rel}" if rel else "")
-            old = f"{staging}/_replaced/{rel or 'data'}"
-            target_is_dir = fs.get_file_info(target).type == pafs.FileType.Directory
-            if target_is_dir and fs.get_file_info(f"{target}/{marker}").type == pafs.FileType.File:
-                continue  # swapped before the interruption
-            if not entry["new"]:
-                if target_is_dir:
-                    fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
-                    fs.move(target, old)
-                continue
-            fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            if target_is_dir:
-                _swap_dirs(fs, source, target, old)
-            else:
-                fs.move(source, target)
-            _fault("swap")
+        return written
 
     def recover(self) -> dict[str, list[str]]:
         """Finish every interrupted commit and delete stale staging; report what was done.
@@ -192,68 +157,24 @@ class Lake:
         Safe at any time: each table's recovery runs under that table's commit lock.
         Returns {"recovered": [staging ids], "cleaned": [staging ids]}.
         """
-        fs, root = self._fs_and_root
-        recovered = []
-        for info in self._staging_dirs(fs, root):
-            journal = _read_json(fs, f"{info.path}/{JOURNAL}")
-            if journal is not None:
-                with _TableLock(fs, f"{root}/_locks", journal["table"], self.lock_timeout_s):
-                    recovered += self._recover_table(fs, root, journal["table"])
+        _, root = self._fs_and_root
+        recovered = lake_commit.recover(root, self.lock_timeout_s)
         return {"recovered": recovered, "cleaned": self.clean_stale_staging()}
-
-    def _recover_table(self, fs: pafs.FileSystem, root: str, table: str) -> list[str]:
-        """Roll forward every journaled commit of `table` (caller holds its lock).
-
-        A journal is written only once every new partition is fully staged, so an
-        interrupted commit can always be completed; nothing is ever rolled back to a
-        state newer readers did not see. Staging without a journal never became
-        visible and is left to the grace-period cleanup (its writer may still be alive).
-        """
-        done = []
-        for info in self._staging_dirs(fs, root):
-            journal = _read_json(fs, f"{info.path}/{JOURNAL}")
-            if journal is None or journal.get("table") != table:
-                continue
-            if journal["state"] != "committed":
-                self._apply(fs, root, table, info.path, journal["partitions"])
-            fs.delete_dir(info.path)
-            log.warning("lake: finished interrupted commit %s of table %r", info.base_name, table)
-            done.append(info.base_name)
-        return done
 
     def clean_stale_staging(self) -> list[str]:
         """Delete un-journaled staging older than the grace period (killed writers')."""
-        fs, root = self._fs_and_root
-        cutoff = time.time() - self.staging_grace_s
-        cleaned = []
-        for info in self._staging_dirs(fs, root):
-            if fs.get_file_info(f"{info.path}/{JOURNAL}").type == pafs.FileType.File:
-                continue  # an interrupted commit: recovery's job, never plain deletion
-            if info.mtime is not None and info.mtime.timestamp() < cutoff:
-                fs.delete_dir(info.path)
-                cleaned.append(info.base_name)
-        if cleaned:
-            log.warning("lake: deleted %d stale staging dir(s) under %s/_staging: %s", len(cleaned), self.root, cleaned)
-        return cleaned
-
-    @staticmethod
-    def _staging_dirs(fs: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:
-        selector = pafs.FileSelector(f"{root}/_staging", allow_not_found=True)
-        return sorted(
-            (info for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory),
-            key=lambda info: info.base_name,
-        )
+        _, root = self._fs_and_root
+        return lake_commit.clean_stale_staging(root, self.staging_grace_s)
 
     def discard(self, staging_uri: str) -> None:
         fs, _ = self._fs_and_root
-        path = staging_uri
-        if fs.get_file_info(path).type != pafs.FileType.Directory:
+        if fs.get_file_info(staging_uri).type != pafs.FileType.Directory:
             return
-        if fs.get_file_info(f"{path}/{JOURNAL}").type == pafs.FileType.File:
+        if lake_commit.journaled(staging_uri):
             # The commit got past its journal: finish it rather than lose a half swap.
             self.recover()
         else:
-            fs.delete_dir(path)
+            fs.delete_dir(staging_uri)
 
     def write_pandas(
         self,
@@ -286,7 +207,7 @@ class Lake:
         try:
             if not partition_cols:
                 fs.create_dir(f"{path}/data", recursive=True)
-                pq.write_table(arrow, f"{path}/data/{_data_file(staging)}", filesystem=fs)
+                pq.write_table(arrow, f"{path}/data/{data_file(staging)}", filesystem=fs)
                 return self.commit(table, staging, [{}])
             if specs is None:
                 keys = df[list(partition_cols)].drop_duplicates().astype(str)
@@ -302,7 +223,7 @@ class Lake:
                 fs.create_dir(part_dir, recursive=True)
                 pq.write_table(
                     arrow_parts.filter(pa.array(mask.to_numpy())),
-                    f"{part_dir}/{_data_file(staging)}",
+                    f"{part_dir}/{data_file(staging)}",
                     filesystem=fs,
                 )
             return self.commit(table, staging, specs)
@@ -388,194 +309,3 @@ class Lake:
         fs, root = self._fs_and_root
         selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
         return any("=" in info.base_name for info in fs.get_file_info(selector))
-
-
-# -- commit machinery --------------------------------------------------------------------
-
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_fault_counts: dict[str, int] = {}
-
-
-def _fault(step: str) -> None:
-    """Fault injection for the crash tests: PROPENSITY_LAKE_FAULT=<step>:<n> SIGKILLs
-    this process at the n-th time it reaches `step`. Unset in production: a no-op."""
-    spec = os.environ.get("PROPENSITY_LAKE_FAULT")
-    if not spec:
-        return
-    name, _, nth = spec.partition(":")
-    if name != step:
-        return
-    _fault_counts[step] = _fault_counts.get(step, 0) + 1
-    if _fault_counts[step] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _data_file(staging: str) -> str:
-    """A data file name unique to one write: a path never names two versions' bytes, so a
-    reader that listed a partition just before a swap gets FileNotFoundError (and lists
-    again), never the footer of one version with the pages of another."""
-    return f"part-00000-{staging.rstrip('/').rsplit('/', 1)[-1]}.parquet"
-
-
-def stage_sorted_batches(
-    batches: Iterable[pa.RecordBatch], staging: str, keys: Sequence[str], part: int
-) -> Iterator[pa.RecordBatch]:
-    """Write record batches sorted by the partition columns `keys` into `staging`, one
-    Hive partition directory per key run, one file per partition (`part-<part>-<id>`);
-    yields one batch of (partition, rows) per partition written.
-
-    Spark's own partitioned writer costs ~17 ms per file; a year of group features has
-    4,368 partitions. This runs inside each Spark task (`LakeResource.write_spark`), which
-    streams its rows here sorted, so a partition's file is open only while its run lasts.
-    The name depends only on the task's partition number: a retried task overwrites its
-    own files.
-    """
-    keys = list(keys)
-    data_file = f"part-{part:05d}-{staging.rstrip('/').rsplit('/', 1)[-1]}.parquet"
-    writer, current, rows, written = None, None, 0, []
-
-    def close() -> None:
-        if writer is not None:
-            writer.close()
-            written.append((current, rows))
-
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        for key in keys:
-            if batch.column(key).null_count:
-                raise ValueError(f"lake partition column {key!r}: null values cannot name a partition")
-        values = [batch.column(k).cast(pa.string()) for k in keys]
-        # where any key changes: the run ends of the keys joined (the separator only
-        # splits runs; each run's values are read from the columns themselves)
-        runs = pc.run_end_encode(pc.binary_join_element_wise(*values, "\x00"))
-        data = batch.drop_columns(keys)
-        start = 0
-        for end in runs.run_ends.to_pylist():
-            label = tuple(v[start].as_py() for v in values)
-            if label != current:
-                close()
-                if label in dict(written):  # its file would be overwritten
-                    raise ValueError(f"lake staging: rows of partition {label} are not contiguous; sort by {keys}")
-                rel = partition_dir(dict(zip(keys, label)))
-                os.makedirs(f"{staging}/{rel}", exist_ok=True)
-                writer, current, rows = pq.ParquetWriter(f"{staging}/{rel}/{data_file}", data.schema), label, 0
-            writer.write_batch(data.slice(start, end - start))
-            rows += end - start
-            start = end
-    close()
-    if written:
-        yield pa.RecordBatch.from_pydict({"partition": ["/".join(w[0]) for w in written], "rows": [w[1] for w in written]})
-
-
-def _marker(staging: str) -> str:
-    # Leading underscore: Spark, pyarrow, DuckDB and Polars globs of *.parquet skip it.
-    return f"_committed_{staging.rstrip('/').rsplit('/', 1)[-1]}"
-
-
-def _write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    # Write aside, fsync, then one atomic rename: a reader or a crash sees the old
-    # file or the whole new one, never a torn journal.
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json(fs: pafs.FileSystem, path: str, payload: dict) -> None:
-    _write_bytes(fs, path, json.dumps(payload, indent=1).encode())
-
-
-def _read_json(fs: pafs.FileSystem, path: str) -> dict | None:
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as handle:
-        return json.loads(handle.read())
-
-
-def _swap_dirs(fs: pafs.FileSystem, source: str, target: str, old: str) -> None:
-    """Replace directory `target` by `source` so that readers see one or the other.
-
-    On Linux local disks, renameat2(RENAME_EXCHANGE) swaps the two directories in one
-    atomic step (the old version lands at `source`, inside staging, and goes with it).
-    Elsewhere (NFS and other filesystems without it, other OSes) there is no atomic
-    directory replace: the old version is moved aside and the new one in, two renames
-    back to back, and a reader listing between them sees the partition missing; the
-    journal still makes a crash there recoverable.
-    """
-    if _exchange(source, target):
-        return
-    fs.create_dir(old.rsplit("/", 1)[0], recursive=True)
-    fs.move(target, old)
-    _fault("between_renames")
-    fs.move(source, target)
-
-
-def _exchange(a: str, b: str) -> bool:
-    if os.environ.get("PROPENSITY_LAKE_NO_EXCHANGE"):
-        return False  # tests: exercise the two-rename fallback on a disk that has the exchange
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # filesystem without RENAME_EXCHANGE: fall back to two renames
-    raise OSError(err, f"Could not swap lake partition {b} with staged {a}: {os.strerror(err)}")
-
-
-class _TableLock:
-    """One committer per table at a time, so two writers never interleave renames.
-
-    An flock on `<root>/_locks/<table>.lock` (kept: deleting a lock file races); the kernel
-    releases it when its holder dies, so a killed run never leaves a stale lock. (On NFS,
-    flock is a lock of the server's lock manager, shared by every client.)
-    """
-
-    def __init__(self, fs: pafs.FileSystem, lock_root: str, table: str, timeout_s: float):
-        self.path = f"{lock_root}/{table}.lock"
-        self.table, self.timeout_s = table, timeout_s
-        self.fd: int | None = None
-
-    def __enter__(self) -> "_TableLock":
-        import fcntl
-
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip()
-                    os.close(self.fd)
-                    raise TimeoutError(
-                        f"Lake table {self.table!r}: another writer has held the commit lock "
-                        f"{self.path} for over {self.timeout_s:.0f}s (holder: {holder or 'unknown'}). "
-                        "Wait for that run to finish, or raise PROPENSITY_LAKE_LOCK_TIMEOUT_S."
-                    ) from None
-                time.sleep(0.05)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"pid={os.getpid()} host={socket.gethostname()} since={time.time():.0f}".encode(), 0)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the flock
-            self.fd = None

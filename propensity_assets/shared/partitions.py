@@ -224,7 +224,7 @@ def group_range_tags(
 def today(scheduled: datetime | None = None) -> date:
     """The date schedules and sensors act for: PROPENSITY_TODAY for data that ended in the
     past (the embedded data), else the tick's date (or now)."""
-    configured = settings.today()
+    configured = settings.configured_today()
     if configured:
         return date.fromisoformat(configured)
     return (scheduled or datetime.now()).date()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,7 +118,7 @@ def relocate_store(db_path: str | Path) -> str | None:
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.data_dir() / 'mlflow' / 'mlflow.db'}"
+    return settings.mlflow_tracking_uri() or f"sqlite:///{settings.data_dir() / 'mlflow' / 'mlflow.db'}"
 
 
 def default_artifact_root() -> str:

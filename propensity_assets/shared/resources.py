@@ -65,7 +65,7 @@ class LakeResource(dg.ConfigurableResource):
         def stage(batches):
             from pyspark import TaskContext
 
-            from propensity_assets.shared.lake import stage_sorted_batches
+            from propensity_assets.shared.lake_staging import stage_sorted_batches
 
             return stage_sorted_batches(batches, staging, keys, TaskContext.get().partitionId())
 

@@ -1,7 +1,12 @@
-"""Deployment knobs, read once from the environment.
+"""Deployment knobs: the only module that reads the environment.
 
 Every knob has a default that runs on the embedded Complete Journey data with
-nothing set. These are the only places the project reads the environment.
+nothing set. Each is a function, called when a command or run needs the value, so
+a changed or wrong variable shows in the run that uses it. Model choices that a
+run may make (the training row budget and threads, auto-promotion, the scores'
+population-drop tolerance) are launchpad Config fields whose default, None, is
+the deployment's variable: those functions take the run's choice as `chosen`.
+(`propensity_assets_tests/shared/test_settings.py` fails on a read elsewhere.)
 """
 
 from __future__ import annotations
@@ -21,9 +26,46 @@ def data_dir() -> Path:
     return Path(os.environ.get("PROPENSITY_DATA_DIR", PROJECT_ROOT / "data")).resolve()
 
 
+def dagster_home() -> Path:
+    """The Dagster instance's directory: DAGSTER_HOME, else data/dagster_home."""
+    return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home")
+
+
+def configured_lake_uri() -> str | None:
+    """PROPENSITY_LAKE_URI as set, unchecked; None when unset. A registered model reads
+    its features from it, else from the lake it was trained on."""
+    return os.environ.get("PROPENSITY_LAKE_URI") or None
+
+
 def lake_uri() -> str:
     """Root of the lake: an absolute local path (see `lake_root` for what is accepted)."""
-    return lake_root(os.environ.get("PROPENSITY_LAKE_URI") or str(data_dir() / "lake"), "PROPENSITY_LAKE_URI")
+    return lake_root(configured_lake_uri() or str(data_dir() / "lake"), "PROPENSITY_LAKE_URI")
+
+
+def lake_staging_grace_s() -> float:
+    """Un-journaled lake staging older than this many seconds belongs to a killed writer
+    and is deleted (PROPENSITY_LAKE_STAGING_GRACE_S, default a day): longer than any
+    write takes to stage."""
+    return _seconds("PROPENSITY_LAKE_STAGING_GRACE_S", 24 * 3600)
+
+
+def lake_lock_timeout_s() -> float:
+    """How long a lake commit waits for another writer's lock on the same table
+    (PROPENSITY_LAKE_LOCK_TIMEOUT_S, default 600)."""
+    return _seconds("PROPENSITY_LAKE_LOCK_TIMEOUT_S", 600)
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds ≥ 0, e.g. {default:g}")
+    return value
 
 
 def product_groups_file() -> Path:
@@ -120,15 +162,21 @@ def training_start() -> str:
     return _date("PROPENSITY_TRAINING_START", "2017-04-07", "the first weekly training cutoff")
 
 
-def today() -> str | None:
-    """A configurable "today" (YYYY-MM-DD) for schedules and sensors. The embedded data ends
-    on 2018-01-01, so the demo sets it; unset means the real date."""
+def configured_today() -> str | None:
+    """PROPENSITY_TODAY (YYYY-MM-DD), the "today" of schedules and sensors when set; None
+    means the real date (`partitions.today` decides). The embedded data ends on
+    2018-01-01, so the demo sets it."""
     return os.environ.get("PROPENSITY_TODAY") or None
 
 
 def ltv_horizon_days() -> int:
     """H, the LTV horizon in days (CONTRACTS §8): 90 by default; 365 with longer history.
-    It must be one of the feature windows (7, 14, 30, 90, 365), for the previous-H-days baseline."""
+    It must be one of the feature windows (7, 14, 30, 90, 365), for the previous-H-days baseline.
+
+    A deployment setting, not a run's choice: H defines what the `ltv_labels` table holds,
+    the as_of its daily schedule computes (today − H), the snapshots a model trains and
+    is vetted on, and the horizon_days of every scores row. A run choosing another H
+    would train on labels of one horizon and vet or score as if they were of another."""
     raw = os.environ.get("PROPENSITY_LTV_HORIZON_DAYS", "90")
     try:
         value = int(raw)
@@ -139,62 +187,88 @@ def ltv_horizon_days() -> int:
     return value
 
 
-def population_drop_tolerance() -> float:
+def population_drop_tolerance(chosen: float | None = None) -> float:
     """The largest fall of a features partition's population from the previous as_of that
-    the `population` check accepts, as a fraction (default 0.02)."""
-    raw = os.environ.get("PROPENSITY_POPULATION_DROP_TOLERANCE", "0.02")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
+    the `population` check accepts, as a fraction: `chosen` (a run's Config field
+    `population_drop_tolerance`), else PROPENSITY_POPULATION_DROP_TOLERANCE, default 0.02."""
+    if chosen is not None:
+        name, raw, value = "population_drop_tolerance", chosen, float(chosen)
+    else:
+        name, raw = "PROPENSITY_POPULATION_DROP_TOLERANCE", os.environ.get("PROPENSITY_POPULATION_DROP_TOLERANCE", "0.02")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise SettingsError(
-            f"PROPENSITY_POPULATION_DROP_TOLERANCE={raw!r}: expected a fraction between 0 and 1, e.g. 0.02"
-        )
+        raise SettingsError(f"{name}={raw!r}: expected a fraction between 0 and 1, e.g. 0.02")
     return value
 
 
-def training_max_rows() -> int:
+DEFAULT_TRAINING_THREADS = 2
+
+
+def _whole_number(field: str, chosen: int | None, variable: str, default: int, unit: str) -> int:
+    """`chosen` (a run's Config field `field`) if not None, else the environment variable
+    `variable` (default `default`): a whole number ≥ 1, or a SettingsError naming
+    whichever of the two was read."""
+    name, raw = (field, chosen) if chosen is not None else (variable, os.environ.get(variable, str(default)))
+    try:
+        value = int(str(raw).replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number of {unit} ≥ 1, e.g. {default}")
+    return value
+
+
+def training_max_rows(chosen: int | None = None) -> int:
     """The most training rows (household × weekly snapshot) a model's training frame may
-    bring to the driver (PROPENSITY_TRAINING_MAX_ROWS, default 1,000,000: 56 float64
-    features, about 0.45 GB). Above it, training samples households, stratified by label,
-    and says so. The embedded data's largest training set is far below the default, so its
-    results do not change: 71,815 rows (propensity at the 2017-12-01 cutoff, 30 snapshots;
-    2,469 households × 30 = 74,070 at most)."""
-    raw = os.environ.get("PROPENSITY_TRAINING_MAX_ROWS", "1000000")
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SettingsError(f"PROPENSITY_TRAINING_MAX_ROWS={raw!r}: expected a whole number of rows ≥ 1, e.g. 1000000")
-    return value
+    bring to the driver: `chosen` (the training Config's `max_training_rows`), else
+    PROPENSITY_TRAINING_MAX_ROWS, default 1,000,000 (56 float64 features, about 0.45 GB).
+    Above it, training samples households, stratified by label, and says so. The embedded
+    data's largest training set is far below the default, so its results do not change:
+    71,815 rows (propensity at the 2017-12-01 cutoff, 30 snapshots; 2,469 households × 30
+    = 74,070 at most)."""
+    return _whole_number("max_training_rows", chosen, "PROPENSITY_TRAINING_MAX_ROWS", 1000000, "rows")
 
 
-def training_threads() -> int:
-    """Threads of each model fit (LightGBM, random forests, scikit-learn boosting):
-    PROPENSITY_TRAINING_THREADS, default 2, the cores of the laptop this project targets.
-    Two trainings side by side on 2 cores fit on 1 thread each (`make demo`): LightGBM's
-    threads wait for each other actively, so two 2-thread fits on 2 cores slow each other
-    down many times, while 1-thread fits only halve."""
-    raw = os.environ.get("PROPENSITY_TRAINING_THREADS", "2")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SettingsError(f"PROPENSITY_TRAINING_THREADS={raw!r}: expected a whole number of threads ≥ 1, e.g. 2")
-    return value
+def training_threads(chosen: int | None = None) -> int:
+    """Threads of each model fit (LightGBM, random forests, scikit-learn boosting): `chosen`
+    (the training Config's `training_threads`), else PROPENSITY_TRAINING_THREADS, default
+    2, the cores of the laptop this project targets. Two trainings side by side on 2 cores
+    fit on 1 thread each (`make demo`): LightGBM's threads wait for each other actively, so
+    two 2-thread fits on 2 cores slow each other down many times, while 1-thread fits only
+    halve."""
+    return _whole_number("training_threads", chosen, "PROPENSITY_TRAINING_THREADS", DEFAULT_TRAINING_THREADS, "threads")
 
 
-def auto_promote() -> bool:
-    """Promote a vetted challenger to champion automatically (on in the demo, off by default)."""
+def auto_promote(chosen: bool | None = None) -> bool:
+    """Promote a vetted challenger to champion automatically: `chosen` (the vetting Config's
+    `auto_promote`), else PROPENSITY_AUTO_PROMOTE (on in the demo, off by default)."""
+    if chosen is not None:
+        return chosen
     return os.environ.get("PROPENSITY_AUTO_PROMOTE", "false").lower() in ("1", "true", "yes")
 
 
 def rescore_lookback_days() -> int:
-    """On promotion, rescore the latest as_of and this many earlier dates."""
+    """On promotion, rescore the latest as_of and this many earlier dates. A sensor's
+    setting: sensors have no launchpad."""
     return int(os.environ.get("PROPENSITY_RESCORE_LOOKBACK_DAYS", "0"))
+
+
+def mlflow_tracking_uri() -> str | None:
+    """MLFLOW_TRACKING_URI as set; None means the SQLite store under data/mlflow."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def java_home() -> str | None:
+    """JAVA_HOME as set: the JDK the launched Spark servers run on (else `java` on PATH)."""
+    return os.environ.get("JAVA_HOME") or None
+
+
+def debug() -> bool:
+    """PROPENSITY_DEBUG: the CLI shows tracebacks of errors it would report in one line."""
+    return bool(os.environ.get("PROPENSITY_DEBUG"))
 
 
 def spark_remote() -> str:
@@ -250,7 +324,7 @@ def spark_conf() -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         # In local mode the driver's heap is every executor's too. The JVM grows its heap to
         # whatever it is allowed: a year of group features on the embedded data ran in the same
-        # time with 2g as with 4g and peaked 0.7 GiB lower (README, "Benchmarks", **Memory**).
+        # time with 2g as with 4g and peaked 0.7 GiB lower (the memory benchmark, benchmarks/RESULTS.md).
         "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",

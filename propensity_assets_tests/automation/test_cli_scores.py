@@ -29,11 +29,12 @@ import pandas as pd
 import pytest
 
 from propensity_assets.shared import registry
-from propensity_assets.features.logic import group_feature_columns, household_feature_columns
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD
 from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle.frames import snapshot_plan
 from propensity_assets.lifecycle.training import train_and_register
-from propensity_assets.propensity.stage import LABELS_TABLE, PROPENSITY, SCORES_TABLE
+from propensity_assets.propensity.stage import PROPENSITY
+from propensity_assets.shared import tables
 from propensity_assets.propensity.stage import PropensityTraining as TrainingConfig
 from propensity_assets.shared.resources import MlflowResource
 
@@ -75,14 +76,14 @@ def synthetic_features(days: list[str], seed: int = 7) -> tuple[pd.DataFrame, pd
     hh_rows, grp_rows = [], []
     for day in days:
         ids = households(day)
-        hh = pd.DataFrame(rng.poisson(3, (len(ids), len(household_feature_columns()))).astype("float64"),
-                          columns=household_feature_columns())
+        hh = pd.DataFrame(rng.poisson(3, (len(ids), len(HOUSEHOLD.columns))).astype("float64"),
+                          columns=HOUSEHOLD.columns)
         hh.insert(0, "household_id", ids)
         hh.insert(0, "as_of", day)
         hh_rows.append(hh)
         for group in GROUPS:
-            grp = pd.DataFrame(rng.poisson(2, (len(ids), len(group_feature_columns()))).astype("float64"),
-                               columns=group_feature_columns())
+            grp = pd.DataFrame(rng.poisson(2, (len(ids), len(GROUP.columns))).astype("float64"),
+                               columns=GROUP.columns)
             grp.insert(0, "household_id", ids)
             grp.insert(0, "product_group", group)
             grp.insert(0, "as_of", day)
@@ -102,7 +103,7 @@ def write_lake(lake: Lake, days: list[str], with_labels: bool) -> None:
     lake.write_pandas("household_features", hh, ["as_of"])
     lake.write_pandas("group_features", grp, ["as_of", "product_group"])
     if with_labels:
-        lake.write_pandas(LABELS_TABLE, synthetic_labels(grp), ["as_of", "product_group"])
+        lake.write_pandas(tables.PROPENSITY_LABELS, synthetic_labels(grp), ["as_of", "product_group"])
 
 
 def register_champions(lake: Lake, mlflow_res: MlflowResource) -> dict[str, str]:
@@ -200,14 +201,14 @@ def backfill_scores(cli) -> dg.DagsterRun:
         assert new[0].status == dg.DagsterRunStatus.SUCCESS
         materialized = {
             str(key)
-            for key in instance.get_materialized_partitions(dg.AssetKey(SCORES_TABLE))
+            for key in instance.get_materialized_partitions(dg.AssetKey(tables.PROPENSITY_SCORES))
         }
     assert materialized == {f"{d}|{g}" for d in SCORE_DATES for g in GROUPS}
     return new[0]
 
 
 def scores(lake: Lake) -> pd.DataFrame:
-    frame = lake.read_pandas(SCORES_TABLE)
+    frame = lake.read_pandas(tables.PROPENSITY_SCORES)
     return frame.sort_values(["as_of", "product_group", "household_id"]).reset_index(drop=True)
 
 
@@ -215,10 +216,10 @@ def test_backfill_scores_every_household_with_the_champion(cli, first_backfill):
     run, frame = first_backfill
     assert run.tags["dagster/asset_partition_range_start"] == f"{SCORE_DATES[0]}|grp_b"
 
-    parts = {(d, g) for d in cli.lake.partitions(SCORES_TABLE, "as_of") for g in GROUPS
-             if cli.lake.exists(SCORES_TABLE, {"as_of": d, "product_group": g})}
+    parts = {(d, g) for d in cli.lake.partitions(tables.PROPENSITY_SCORES, "as_of") for g in GROUPS
+             if cli.lake.exists(tables.PROPENSITY_SCORES, {"as_of": d, "product_group": g})}
     assert parts == {(d, g) for d in SCORE_DATES for g in GROUPS}
-    assert cli.lake.partitions(SCORES_TABLE, "as_of") == SCORE_DATES
+    assert cli.lake.partitions(tables.PROPENSITY_SCORES, "as_of") == SCORE_DATES
 
     for (as_of, group), rows in frame.groupby(["as_of", "product_group"]):
         assert sorted(rows["household_id"]) == list(households(as_of)), (as_of, group)
@@ -236,9 +237,9 @@ def test_backfill_again_rewrites_the_same_scores(cli, first_backfill):
     backfill_scores(cli)
     second = scores(cli.lake)
     pd.testing.assert_frame_equal(first, second)
-    assert cli.lake.partitions(SCORES_TABLE, "as_of") == SCORE_DATES
+    assert cli.lake.partitions(tables.PROPENSITY_SCORES, "as_of") == SCORE_DATES
     # Each partition was swapped in whole: one file each, and nothing left staged.
-    table = cli.root / "lake" / SCORES_TABLE
+    table = cli.root / "lake" / tables.PROPENSITY_SCORES
     files = sorted(str(p.relative_to(table).parent) for p in table.rglob("*.parquet"))
     assert files == [f"as_of={d}/product_group={g}" for d in SCORE_DATES for g in sorted(GROUPS)]
     assert not any((cli.root / "lake" / "_staging").glob("*"))

@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 
 from propensity_assets.features import logic
+from propensity_assets.shared.spark_frames import read_transactions
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD
 
 # Every test on a classic session and on Spark Connect (conftest `spark_mode`).
 pytestmark = pytest.mark.classic_and_connect
@@ -227,7 +229,7 @@ def test_days_are_the_naive_calendar_date(spark, kind):
 @pytest.mark.parametrize("kind", ["timestamp", "timestamp_ntz"])
 def test_household_features_hand_computed(spark, kind):
     out = logic.household_features(_tx(spark, TX, kind), [D1])
-    assert out.columns == ["as_of", "household_id", *logic.household_feature_columns()]
+    assert out.columns == ["as_of", "household_id", *HOUSEHOLD.columns]
     rows = _by_key(out, ["as_of", "household_id"])
     # H3's first purchase is on D1: not in the population
     assert set(rows) == {(D1, h) for h in HH_D1}
@@ -240,7 +242,7 @@ def test_household_features_hand_computed(spark, kind):
 @pytest.mark.parametrize("kind", ["timestamp", "timestamp_ntz"])
 def test_group_features_hand_computed(spark, kind):
     out = logic.group_features(_tx(spark, TX, kind), _members(spark), [D1], GROUPS)
-    expected_cols = ["as_of", "product_group", "household_id", *logic.group_feature_columns()]
+    expected_cols = ["as_of", "product_group", "household_id", *GROUP.columns]
     assert sorted(out.columns) == sorted(expected_cols)
     rows = _by_key(out, ["as_of", "product_group", "household_id"])
     # every household of the population, once per requested group (C is not requested)
@@ -398,7 +400,7 @@ def test_full_data_matches_reference(spark, tmp_path):
     i = table.schema.get_field_index("transaction_timestamp")
     table = table.set_column(i, "transaction_timestamp", table.column(i).cast(pa.timestamp("us")))
     pq.write_table(table, str(tmp_path / "transactions.parquet"))
-    tx = logic.read_transactions(spark, str(tmp_path / "transactions.parquet"))
+    tx = read_transactions(spark, str(tmp_path / "transactions.parquet"))
     members_df = spark.createDataFrame(members, "product_group string, product_id long")
 
     # 2017-01-01 rides along in the same job: nobody has a transaction before the first day
@@ -455,26 +457,3 @@ def test_extra_features_hand_computed(spark):
         _assert_row(grp[(D1, g, 1)], {"grp_days_since_first": 366, "grp_baskets_7d": 0, "grp_spend_share_7d": 0.0}, f"grp {g}")
     # never bought in the group: null, like grp_days_since_last
     assert grp[(D1, "A", 2)]["grp_days_since_first"] is None
-
-
-@pytest.mark.parametrize(
-    ("rows", "schema"),
-    [
-        ([(1,), (-5,), (17532,)], "t int"),
-        ([(date(2017, 3, 2), "a_b"), (date(2018, 1, 1), "x2")], "as_of date, product_group string"),
-        ([], "product_group string"),
-    ],
-)
-def test_literal_frame_is_what_create_dataframe_makes(spark, rows, schema):
-    # The same rows and schema (nullable columns included), without Python on executors.
-    made, expected = logic.literal_frame(spark, rows, schema), spark.createDataFrame(rows, schema)
-    assert made.schema == expected.schema
-    assert made.collect() == expected.collect()
-
-
-def test_literal_frame_of_a_year_of_pairs_plans_in_seconds(spark):
-    pairs = [(date(2017, 1, 1) + pd.Timedelta(days=i).to_pytimedelta(), f"group_{g:02d}") for i in range(365) for g in range(11)]
-    started = time.perf_counter()
-    frame = logic.literal_frame(spark, pairs, "as_of date, product_group string")
-    assert frame.count() == len(pairs) and frame.distinct().count() == len(pairs)
-    assert time.perf_counter() - started < 30  # one literal per value took a minute

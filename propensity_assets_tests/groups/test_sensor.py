@@ -12,7 +12,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_sync_sensor, sync_product_groups
+from propensity_assets.groups.assets import product_group_sync_sensor, sync_product_groups
+from propensity_assets.shared import tables
 from propensity_assets.groups.catalog import CatalogError
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.shared.settings import PROJECT_ROOT
@@ -83,7 +84,7 @@ def apply(instance, result: dg.SensorResult) -> None:
 
 def members_runs(result: dg.SensorResult) -> list[dg.RunRequest]:
     for run in result.run_requests or []:
-        assert run.asset_selection == [dg.AssetKey(MEMBERS_TABLE)]
+        assert run.asset_selection == [dg.AssetKey(tables.PRODUCT_GROUP_MEMBERS)]
     return list(result.run_requests or [])
 
 
@@ -199,7 +200,7 @@ def test_sensor_tick_evaluation_accepts_its_run_request(instance, tmp_path):
     )
     data = product_group_sync_sensor.evaluate_tick(context)
     assert [r.partition_keys for r in data.dynamic_partitions_requests] == [["soft_drinks", "cheese", "eggs"]]
-    assert [r.asset_selection for r in data.run_requests] == [[dg.AssetKey(MEMBERS_TABLE)]]
+    assert [r.asset_selection for r in data.run_requests] == [[dg.AssetKey(tables.PRODUCT_GROUP_MEMBERS)]]
     assert data.cursor
 
 

@@ -7,8 +7,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from propensity_assets.groups.assets import MEMBERS_TABLE, product_group_members
-from propensity_assets.ingest.assets import QUARANTINE_TABLE, raw_assets
+from propensity_assets.groups.assets import product_group_members
+from propensity_assets.ingest.assets import raw_assets
+from propensity_assets.shared import tables
 from propensity_assets.shared.lake import Lake
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.ingest.resources import SourceResource
@@ -174,7 +175,7 @@ def test_ingest_writes_every_table_and_quarantines_invalid_rows(env):
     assert result.success, error_messages(result)
 
     # Every table is in the lake and readable by other engines.
-    for table in [*TABLES, MEMBERS_TABLE, QUARANTINE_TABLE]:
+    for table in [*TABLES, tables.PRODUCT_GROUP_MEMBERS, tables.QUARANTINE]:
         assert (env.lake_dir / table).is_dir(), table
     assert not list((env.lake_dir / "_staging").glob("*"))
     tx = pd.read_parquet(env.lake_dir / "transactions")
@@ -190,9 +191,9 @@ def test_ingest_writes_every_table_and_quarantines_invalid_rows(env):
     assert len(pd.read_parquet(env.lake_dir / "campaign_descriptions")) == 2
 
     # The quarantine: Hive-partitioned by source table, each row with its reason and raw record.
-    assert (env.lake_dir / QUARANTINE_TABLE / "source_table=transactions").is_dir()
+    assert (env.lake_dir / tables.QUARANTINE / "source_table=transactions").is_dir()
     quarantine = duckdb.sql(
-        f"select source_table, reason, record from read_parquet('{env.lake_dir}/{QUARANTINE_TABLE}/*/*.parquet', "
+        f"select source_table, reason, record from read_parquet('{env.lake_dir}/{tables.QUARANTINE}/*/*.parquet', "
         "hive_partitioning = true) order by source_table, reason"
     ).df()
     tx_q = quarantine[quarantine["source_table"] == "transactions"]
@@ -245,7 +246,7 @@ def test_too_many_invalid_rows_fail_the_run_and_keep_the_previous_table(env):
     assert latest.run_id == first.run_id
     assert not any(e.passed for e in result.get_asset_check_evaluations())
     # …and the refused rows are in the quarantine, for inspection.
-    quarantine = env.lake.read_pandas(QUARANTINE_TABLE, filters=dg_field("source_table", "transactions"))
+    quarantine = env.lake.read_pandas(tables.QUARANTINE, filters=dg_field("source_table", "transactions"))
     assert quarantine["reason"].tolist() == ["null:household_id"] * 10
     assert not list((env.lake_dir / "_staging").glob("*"))
 
@@ -278,7 +279,7 @@ def test_a_double_loaded_file_fails_on_duplicates(env):
     message = error_messages(result)
     assert "'transactions'" in message and "duplicate share 50.00%" in message
     assert not (env.lake_dir / "transactions").exists()
-    quarantine = env.lake.read_pandas(QUARANTINE_TABLE)
+    quarantine = env.lake.read_pandas(tables.QUARANTINE)
     assert (quarantine["reason"] == "duplicate_row").sum() == 50
 
 
@@ -325,7 +326,7 @@ def test_missing_optional_tables_are_written_empty(env, tmp_path):
         assert meta["rows"] == 0 and f"no {table} table" in meta["note"]
         assert checks(result)[(table, "invalid_rows")].passed
     assert len(env.lake.read_pandas("transactions")) == 200
-    members = env.lake.read_pandas(MEMBERS_TABLE)
+    members = env.lake.read_pandas(tables.PRODUCT_GROUP_MEMBERS)
     assert sorted(map(tuple, members[["product_group", "product_id"]].values.tolist())) == [
         ("cheese", 101), ("grilling", 100), ("grilling", 103), ("soft_drinks", 100)
     ]
@@ -356,10 +357,10 @@ def test_embedded_complete_journey_data(env):
 
     n = duckdb.sql(f"select count(*) from read_parquet('{env.lake_dir}/transactions/*.parquet')").fetchall()
     assert n == [(1_469_307,)]
-    quarantine = env.lake.read_pandas(QUARANTINE_TABLE)
+    quarantine = env.lake.read_pandas(tables.QUARANTINE)
     assert set(quarantine["source_table"]) == {"coupons"}
     assert len(quarantine) == coupons["quarantined"]
-    members = materialization(result, MEMBERS_TABLE)
+    members = materialization(result, tables.PRODUCT_GROUP_MEMBERS)
     assert members["groups"] == 12
 
 

@@ -5,7 +5,7 @@ the pinned space is exactly that trial."""
 import pytest
 
 from propensity_assets.lifecycle.training import pinned
-from propensity_assets.ltv.model import permutations
+from propensity_assets.ltv.space import permutations
 from propensity_assets.ltv.stage import LtvTraining
 from propensity_assets.propensity.stage import PropensityTraining
 

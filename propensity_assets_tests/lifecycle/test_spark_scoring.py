@@ -1,5 +1,5 @@
 """Scoring on Spark (`lifecycle.scoring`) against the pandas scoring it replaced: the
-registered pyfunc's `predict` on the driver, on `frames.read_features` of the same lake.
+registered pyfunc's `predict` on the driver, on `lookup.read_features` of the same lake.
 
 A small hand-built lake (60 households, a few weekly snapshots, two scoring dates whose
 populations differ) and a real champion per stage, trained and registered by
@@ -27,6 +27,7 @@ import pytest
 from propensity_assets.lifecycle import checks as quality
 from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
+from propensity_assets.features import lookup
 from propensity_assets.lifecycle import frames, scoring
 from propensity_assets.lifecycle.training import train_and_register
 from propensity_assets.ltv.stage import LTV, LtvTraining
@@ -102,7 +103,7 @@ def world(tmp_path_factory, spark):
 def _pandas_scores(world, stage) -> pd.DataFrame:
     """The scoring this replaced: features on the driver, the champion's pyfunc `predict`."""
     model = mlflow.pyfunc.load_model(f"models:/{stage.model_name(GROUP)}@champion")
-    predicted = model.predict(frames.read_features(world.lake, GROUP, SCORE_DATES))
+    predicted = model.predict(lookup.read_features(world.lake, GROUP, SCORE_DATES))
     return predicted.sort_values(["as_of", "household_id"]).reset_index(drop=True)
 
 
@@ -224,7 +225,7 @@ def test_invalid_partitions_are_refused_and_named_valid_ones_kept(world, monkeyp
     finally:
         scored.release()
     # The same message as the pandas rule gives on the same scores.
-    frame = OutOfRange().predict(frames.read_features(world.lake, "grp_b", [SCORE_DATES[1]])).assign(product_group="grp_b")
+    frame = OutOfRange().predict(lookup.read_features(world.lake, "grp_b", [SCORE_DATES[1]])).assign(product_group="grp_b")
     assert quality.invalid_scores(frame, "score", 0.0, 1.0) == scored.invalid
 
 

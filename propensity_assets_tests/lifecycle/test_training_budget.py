@@ -78,16 +78,24 @@ def test_a_budget_below_one_row_is_refused():
         frames.sample_households(_labels(), max_rows=0, seed=1)
 
 
-def test_the_budget_comes_from_the_environment_and_is_checked(monkeypatch):
+def test_the_budget_is_a_run_choice_defaulting_to_the_environment_and_is_checked(monkeypatch):
     monkeypatch.delenv("PROPENSITY_TRAINING_MAX_ROWS", raising=False)
     assert settings.training_max_rows() == 1_000_000
+    assert PropensityTraining().max_training_rows is None  # the launchpad default: the deployment's setting
+    assert PropensityTraining().resolved().max_training_rows == 1_000_000
     # Above the embedded data's largest training set: 2,469 households × 30 weekly snapshots.
     assert settings.training_max_rows() > 2_469 * max(PropensityTraining().history_weeks, LtvTraining().history_weeks)
     monkeypatch.setenv("PROPENSITY_TRAINING_MAX_ROWS", "250_000")
     assert settings.training_max_rows() == 250_000
+    assert LtvTraining().resolved().max_training_rows == 250_000
+    assert LtvTraining(max_training_rows=90).resolved().max_training_rows == 90  # a run's choice wins
     monkeypatch.setenv("PROPENSITY_TRAINING_MAX_ROWS", "lots")
     with pytest.raises(settings.SettingsError, match="PROPENSITY_TRAINING_MAX_ROWS='lots'"):
         settings.training_max_rows()
+    with pytest.raises(settings.SettingsError, match="PROPENSITY_TRAINING_MAX_ROWS='lots'"):
+        PropensityTraining().resolved()
+    with pytest.raises(settings.SettingsError, match=r"^max_training_rows=0: expected a whole number of rows ≥ 1"):
+        PropensityTraining(max_training_rows=0).resolved()
 
 
 # -- from the lake -------------------------------------------------------------------------

@@ -188,7 +188,7 @@ def test_vetting_tests_a_loss_to_a_baseline_on_rmse_by_paired_bootstrap(world):
     household, 1 − (1 − 1/300)^300 = 63.3 % of them), and the actual spend itself (a
     certain loss). The candidates are copies of the champion v1, so they tie it too."""
     from propensity_assets.lifecycle import promotion, vetting
-    from propensity_assets.lifecycle.assets import VettingConfig, rule_for
+    from propensity_assets.lifecycle.config import VettingConfig, rule_for
 
     def near_copy(frame, horizon):
         predicted = promotion.predict_version(NAME, "1", frame)

@@ -1,4 +1,4 @@
-"""The LTV permutation interface, derived features and the fitted predictor, on tiny frames."""
+"""The LTV estimators: the search, its selection and refit, and the fitted predictor, on tiny frames."""
 
 import pickle
 import subprocess
@@ -6,109 +6,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from propensity_assets.ltv.model import (
-    ALGORITHMS,
-    REDUCERS,
-    LtvSearchSpace,
-    derived_features,
-    design_matrix,
-    lake_columns,
-    permutations,
-    train,
-)
+from propensity_assets.ltv.features import lake_columns
+from propensity_assets.ltv.model import train
+from propensity_assets.ltv.space import LtvSearchSpace, permutations
+from propensity_assets_tests.ltv.lake_rows import lake_frame
 
 REPO = Path(__file__).resolve().parents[2]
-WINDOWS = (7, 14, 30, 90, 365)
-
-
-def lake_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    """Lake-shaped rows (CONTRACTS §4) whose label is driven by the 30-day spend rate."""
-    rng = np.random.default_rng(seed)
-    since_first = rng.integers(7, 300, n).astype(float)
-    rate = rng.gamma(1.0, 3.0, n)  # spend per day
-    frame = {"as_of": "2017-06-01", "household_id": np.arange(n)}
-    for p in ("hh", "grp"):
-        share = 1.0 if p == "hh" else 0.3
-        for w in WINDOWS:
-            span = np.minimum(w, since_first)
-            days = rng.poisson(span / 7.0)
-            frame[f"{p}_spend_{w}d"] = rate * share * span * (days > 0)
-            frame[f"{p}_days_{w}d"] = days
-            frame[f"{p}_baskets_{w}d"] = days
-            frame[f"{p}_units_{w}d"] = 3.0 * days
-        frame[f"{p}_days_since_first"] = since_first
-        frame[f"{p}_days_since_last"] = rng.integers(1, 30, n).astype(float)
-    for w in WINDOWS:
-        frame[f"grp_spend_share_{w}d"] = 0.3
-    frame = pd.DataFrame(frame)
-    never = rng.random(n) < 0.1
-    frame.loc[never, "grp_days_since_last"] = np.nan
-    frame.loc[never, "grp_days_since_first"] = np.nan
-    frame["label"] = np.clip(rate * 0.3 * 90 + rng.normal(0, 5, n), 0, None) * ~never
-    return frame
-
-
-def test_permutations_are_deterministic_flat_and_cover_every_stratum():
-    space = LtvSearchSpace(max_permutations=12)
-    perms = permutations(space)
-    assert perms == permutations(LtvSearchSpace(max_permutations=12))
-    assert len(perms) == 12
-    # 4 algorithms × 3 reducers = 12 strata: a budget of 12 tries each pair exactly once.
-    assert sorted((p["algorithm"], p["reducer"]) for p in perms) == sorted(
-        (a, r) for a in ALGORITHMS for r in REDUCERS
-    )
-    for p in perms:
-        assert all(isinstance(v, (str, int, float)) for v in p.values())  # loggable as MLflow params
-        assert ("pca_variance" in p) == (p["reducer"] == "pca")
-        assert ("tweedie_variance_power" in p) == (p["algorithm"] == "lgbm_tweedie")
-    assert permutations(LtvSearchSpace(seed=7, max_permutations=12)) != perms
-    # A space smaller than the budget yields its whole cross product: 2 subsets × 2 leaves × 2 rates.
-    small = LtvSearchSpace(algorithms=["lgbm_l2"], reducers=["none"], num_leaves=[7, 15], learning_rate=[0.05, 0.1],
-                           min_child_samples=[50], max_permutations=100)
-    assert len(permutations(small)) == 8
-
-
-def test_permutations_reject_unknown_names():
-    with pytest.raises(ValueError, match="algorithms.*'xgboost'"):
-        permutations(LtvSearchSpace(algorithms=["xgboost"]))
-    with pytest.raises(ValueError, match="selection_metric"):
-        permutations(LtvSearchSpace(selection_metric="r2"))
-    with pytest.raises(ValueError, match=r"feature_subsets.*\['hh_only'\]"):
-        permutations(LtvSearchSpace(feature_subsets=["hh_only"]))
-    with pytest.raises(ValueError, match="num_leaves is empty"):
-        permutations(LtvSearchSpace(algorithms=["lgbm_l2"], num_leaves=[]))
-
-
-def test_derived_features_by_hand():
-    row = lake_frame(1).iloc[[0]].copy()
-    row["hh_days_since_first"] = 45.0
-    row["hh_spend_30d"], row["hh_spend_90d"], row["hh_spend_365d"] = 60.0, 90.0, 90.0
-    row["hh_days_365d"], row["hh_baskets_365d"] = 3, 2
-    row["hh_days_since_last"] = 10.0
-    out = derived_features(row, horizon_days=90).iloc[0]
-    # Run rates over the days actually observed: 30 of 30 and 45 of 90 / 365, scaled to 90 days.
-    assert out["hh_spend_rate_30d"] == pytest.approx(60 * 90 / 30)
-    assert out["hh_spend_rate_90d"] == pytest.approx(90 * 90 / 45)
-    assert out["hh_spend_rate_365d"] == pytest.approx(90 * 90 / 45)
-    assert out["hh_spend_per_day"] == pytest.approx(30.0)
-    assert out["hh_spend_per_basket"] == pytest.approx(45.0)
-    assert out["hh_trend_30_90d"] == pytest.approx(np.log1p(180) - np.log1p(180))
-    # Usual gap 45 / 3 = 15 days; 10 days since the last visit.
-    assert out["hh_overdue"] == pytest.approx(10 / 15)
-
-
-def test_design_matrix_has_no_nan_and_names_missing_columns():
-    frame = lake_frame(50)
-    lake = lake_columns(frame)
-    assert "label" not in lake and "household_id" not in lake
-    x = design_matrix(frame, lake, 90)
-    assert not x.isna().any().any()
-    assert (x.loc[frame["grp_days_since_last"].isna(), "grp_never_bought"] == 1).all()
-    with pytest.raises(ValueError, match=r"lacks the lake columns \['grp_spend_90d'\]"):
-        design_matrix(frame.drop(columns="grp_spend_90d"), lake, 90)
 
 
 @pytest.fixture(scope="module")
@@ -124,13 +29,13 @@ def test_train_fits_every_permutation_and_refits_the_best(frames):
     assert list(result.trials["permutation"]) == list(range(5))
     best = result.trials.loc[result.trials["rmse"].idxmin()]
     assert result.params["algorithm"] == best["algorithm"]
-    assert result.validation_metrics["rmse"] == pytest.approx(best["rmse"])
+    assert result.selection_metrics["rmse"] == pytest.approx(best["rmse"])
     pred = result.predictor.predict(holdout)
     assert pred.shape == (500,) and (pred >= 0).all()
     assert np.corrcoef(pred, holdout["label"])[0, 1] > 0.8  # it learned the spend rate
     assert set(result.predictor.features) <= set(lake_columns(tr))
     assert result.importances.sum() == pytest.approx(1.0)
-    figures = result.figures("test")
+    figures = result.figures(None, None)
     assert set(figures) == {"decile_plot.png", "feature_importance.png"}
     import matplotlib.pyplot as plt
 
@@ -167,7 +72,8 @@ def test_scikit_learn_boosting_stops_early_with_lightgbms_patience_and_grows_the
     its best so far, and its trees are those of one fit of that many rounds."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from propensity_assets.ltv.model import _gbr_early_stopped, design_matrix, lake_columns
+    from propensity_assets.ltv.features import design_matrix
+    from propensity_assets.ltv.model import _gbr_early_stopped
 
     tr, va, _ = frames
     lake = lake_columns(tr)
@@ -227,9 +133,9 @@ def test_the_search_ranks_columns_by_importance_once_per_subset(frames, monkeypa
     tr, va, _ = frames
     calls = []
 
-    def counted(x, y, k, seed):
+    def counted(x, y, k, seed, threads):
         calls.append(len(x))
-        return real(x, y, k, seed)
+        return real(x, y, k, seed, threads)
 
     real = model._select_top_k
     monkeypatch.setattr(model, "_select_top_k", counted)
@@ -284,9 +190,9 @@ def test_train_errors_name_the_problem(frames):
 def test_launchpad_config_is_the_search_space():
     from propensity_assets.ltv.stage import LtvTraining
 
-    # seed is in both; history_weeks, the row budget and from_champion are the shared lifecycle's.
+    # seed is in both; history_weeks, the row budget, the threads and from_champion are the shared lifecycle's.
     assert set(LtvTraining.model_fields) == {
-        "history_weeks", "max_training_rows", "from_champion", *LtvSearchSpace.__dataclass_fields__}
+        "history_weeks", "max_training_rows", "training_threads", "from_champion", *LtvSearchSpace.__dataclass_fields__}
     assert LtvTraining().from_champion is False
     assert LtvTraining().history_weeks == 26  # the stage's own default over TrainingConfig's 30
     assert LtvTraining().space() == LtvSearchSpace()
@@ -295,22 +201,53 @@ def test_launchpad_config_is_the_search_space():
 
 
 def test_every_fit_takes_its_threads_from_the_setting(monkeypatch):
-    """PROPENSITY_TRAINING_THREADS (default 2) sets the threads of LightGBM in both stages;
-    `make demo` fits on one thread each when two trainings run side by side."""
-    from propensity_assets.shared import settings
+    """The training Config's `training_threads`, else PROPENSITY_TRAINING_THREADS (default 2),
+    sets the threads of LightGBM in both stages; `make demo` fits on one thread each when two
+    trainings run side by side."""
+    from types import SimpleNamespace
+
+    from propensity_assets.ltv import model as ltv_model
     from propensity_assets.ltv.model import _lgb_params
+    from propensity_assets.ltv.stage import LTV, LtvTraining
+    from propensity_assets.propensity import model as propensity_model
     from propensity_assets.propensity.model import _params
     from propensity_assets.propensity.space import SearchSpace
+    from propensity_assets.propensity.stage import PROPENSITY, PropensityTraining
+    from propensity_assets.shared import settings
 
     perm = permutations(LtvSearchSpace(algorithms=["lgbm_tweedie"], reducers=["none"]))[0]
     trial, space = SearchSpace().trials()[0], SearchSpace()
     monkeypatch.delenv("PROPENSITY_TRAINING_THREADS", raising=False)
     assert settings.training_threads() == 2
-    assert _lgb_params(perm, 1)["num_threads"] == 2 and _params(trial, space)["num_threads"] == 2
+    assert LtvTraining().training_threads is None  # the launchpad default: the deployment's setting
+    assert LtvTraining().resolved().training_threads == 2 and PropensityTraining().resolved().training_threads == 2
     monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", "1")
-    assert _lgb_params(perm, 1)["num_threads"] == 1 and _params(trial, space)["num_threads"] == 1
+    assert LtvTraining().resolved().training_threads == 1 and PropensityTraining().resolved().training_threads == 1
+    assert PropensityTraining(training_threads=3).resolved().training_threads == 3  # a run's choice wins
+    for threads in (1, 2):
+        assert _lgb_params(perm, 1, threads)["num_threads"] == threads
+        assert _params(trial, space, threads)["num_threads"] == threads
+    # Each stage hands its config's threads to its model code.
+    seen = {}
+    fake = SimpleNamespace(predictor=None, params={}, trials=None, validation_metrics={}, importances=None,
+                           figures=lambda: {})
+
+    def recorder(stage, result=None):
+        def train(*args, threads, **kwargs):
+            seen[stage] = threads
+            return result
+        return train
+
+    monkeypatch.setattr(ltv_model, "train", recorder("ltv", fake))
+    monkeypatch.setattr(propensity_model, "train", recorder("propensity"))
+    LTV.train(None, None, LtvTraining().resolved())
+    PROPENSITY.train(None, None, PropensityTraining(training_threads=3).resolved())
+    assert seen == {"ltv": 1, "propensity": 3}
     for raw in ("0", "two"):
         monkeypatch.setenv("PROPENSITY_TRAINING_THREADS", raw)
         with pytest.raises(settings.SettingsError) as error:
             settings.training_threads()
         assert str(error.value) == f"PROPENSITY_TRAINING_THREADS={raw!r}: expected a whole number of threads ≥ 1, e.g. 2"
+    with pytest.raises(settings.SettingsError) as error:
+        PropensityTraining(training_threads=0).resolved()
+    assert str(error.value) == "training_threads=0: expected a whole number of threads ≥ 1, e.g. 2"

@@ -41,9 +41,10 @@ import pytest
 from mlflow import MlflowClient
 
 from propensity_assets.shared import registry
-from propensity_assets.features import logic as feature_logic
+from propensity_assets.features.declaration import GROUP, HOUSEHOLD
+from propensity_assets.features.lookup import FeatureLookupError, feature_matrix
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle.frames import FeatureLookupError, feature_matrix, snapshot_plan
+from propensity_assets.lifecycle.frames import snapshot_plan
 from propensity_assets.propensity.assets import lifecycle
 from propensity_assets.shared.resources import LakeResource, MlflowResource, SparkResource
 from propensity_assets_tests.synthetic import group_features, household_features
@@ -254,8 +255,8 @@ def test_first_version_is_registered_with_everything_logged(world):
     assert calibration == {"calibration.json"}
     features = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/features.json")["features"]
     assert "grp_baskets_30d" in features and "grp_overdue_ratio" in features
-    assert set(features) >= set(feature_logic.household_feature_columns())
-    assert set(features) >= set(feature_logic.group_feature_columns())
+    assert set(features) >= set(HOUSEHOLD.columns)
+    assert set(features) >= set(GROUP.columns)
 
     info = mlflow.models.get_model_info(f"models:/{NAME}/1")
     inputs = info.signature.inputs.input_names()

@@ -55,8 +55,11 @@ def test_population_tolerance_is_configurable_and_validated(lake_root, monkeypat
     lake.write_pandas("household_features", pd.concat([
         _features("2017-03-01", "x", 100), _features("2017-03-02", "x", 97)]).drop(columns="product_group"), ["as_of"])
     assert list(shared_checks.population_drops(lake, "household_features", [("2017-03-02",)])) == [("2017-03-02",)]
+    assert shared_checks.population_drops(lake, "household_features", [("2017-03-02",)], tolerance=0.03) == {}
     monkeypatch.setenv("PROPENSITY_POPULATION_DROP_TOLERANCE", "0.03")
     assert shared_checks.population_drops(lake, "household_features", [("2017-03-02",)]) == {}
+    assert list(shared_checks.population_drops(lake, "household_features", [("2017-03-02",)], tolerance=0.02)) == [
+        ("2017-03-02",)]  # a scoring run's own tolerance wins over the deployment's
     monkeypatch.setenv("PROPENSITY_POPULATION_DROP_TOLERANCE", "5%")
     with pytest.raises(SettingsError) as info:
         shared_checks.population_drops(lake, "household_features", [("2017-03-02",)])

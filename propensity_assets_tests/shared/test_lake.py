@@ -357,7 +357,7 @@ def test_sorted_batches_stage_one_file_per_partition_run(tmp_path):
     one file per partition, without the key columns, named by the task and the staging."""
     from datetime import date
 
-    from propensity_assets.shared.lake import stage_sorted_batches
+    from propensity_assets.shared.lake_staging import stage_sorted_batches
 
     staging = tmp_path / "_staging" / "0001-abc"
     d1, d2 = date(2017, 12, 1), date(2017, 12, 2)
@@ -381,7 +381,7 @@ def test_sorted_batches_stage_one_file_per_partition_run(tmp_path):
 
 
 def test_staging_refuses_a_null_or_path_like_partition_value(tmp_path):
-    from propensity_assets.shared.lake import stage_sorted_batches
+    from propensity_assets.shared.lake_staging import stage_sorted_batches
 
     null = pa.record_batch({"product_group": pa.array([None], pa.string()), "x": [1.0]})
     with pytest.raises(ValueError, match=r"^lake partition column 'product_group': null values cannot name a partition$"):

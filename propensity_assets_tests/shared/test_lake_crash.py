@@ -1,7 +1,7 @@
-"""The lake commit under SIGKILL, concurrent readers and concurrent writers (issue 9).
+"""The lake commit under SIGKILL, concurrent readers and concurrent writers.
 
 A real child process commits many partitions and is killed (SIGKILL to its process
-group) at named steps of the commit (PROPENSITY_LAKE_FAULT) and at random times.
+group) at named steps of the commit (`lake_commit.crash_point`) and at random times.
 After each kill every partition must read back as exactly its old or its new
 content; recovery must then finish the commit, and a re-run must converge to the
 content of an uninterrupted run with no staging left.
@@ -91,24 +91,42 @@ def versions(root: Path) -> list[int]:
     return out
 
 
+def inject(fault: str, no_exchange: bool) -> None:
+    """In the child: `fault` (`<step>:<n>`) SIGKILLs the process the n-th time the commit
+    reaches `step`; `no_exchange` makes every partition swap take the two-rename fallback,
+    as on a filesystem without RENAME_EXCHANGE."""
+    from propensity_assets.shared import lake_commit
+
+    if fault:
+        step, _, nth = fault.partition(":")
+        reached = [0]
+
+        def crash_point(name: str) -> None:
+            if name == step:
+                reached[0] += 1
+                if reached[0] == int(nth or 1):
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        lake_commit.crash_point = crash_point
+    if no_exchange:
+        lake_commit._exchange = lambda a, b: False
+
+
 CHILD = """
 import sys
-from propensity_assets_tests.shared.test_lake_crash import frame, PARTS
+from propensity_assets_tests.shared.test_lake_crash import frame, inject, PARTS
 from propensity_assets.shared.lake import Lake
+inject(sys.argv[3], sys.argv[4] == "no_exchange")
 Lake(sys.argv[1]).write_pandas("scores", frame(int(sys.argv[2])), PARTS)
 """
 
 
 def run_child(
-    root: Path, version: int, fault: str | None = None, kill_after: float | None = None, **extra_env: str
+    root: Path, version: int, fault: str | None = None, kill_after: float | None = None, no_exchange: bool = False
 ) -> int:
-    env = {**os.environ, "PYTHONPATH": str(REPO), **extra_env}
-    env.pop("PROPENSITY_LAKE_FAULT", None)
-    if fault:
-        env["PROPENSITY_LAKE_FAULT"] = fault
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(version)], env=env, start_new_session=True
-    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [str(root), str(version), fault or "", "no_exchange" if no_exchange else ""]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, start_new_session=True)
     if kill_after is not None:
         time.sleep(kill_after)
         try:
@@ -151,7 +169,7 @@ def test_without_atomic_exchange_a_kill_between_the_renames_is_recovered(tmp_pat
     that one partition missing (the documented window), and recovery restores it."""
     lake = Lake(str(tmp_path))
     lake.write_pandas("scores", frame(0), PARTS)
-    rc = run_child(tmp_path, 1, fault="between_renames:3", PROPENSITY_LAKE_NO_EXCHANGE="1")
+    rc = run_child(tmp_path, 1, fault="between_renames:3", no_exchange=True)
     assert rc == -signal.SIGKILL
     seen = [read_partition(tmp_path, spec) for spec in SPECS]
     assert seen[:2] == [expected(1, s) for s in SPECS[:2]]
@@ -240,7 +258,6 @@ for _ in range(15):
 def test_two_concurrent_writers_of_the_same_partitions_both_succeed(tmp_path):
     Lake(str(tmp_path)).write_pandas("scores", frame(0), PARTS)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("PROPENSITY_LAKE_FAULT", None)
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(v)], env=env, stderr=subprocess.PIPE)
         for v in (0, 1)

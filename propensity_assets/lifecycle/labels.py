@@ -1,4 +1,5 @@
-"""Forward label windows in Spark, shared by every stage's labels (CONTRACTS §4, §8).
+"""Every stage's labels in Spark (CONTRACTS §4, §8): the population at as_of and the forward
+window are one mechanism; a stage declares only what its label is (`stage.LabelSpec`).
 
 A label *at d* looks at the days d ≤ day < d + H of a household in a group; it is
 defined only while that window lies inside the data. The population at d is the
@@ -14,13 +15,16 @@ from pyspark.sql import functions as F
 from propensity_assets.features.logic import (
     KEYS,
     day_number,
+    from_fixed,
     household_starts,
     per_group,
     running_totals,
+    to_fixed,
     whole_groups,
     with_day,
 )
 from propensity_assets.groups.membership import HOUSEHOLD, group_transactions
+from propensity_assets.lifecycle.stage import LabelSpec
 
 _EPOCH = "1970-01-01"
 
@@ -60,7 +64,7 @@ def forward_totals(
 
     Refuses (LabelWindowError, naming `table`) an empty transactions table or an as_of
     whose window runs past the data. The running totals of the features
-    (`logic.running_totals`), read forward: the total at d is the running total at
+    (`features.logic.running_totals`), read forward: the total at d is the running total at
     d + horizon − 1 less the one at d − 1, for every household (from its first day)
     and group. A group of every product (`all: true`) restricts nothing: it is the
     household's own total (HOUSEHOLD), relabelled.
@@ -89,3 +93,25 @@ def forward_totals(
                 (F.col("cum_value") - F.col(f"cum_value_{horizon}")).alias("total"))
     )
     return per_group(sums, whole).select("as_of", "product_group", "household_id", "total")
+
+
+def stage_labels(
+    label: LabelSpec,
+    table: str,
+    transactions: DataFrame,
+    members: DataFrame,
+    as_of_dates: Sequence[date],
+    groups: Sequence[str],
+    horizon: int,
+) -> DataFrame:
+    """Labels (as_of, product_group, household_id, label) of the population at each as_of,
+    as `label` declares them over the `horizon` days from as_of: the column's total (exact:
+    summed in fixed point, a double), or 1 when the household bought in the group (an int).
+    Refuses (LabelWindowError, naming `table`) what `forward_totals` refuses."""
+    if label.summed is None:
+        # Counting lines: the total is positive exactly when there was a purchase.
+        value, as_label = F.lit(1).cast("bigint"), (F.col("total") > 0).cast("int")
+    else:
+        value, as_label = to_fixed(label.summed), from_fixed(F.col("total"))
+    totals = forward_totals(transactions, members, as_of_dates, groups, horizon, value, table)
+    return totals.select("as_of", "product_group", "household_id", as_label.alias("label"))
