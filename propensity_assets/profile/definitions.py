@@ -3,7 +3,8 @@ declare, its job, and the sensor that evaluates its automation condition."""
 
 import dagster as dg
 
-from propensity_assets.profile.assets import profile_asset, sources_from
+from propensity_assets.profile.assets import profile_asset
+from propensity_assets.profile.sources import sources_from
 
 profile_job = dg.define_asset_job(
     "profile_job",

@@ -28,3 +28,12 @@ LTV_COHORTS = "ltv_cohorts"
 # The profile [as_of].
 CUSTOMER_PROFILE = "customer_profile"
 CUSTOMER_PROFILE_LONG = "customer_profile_long"
+
+# Incentive studies [study] (CONTRACTS §9); a retail study's key is `retail_<group>`.
+INCENTIVE_STUDY_DATA = "incentive_study_data"
+INCENTIVE_GRAPH = "incentive_graph"
+INCENTIVE_EFFECTS = "incentive_effects"
+INCENTIVE_SUMMARY = "incentive_summary"
+INCENTIVE_REFUTATIONS = "incentive_refutations"
+INCENTIVE_RECOMMENDATIONS = "incentive_recommendations"
+INCENTIVE_POLICY = "incentive_policy"  # the recommender's policy comparison (not a CONTRACTS table)
