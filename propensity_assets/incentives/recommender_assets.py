@@ -5,44 +5,36 @@ import time
 
 import dagster as dg
 
-from propensity_assets.incentives import study_tables
+from propensity_assets.incentives import study_tables, tracking
 from propensity_assets.incentives.resources import IncentiveStudiesResource
-from propensity_assets.incentives.study_assets import EFFECTS, GROUP, REFUTATIONS, STUDY_DATA, study_of
+from propensity_assets.incentives.study_assets import EFFECTS, GROUP, REFUTATIONS, STUDY_DATA, study_asset, study_inputs
+from propensity_assets.incentives.vetting import DR_POLICY_VALUE, RECOMMENDED, policy_decision, policy_tags
+from propensity_assets.lifecycle import registration
 from propensity_assets.shared import settings, tables
 from propensity_assets.shared.metadata import md_table, mlflow_run_url
-from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 RECOMMENDATIONS, POLICY = tables.INCENTIVE_RECOMMENDATIONS, tables.INCENTIVE_POLICY
 
 
-@dg.asset(
+@study_asset(
     name=RECOMMENDATIONS,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     deps=[STUDY_DATA, EFFECTS, REFUTATIONS],
     kinds={"mlflow", "parquet"},
-    description=(
-        "Per unit, the option (none, each treatment, each combination) with the highest expected "
-        "profit = estimated incremental outcome − cost (`incentive_recommendations`). The recommender "
-        "is registered as `incentive__<study>` (a pyfunc: unit rows in, option and expected profit per "
-        "option out), vetted with the shared rule on doubly robust policy value against no incentive, "
-        "treat-all with each option, the observed allocation and the champion, and promoted unless a "
-        "refutation failed. With truth columns, realized profit against the oracle is reported."
-    ),
 )
 def incentive_recommendations(
     context: dg.AssetExecutionContext, incentive_studies: IncentiveStudiesResource, lake: LakeResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
-    from propensity_assets.incentives import tracking
+    """Per unit, the option (none, each treatment, each combination) with the highest expected
+    profit = estimated incremental outcome − cost (`incentive_recommendations`). The recommender
+    is registered as `incentive__<study>` (a pyfunc: unit rows in, option and expected profit per
+    option out), vetted with the shared rule on doubly robust policy value against no incentive,
+    treat-all with each option, the observed allocation and the champion, and promoted unless a
+    refutation failed. With truth columns, realized profit against the oracle is reported."""
     from propensity_assets.incentives.study import policy_report, unit_costs
-    from propensity_assets.incentives.vetting import DR_POLICY_VALUE, RECOMMENDED
-    from propensity_assets.lifecycle import registration
 
-    study = study_of(context, incentive_studies)
-    data = study_tables.read(lake.lake, STUDY_DATA, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
     refutations = study_tables.read(lake.lake, REFUTATIONS, study.key)
     failed = sorted({f"{r.refuter} ({r.treatment}, {r.effect})" for r in refutations.itertuples() if not r.passed})
     client = mlflow.client()
@@ -66,8 +58,12 @@ def incentive_recommendations(
         champion_value = evaluator.value(champion[1], unit_costs(data, study))
     values = dict(zip(comparison["policy"], comparison["dr_value"]))
     baselines = {p: v for p, v in values.items() if p not in (RECOMMENDED, "oracle")}
-    decision = tracking.vet_recommender(client, study.key, version, DR_POLICY_VALUE, values[RECOMMENDED], baselines,
-                                        champion_value, champion_version, failed, settings.auto_promote())
+    decision = policy_decision(DR_POLICY_VALUE, values[RECOMMENDED], baselines, champion_value, champion_version,
+                               failed, settings.auto_promote())
+    tracking.record_vetting(client, study.key, version, decision,
+                            policy_tags(DR_POLICY_VALUE, values[RECOMMENDED], baselines, decision))
+    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
+
     with mlflow_lib.start_run(run_id=run_id):
         mlflow_lib.log_table(comparison, "policy_comparison.json")
         mlflow_lib.log_metrics({f"{DR_POLICY_VALUE}.{p.replace(' ', '_').replace(':', '').replace('+', '_')}": v

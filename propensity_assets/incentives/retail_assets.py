@@ -158,8 +158,8 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
     retail = RetailConfig(**config.model_dump())
     groups = requested_keys(context)
     started = time.time()
-    tables = _campaign_tables(lake)
-    tx = None if tables.empty else _transactions(lake)
+    campaign_tables = _campaign_tables(lake)
+    tx = None if campaign_tables.empty else _transactions(lake)
     members = None if tx is None else lake.lake.read_pandas(MEMBERS_TABLE)
     cells_md, exclusions, statuses, summaries, figures, recs_rows, effect_rows = [], [], [], [], {}, {}, 0
     policies = {}  # group → (its recommender, the households it is vetted on)
@@ -173,7 +173,7 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
                                  f"materialize {MEMBERS_TABLE} after adding it to the catalogue", allow_retries=False)
             products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
             in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
-            study = build_study(tables, tx, in_group, products,
+            study = build_study(campaign_tables, tx, in_group, products,
                                 lambda dates, g=group: read_features(lake.lake, g, dates), retail)
         study_tables.write(lake.lake, STUDY_DATA, study.data, study_key(group))
         exclusions.append(study.exclusions.assign(group=group))
@@ -271,7 +271,7 @@ def register_and_vet(mlflow: MlflowResource, experiment_id: str, group: str, pol
     from propensity_assets.incentives.retail_estimation import MODIFIERS
     from propensity_assets.incentives.retail_policy import policy_values, value_of
     from propensity_assets.incentives.retail_study import UNIT_ID
-    from propensity_assets.incentives.vetting import LOWER_BOUND_PROFIT, RECOMMENDED
+    from propensity_assets.incentives.vetting import LOWER_BOUND_PROFIT, RECOMMENDED, policy_decision, policy_tags
     from propensity_assets.lifecycle import registration
 
     client = mlflow.client()
@@ -285,10 +285,11 @@ def register_and_vet(mlflow: MlflowResource, experiment_id: str, group: str, pol
     profits = registration.load_model(name, version).predict(units)
     values = policy_values(profits)
     champion_value = None if champion is None else value_of(profits, champion[1])
-    decision = tracking.vet_recommender(
-        client, key, version, LOWER_BOUND_PROFIT, values[RECOMMENDED], {"no incentive": values["no incentive"]},
-        champion_value, None if champion is None else champion[0], [], settings.auto_promote(),
-    )
+    baselines = {"no incentive": values["no incentive"]}
+    decision = policy_decision(LOWER_BOUND_PROFIT, values[RECOMMENDED], baselines, champion_value,
+                               None if champion is None else champion[0], [], settings.auto_promote())
+    tracking.record_vetting(client, key, version, decision,
+                            policy_tags(LOWER_BOUND_PROFIT, values[RECOMMENDED], baselines, decision))
     comparison = pd.DataFrame({"policy": list(values), LOWER_BOUND_PROFIT: list(values.values())})
     with mlflow_lib.start_run(run_id=run_id):
         mlflow_lib.log_table(comparison, "policy_comparison.json")

@@ -32,8 +32,20 @@ REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "dummy_ou
 NEAR_DETERMINISTIC_STRENGTH = 10.0
 
 
+def study_asset(**kwargs):
+    """`dg.asset` for one study: the room's group, one partition per study of the catalogue."""
+    return dg.asset(group_name=GROUP, partitions_def=incentive_study_partitions, **kwargs)
+
+
 def study_of(context: dg.AssetExecutionContext, studies: IncentiveStudiesResource) -> Study:
     return get_study(studies.path, context.partition_key)
+
+
+def study_inputs(context: dg.AssetExecutionContext, studies: IncentiveStudiesResource,
+                 lake: LakeResource) -> tuple[Study, pd.DataFrame]:
+    """The run's study and its table of units from the lake."""
+    study = study_of(context, studies)
+    return study, study_tables.read(lake.lake, STUDY_DATA, study.key)
 
 
 # -- study data -------------------------------------------------------------------------------
@@ -49,10 +61,8 @@ class StudyDataConfig(dg.Config):
     near_deterministic_assignment: bool = False
 
 
-@dg.asset(
+@study_asset(
     name=STUDY_DATA,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     kinds={"pandas", "parquet"},
     description=(
         "The study's table of units in the lake (`incentive_study_data`, partition study=<key>): "
@@ -89,10 +99,8 @@ def incentive_study_data(
 # -- graph ------------------------------------------------------------------------------------
 
 
-@dg.asset(
+@study_asset(
     name=GRAPH,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     deps=[STUDY_DATA],
     kinds={"causal-learn", "dowhy", "mlflow"},
     description=(
@@ -111,8 +119,7 @@ def incentive_graph(
     from propensity_assets.incentives import discovery, tracking
     from propensity_assets.incentives.study import identify_all
 
-    study = study_of(context, incentive_studies)
-    data = study_tables.read(lake.lake, STUDY_DATA, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
     started = time.time()
     result = discovery.discover(data, study)
     ids = identify_all(result.graph, study)
@@ -192,8 +199,7 @@ def incentive_effects(
     from propensity_assets.incentives import tracking
     from propensity_assets.incentives.study import effects_table, estimate_all, graph_from_edges, identify_all, summary_table
 
-    study = study_of(context, incentive_studies)
-    data = study_tables.read(lake.lake, STUDY_DATA, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
     graph = graph_from_edges(study_tables.read(lake.lake, GRAPH, study.key), study)
     ids = identify_all(graph, study)
     est_config = _estimator_config(study, config)
@@ -245,10 +251,8 @@ def incentive_effects(
 # -- refutations ------------------------------------------------------------------------------
 
 
-@dg.asset(
+@study_asset(
     name=REFUTATIONS,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     deps=[STUDY_DATA, GRAPH, EFFECTS],
     kinds={"dowhy", "econml"},
     check_specs=[dg.AssetCheckSpec(name, asset=REFUTATIONS, description=f"DoWhy {name.replace('_', ' ')} refuter on every estimated effect")
@@ -268,8 +272,7 @@ def incentive_refutations(
     from propensity_assets.incentives.refutation import refute
     from propensity_assets.incentives.study import graph_from_edges, identify_all
 
-    study = study_of(context, incentive_studies)
-    data = study_tables.read(lake.lake, STUDY_DATA, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
     summary = study_tables.read(lake.lake, SUMMARY, study.key)
     # No identified effect leaves `incentive_effects` without this partition: nothing to refute.
     effects = (study_tables.read(lake.lake, EFFECTS, study.key) if study_tables.exists(lake.lake, EFFECTS, study.key)

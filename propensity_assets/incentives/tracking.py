@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from propensity_assets.incentives import vetting
 from propensity_assets.lifecycle import registration
 from propensity_assets.lifecycle.vetting import Decision
 from propensity_assets.shared import registry
@@ -133,26 +132,11 @@ def champion_options(study: str, data: pd.DataFrame, client) -> tuple[str, pd.Se
     return str(champion.version), model.predict(data)["recommended"].to_numpy()
 
 
-def vet_recommender(
-    client,
-    study: str,
-    version: str,
-    metric: str,
-    candidate: float,
-    baselines: dict[str, float],
-    champion_value: float | None,
-    champion_version: str | None,
-    failed_refutations: list[str],
-    auto_promote: bool,
-) -> Decision:
-    """Vet version `version` of `incentive__<study>` on its policy value `candidate` against
-    the baseline policies' and the champion's (`vetting.policy_decision`), move the aliases
-    and tag the version through the lifecycle's registry path."""
-    decision = vetting.policy_decision(metric, candidate, baselines, champion_value, champion_version,
-                                       failed_refutations, auto_promote)
-    registration.apply_decision(client, model_name(study), version, decision,
-                                vetting.policy_tags(metric, candidate, baselines, decision), challenger=decision.challenger)
-    return decision
+def record_vetting(client, study: str, version: str, decision: Decision, tags: dict[str, str]) -> None:
+    """Move the aliases of `incentive__<study>` as the vetting `decision` says (`challenger` on
+    every vetted version, `champion` when it promotes) and tag the version, through the
+    lifecycle's registry path."""
+    registration.apply_decision(client, model_name(study), version, decision, tags, challenger=decision.challenger)
 
 
 def tempdir() -> tempfile.TemporaryDirectory:
