@@ -46,42 +46,20 @@ def _instance():
 
 
 def cmd_sync_groups(args: argparse.Namespace) -> int:
-    from propensity_assets.groups.assets import sync_product_groups
-    from propensity_assets.groups.catalog import CatalogError
-
+    from propensity_assets.groups.assets import groups_sync, sync_product_groups
     from propensity_assets.shared.lake import Lake
 
     lake = Lake(settings.lake_uri())
     # Before the first ingest there is no products table: categories are checked then.
     products = lake.read_pandas(tables.PRODUCTS) if lake.exists(tables.PRODUCTS) else None
-    try:
-        with _instance() as instance:
-            added, removed = sync_product_groups(instance, args.file, products, prune=args.prune)
-            current = instance.get_dynamic_partitions("product_group")
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"product groups: {len(current)} ({', '.join(current)})")
-    print(f"added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}")
-    return 0
+    return groups_sync.run_cli(_instance, lambda instance: sync_product_groups(instance, args.file, products, prune=args.prune))
 
 
 def cmd_sync_studies(args: argparse.Namespace) -> int:
-    from propensity_assets.incentives.catalog import StudyCatalogError
-    from propensity_assets.incentives.sensors import sync_studies
+    from propensity_assets.incentives.sensors import studies_sync, sync_studies
 
-    try:
-        with _instance() as instance:
-            if args.file is None:
-                args.file = str(settings.incentive_studies_file())
-            added, removed = sync_studies(instance, args.file, prune=args.prune)
-            current = instance.get_dynamic_partitions("incentive_study")
-    except StudyCatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"incentive studies: {len(current)} ({', '.join(current)})")
-    print(f"added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}")
-    return 0
+    path = args.file or str(settings.incentive_studies_file())
+    return studies_sync.run_cli(_instance, lambda instance: sync_studies(instance, path, prune=args.prune))
 
 
 def cmd_incentives(args: argparse.Namespace) -> int:

@@ -7,11 +7,27 @@ from pathlib import Path
 import dagster as dg
 
 from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
-from propensity_assets.shared.partitions import product_group_partitions, sync_catalogue, sync_requests
 from propensity_assets.groups.resources import ProductGroupsResource
+from propensity_assets.shared.catalog_sync import CatalogueSync
+from propensity_assets.shared.metadata import md_table
+from propensity_assets.shared.partitions import product_group_partitions
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared import tables
 
+
+
+def _keys(path: str) -> list[str]:
+    return [group.key for group in load_catalog(path)]
+
+
+groups_sync = CatalogueSync(
+    partitions_def=product_group_partitions,
+    keys=_keys,
+    error=CatalogError,
+    noun="product groups",
+    catalogue="product-group catalogue",
+    command="sync-groups",
+)
 
 
 def sync_product_groups(
@@ -25,44 +41,32 @@ def sync_product_groups(
     groups = load_catalog(path)
     if products is not None:
         resolve(groups, products, path)  # raises CatalogError naming the group and value
-    return sync_catalogue(
-        instance, product_group_partitions, [group.key for group in groups],
-        source=path, prune=prune, error=CatalogError, command="propensity-assets sync-groups",
-    )
+    return groups_sync.sync(instance, path, prune=prune, keys=[group.key for group in groups])
 
 
-@dg.sensor(
+def _resolve_on_change(context: dg.SensorEvaluationContext, path: str) -> tuple[list[dg.RunRequest], str]:
+    """Re-resolve the groups' products when the catalogue file changed since the cursor."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    if context.cursor == digest:
+        return [], digest
+    # No run_key: the cursor already dedups, and a key derived from the digest would
+    # make the daemon skip the re-resolution when a change is reverted (A → B → A).
+    return [dg.RunRequest(asset_selection=[dg.AssetKey(tables.PRODUCT_GROUP_MEMBERS)], tags={"product_groups/catalogue": digest})], digest
+
+
+product_group_sync_sensor = groups_sync.sensor(
+    "product_group_sync_sensor",
+    resource="product_groups",
     # Without a target, Dagster rejects the sensor's RunRequest and fails the whole tick,
     # partition requests included.
     target=dg.AssetSelection.assets(tables.PRODUCT_GROUP_MEMBERS),
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Keeps the `product_group` partitions in sync with data/product_groups.yaml: a new group "
         "appears as a partition, a removed one stops being scheduled (its history stays). "
         "When the catalogue changes it re-resolves the groups' products."
     ),
+    on_change=_resolve_on_change,
 )
-def product_group_sync_sensor(context: dg.SensorEvaluationContext, product_groups: ProductGroupsResource):
-    try:
-        groups = load_catalog(product_groups.path)
-        text = Path(product_groups.path).read_bytes()
-    except (CatalogError, OSError) as exc:
-        return dg.SkipReason(f"Invalid product-group catalogue, partitions left unchanged: {exc}")
-    keys = [group.key for group in groups]
-    existing = context.instance.get_dynamic_partitions(product_group_partitions.name)
-    requests = sync_requests(product_group_partitions, keys, existing)
-    digest = hashlib.sha256(text).hexdigest()[:16]
-    run_requests = []
-    if context.cursor != digest:
-        # No run_key: the cursor already dedups, and a key derived from the digest would
-        # make the daemon skip the re-resolution when a change is reverted (A → B → A).
-        run_requests.append(
-            dg.RunRequest(asset_selection=[dg.AssetKey(tables.PRODUCT_GROUP_MEMBERS)], tags={"product_groups/catalogue": digest})
-        )
-    if not requests and not run_requests:
-        return dg.SkipReason(f"{len(keys)} product groups, already in sync")
-    return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests, cursor=digest)
 
 
 @dg.asset(
@@ -90,13 +94,12 @@ def product_group_members(product_groups: ProductGroupsResource, lake: LakeResou
     def size(group) -> str:
         return "all" if group.everything else f"{counts[group.key]:,}"
 
-    lines = [f"| {g.key} | {g.description} | {selectors(g)} | {size(g)} |" for g in groups]
-    table = "| group | description | selectors | products |\n|---|---|---|---:|\n" + "\n".join(lines)
+    rows = [{"group": g.key, "description": g.description, "selectors": selectors(g), "products": size(g)} for g in groups]
     return dg.MaterializeResult(
         metadata={
             "groups": len(groups),
             "rows": len(members),
-            "catalogue": dg.MetadataValue.md(table),
+            "catalogue": md_table(rows, align={"products": "right"}),
             "catalogue_file": product_groups.path,
             **{f"products:{g.key}": int(counts[g.key]) for g in groups if not g.everything},
         }

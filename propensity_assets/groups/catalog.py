@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from propensity_assets.shared.catalogs import parse_yaml
 
 KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
-# A catalogue is a short hand-written file: anything larger, deeper or using YAML aliases
-# (the "billion laughs" expansion) is refused before it can exhaust memory or the stack.
+# A catalogue is a short hand-written file: anything larger is refused before it is read.
 MAX_BYTES = 1_000_000
-MAX_DEPTH = 20
 
 # selector in the YAML → column of `products` it matches
 SELECTORS = {
@@ -48,48 +47,9 @@ class ProductGroup:
         return mask
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML silently keeps the last of two equal keys; a catalogue must not. Aliases
-    and deep nesting are refused (see MAX_DEPTH)."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise CatalogError(f"YAML aliases (*name) are not allowed (line {mark.line + 1})")
-        self._depth = getattr(self, "_depth", 0) + 1
-        try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise CatalogError(f"nesting deeper than {MAX_DEPTH} levels (line {mark.line + 1})")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise CatalogError(
-                f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
-                f"(first defined at line {seen[key] + 1})"
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def parse_catalog(text: str, source: str = "product_groups.yaml") -> list[ProductGroup]:
     """Parse and structurally validate a catalogue. Errors name `source` and the group."""
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
-    except CatalogError as exc:
-        raise CatalogError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{source}: YAML syntax error: {exc}") from None
+    doc = parse_yaml(text, source, CatalogError)
     if not isinstance(doc, dict) or not isinstance(doc.get("product_groups"), dict):
         raise CatalogError(f"{source}: expected a top-level mapping 'product_groups: {{<key>: ...}}'")
     groups = []

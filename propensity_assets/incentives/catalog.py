@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-
-from propensity_assets.groups.catalog import _UniqueKeyLoader  # duplicate keys are errors there too
+from propensity_assets.shared.catalogs import parse_yaml
 
 KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
 EFFECTS = ("total", "direct")
@@ -249,12 +247,7 @@ def parse_study(key, body, source: str) -> Study:
 
 
 def parse_catalog(text: str, source: str = "incentive_studies.yaml") -> list[Study]:
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
-    except ValueError as exc:  # the loader's duplicate-key error
-        raise StudyCatalogError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise StudyCatalogError(f"{source}: YAML syntax error: {exc}") from None
+    doc = parse_yaml(text, source, StudyCatalogError)
     if not isinstance(doc, dict) or not isinstance(doc.get("incentive_studies"), dict):
         raise StudyCatalogError(f"{source}: expected a top-level mapping 'incentive_studies: {{<key>: ...}}'")
     return [parse_study(key, body, source) for key, body in doc["incentive_studies"].items()]

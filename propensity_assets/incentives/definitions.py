@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from propensity_assets.incentives.assets import assets
+from propensity_assets.incentives.recommender_assets import assets as recommender_assets
 from propensity_assets.incentives.retail_assets import GROUP as RETAIL_GROUP
 from propensity_assets.incentives.retail_assets import assets as retail_assets
 from propensity_assets.incentives.resources import IncentiveStudiesResource
+from propensity_assets.incentives.study_assets import assets as study_assets
 from propensity_assets.incentives.sensors import incentive_study_sync_sensor
 
 incentives_job = dg.define_asset_job(
@@ -21,7 +22,7 @@ retail_incentives_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*assets, *retail_assets],
+    assets=[*study_assets, *recommender_assets, *retail_assets],
     jobs=[incentives_job, retail_incentives_job],
     sensors=[incentive_study_sync_sensor],
     resources={"incentive_studies": IncentiveStudiesResource()},

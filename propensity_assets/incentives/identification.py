@@ -10,8 +10,8 @@ of the outcome lowers the variance of the DML estimate without adding bias.
 - direct effect: DoWhy's `nonparametric-cde` (controlled direct effect) adjustment
   set, which removes only the descendants of the outcome and must block the mediated
   path, so it contains the mediator. We then *check* that the study's declared
-  mediators of the treatment are in the set (the issue's rule: "the mediator added for
-  a direct effect"); if the graph lacks the mediator edge, the declared mediator is
+  mediators of the treatment are in the set (a direct effect holds the mediator fixed,
+  so it must be adjusted for); if the graph lacks the mediator edge, the declared mediator is
   added and a note says so. A collider is never added.
 
 The effect modifiers X of the estimator are the study's covariates that are not

@@ -5,13 +5,9 @@ import sys
 import pandas as pd
 
 from propensity_assets.shared import tables
+from propensity_assets.incentives.study_tables import read_or_none as _read
+from propensity_assets.incentives.study_tables import retail_key
 from propensity_assets.shared.lake import Lake
-
-
-def _read(lake: Lake, table: str, study: str) -> pd.DataFrame | None:
-    if not lake.exists(table, {"study": study}):
-        return None
-    return lake.read_partition(table, {"study": study})
 
 
 def print_report(lake_uri: str, study: str) -> int:
@@ -51,14 +47,14 @@ def print_report(lake_uri: str, study: str) -> int:
 def print_retail(lake_uri: str, groups: list[str]) -> int:
     """The verdict table of every retail campaign study in the lake (`propensity-assets retail`)."""
     lake = Lake(lake_uri)
-    studies = [g for g in groups if lake.exists(tables.INCENTIVE_STUDY_DATA, {"study": f"retail_{g}"})]
+    studies = [g for g in groups if lake.exists(tables.INCENTIVE_STUDY_DATA, {"study": retail_key(g)})]
     if not studies:
         print("error: lake table 'incentive_study_data' holds no retail study: materialize retail_study_data and "
               "retail_effects for the product groups first", file=sys.stderr)
         return 2
     rows, idle = [], []
     for group in studies:
-        summary = _read(lake, tables.INCENTIVE_SUMMARY, f"retail_{group}")
+        summary = _read(lake, tables.INCENTIVE_SUMMARY, retail_key(group))
         if summary is None or summary.empty:
             idle.append(group)
             continue

@@ -1,18 +1,24 @@
-"""Retail campaign studies as assets, one per product group (issue: retail campaign incentives).
+"""Retail campaign studies as assets, one per product group.
 
 retail_study_data → retail_effects (effects, summary with its verdict checks,
-recommendations). The study of group g is the lake partition `study=retail_<g>` of the
-CONTRACTS §9 tables, beside the catalogue's studies; the logic is in `retail.py`.
+recommendations and the recommender). The study of group g is the lake partition
+`study=retail_<g>` of the CONTRACTS §9 tables, beside the catalogue's studies; its
+recommender is registered, vetted and promoted through the lifecycle's registry path as
+`incentive__retail_<g>`. The logic is in `retail_study.py`, `retail_estimation.py`,
+`retail_verdicts.py` and `retail_policy.py`.
 """
 
 
+import re
 import time
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from propensity_assets.shared.metadata import md_figure, mlflow_run_url
+from propensity_assets.incentives import study_tables
+from propensity_assets.incentives.study_tables import RETAIL_PREFIX, retail_key as study_key
+from propensity_assets.shared import settings, tables
+from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
 from propensity_assets.shared.partitions import product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 from propensity_assets.shared.tables import (
@@ -22,45 +28,27 @@ from propensity_assets.shared.tables import (
     COUPONS,
     GROUP_FEATURES,
     HOUSEHOLD_FEATURES,
-    INCENTIVE_EFFECTS,
-    INCENTIVE_RECOMMENDATIONS,
-    INCENTIVE_STUDY_DATA,
-    INCENTIVE_SUMMARY,
     PRODUCT_GROUP_MEMBERS,
     TRANSACTIONS,
 )
 
 GROUP = "retail_incentives"
-PREFIX = "retail_"
 CAMPAIGN_TABLES = (CAMPAIGNS, CAMPAIGN_DESCRIPTIONS, COUPONS, COUPON_REDEMPTIONS)
 STUDY_DATA, EFFECTS, SUMMARY, RECOMMENDATIONS = (
-    INCENTIVE_STUDY_DATA, INCENTIVE_EFFECTS, INCENTIVE_SUMMARY, INCENTIVE_RECOMMENDATIONS)
+    tables.INCENTIVE_STUDY_DATA, tables.INCENTIVE_EFFECTS, tables.INCENTIVE_SUMMARY, tables.INCENTIVE_RECOMMENDATIONS)
 CHECKS = ("placebo", "plausibility")
 
-
-def study_key(group: str) -> str:
-    return f"{PREFIX}{group}"
-
-
-def _spec(group: str) -> list[dict]:
-    return [{"study": study_key(group)}]
-
-
-def _write(lake: LakeResource, table: str, df: pd.DataFrame, group: str) -> None:
-    lake.lake.write_pandas(table, df.assign(study=study_key(group)), ["study"], _spec(group))
-
-
-def read_study_table(lake: LakeResource, table: str, group: str) -> "pd.DataFrame | None":
-    """A retail study's partition of a §9 table, or None when the stage has not written it."""
-    if not lake.lake.exists(table, {"study": study_key(group)}):
-        return None
-    return lake.lake.read_partition(table, {"study": study_key(group)})
-
-
-def _md(df: pd.DataFrame, digits: int = 2) -> dg.MetadataValue:
-    if df.empty:
-        return dg.MetadataValue.md("(none)")
-    return dg.MetadataValue.md(df.round(digits).to_markdown(index=False))
+# The profile's `incentive__<group>` (CONTRACTS §5, §9), declared like a scores asset's
+# columns: the `recommended` option of the group's study partition (keyed by household),
+# no decile; `not identified` where the study's verdicts identify nothing.
+PROFILE_TAGS = {
+    "profile/prefix": "incentive",
+    "profile/table": RECOMMENDATIONS,
+    "profile/value_column": "recommended",
+    "profile/deciles": "false",
+    "profile/study_prefix": RETAIL_PREFIX,
+    "profile/verdict_table": SUMMARY,
+}
 
 
 class RetailConfigSchema(dg.Config):
@@ -76,7 +64,7 @@ class RetailConfigSchema(dg.Config):
 
 
 def _campaign_tables(lake: LakeResource):
-    from propensity_assets.incentives.retail import CampaignTables
+    from propensity_assets.incentives.retail_study import CampaignTables
 
     frames = {t: (lake.lake.read_pandas(t) if lake.lake.exists(t) else pd.DataFrame()) for t in CAMPAIGN_TABLES}
     return CampaignTables(frames[CAMPAIGNS], frames[CAMPAIGN_DESCRIPTIONS], frames[COUPONS],
@@ -146,10 +134,14 @@ ASSETS = ("retail_study_data", "retail_effects", "retail_summary", "retail_recom
                                  "plausibility bound from coupon-line spend, counts and the verdict with its reason. "
                                  "A group with nothing to study has one `not identified` row saying why."),
         dg.AssetSpec("retail_recommendations", group_name=GROUP, deps=["retail_summary"], kinds={"parquet"},
+                     tags=PROFILE_TAGS,
                      description="Per household, the campaign option with the highest profit at the lower 95 % bound "
                                  "of its CATE (margin rate × CATE lower bound − cost per coupon × redemptions) over the identified campaign types only "
                                  "(`incentive_recommendations`, study=retail_<group>); empty when nothing is "
-                                 "identified, and the profile then reads `not identified`."),
+                                 "identified, and the profile then reads `not identified`. The recommender is registered "
+                                 "as `incentive__retail_<group>` (a pyfunc: household rows with the modifiers in, option "
+                                 "and profit per option out), vetted with the shared rule on its mean profit at the lower "
+                                 "bound against no incentive and the champion, and promoted."),
     ],
     check_specs=[
         dg.AssetCheckSpec("placebo", asset="retail_summary",
@@ -166,19 +158,19 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
     import mlflow as mlflow_lib  # the resource is named `mlflow`
 
     from propensity_assets.incentives import tracking
-    from propensity_assets.incentives.retail import (
-        RetailConfig, build_study, effects_table, estimate_cells, no_campaigns, nothing_to_do_row, recommendations,
-        summary_table,
-    )
+    from propensity_assets.incentives.retail_policy import fit_policy, latest_rows, recommendations
+    from propensity_assets.incentives.retail_study import RetailConfig, build_study, no_campaigns
+    from propensity_assets.incentives.retail_verdicts import effects_table, estimate_cells, nothing_to_do_row, summary_table
     from propensity_assets.features.lookup import read_features
 
     retail = RetailConfig(**config.model_dump())
     groups = requested_keys(context)
     started = time.time()
-    tables = _campaign_tables(lake)
-    tx = None if tables.empty else _transactions(lake)
+    campaign_tables = _campaign_tables(lake)
+    tx = None if campaign_tables.empty else _transactions(lake)
     members = None if tx is None else lake.lake.read_pandas(PRODUCT_GROUP_MEMBERS)
     cells_md, exclusions, statuses, summaries, figures, recs_rows, effect_rows = [], [], [], [], {}, {}, 0
+    policies = {}  # group → (its recommender, the households it is vetted on)
     for group in groups:
         if tx is None:
             study = no_campaigns()
@@ -189,9 +181,9 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
                                  f"materialize {PRODUCT_GROUP_MEMBERS} after adding it to the catalogue", allow_retries=False)
             products = None if mine["product_id"].isna().any() else set(mine["product_id"].astype("int64"))
             in_group = pd.Series(True, index=tx.index) if products is None else tx["product_id"].isin(products)
-            study = build_study(tables, tx, in_group, products,
+            study = build_study(campaign_tables, tx, in_group, products,
                                 lambda dates, g=group: read_features(lake.lake, g, dates), retail)
-        _write(lake, STUDY_DATA, study.data, group)
+        study_tables.write(lake.lake, STUDY_DATA, study.data, study_key(group))
         exclusions.append(study.exclusions.assign(group=group))
         statuses.append(study.campaigns.assign(group=group))
         if study.nothing_to_do:
@@ -205,9 +197,11 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
             cells = estimate_cells(study.data, retail)
             summary = summary_table(cells)
         effects, recs = effects_table(cells), recommendations(cells, retail)
-        _write(lake, EFFECTS, effects, group)
-        _write(lake, SUMMARY, summary, group)
-        _write(lake, RECOMMENDATIONS, recs, group)
+        for table, frame in ((EFFECTS, effects), (SUMMARY, summary), (RECOMMENDATIONS, recs)):
+            study_tables.write(lake.lake, table, frame, study_key(group))
+        policy = fit_policy(cells, retail)
+        if policy is not None:
+            policies[group] = (policy, latest_rows(cells))
         effect_rows += len(effects)
         recs_rows[group] = len(recs)
         for row in summary.itertuples():
@@ -235,24 +229,30 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
             mlflow_lib.log_metrics({f"{tag}.att": r.ate, f"{tag}.placebo": r.placebo, f"{tag}.naive": r.naive,
                                     f"{tag}.bound": r.plausibility_bound})
         mlflow_lib.log_table(table, "retail_summary.json")
+    models = [register_and_vet(mlflow, experiment_id, group, policy, rows, config,
+                               {"retail_studies_run_id": run.info.run_id, "dagster_run_id": context.run.run_id})
+              for group, (policy, rows) in policies.items()]
+    for m in models:
+        context.log.info(f"{m['model']} v{m['version']}: {m['decision']}: {m['reason']}")
     url = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
     common = {"studies": ", ".join(study_key(g) for g in groups), "seconds": seconds, "mlflow_run": url}
     yield dg.MaterializeResult(asset_key="retail_study_data", metadata={
-        **common, "cells": _md(pd.DataFrame(cells_md)), "excluded rows by reason": _md(by_reason),
-        "excluded rows": int(excluded["rows"].sum()) if not excluded.empty else 0, "campaigns": _md(studied),
+        **common, "cells": md_table(pd.DataFrame(cells_md), digits=2), "excluded rows by reason": md_table(by_reason, digits=2),
+        "excluded rows": int(excluded["rows"].sum()) if not excluded.empty else 0, "campaigns": md_table(studied, digits=2),
         "nothing to do": dg.MetadataValue.json({g: r for g, r in zip(table.group, table.reason) if r.startswith("nothing to do")}),
         "window_days": config.window_days, "eligibility_days": config.eligibility_days,
     })
     yield dg.MaterializeResult(asset_key="retail_effects", metadata={**common, "rows": effect_rows})
     yield dg.MaterializeResult(asset_key="retail_summary", metadata={
         **common, "cells": len(estimated), "identified": int((table["verdict"] == "identified").sum()),
-        "verdicts": _md(verdicts),
-        "reasons": _md(table[["group", "campaign_type", "verdict", "reason"]]),
+        "verdicts": md_table(verdicts, digits=2),
+        "reasons": md_table(table[["group", "campaign_type", "verdict", "reason"]], digits=2),
         **{f"plot {g}": md_figure(f, g) for g, f in figures.items()},
     })
     yield dg.MaterializeResult(asset_key="retail_recommendations", metadata={
         **common, "households by group": dg.MetadataValue.json(recs_rows),
         "margin_rate": config.margin_rate, "cost_per_coupon": config.cost_per_coupon,
+        "models": md_table(pd.DataFrame(models), digits=2),
     })
     for name, what in (("placebo", "placebo interval excludes 0"), ("plausibility", "effect exceeds its plausibility bound")):
         if name == "placebo":
@@ -268,24 +268,43 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
         )
 
 
+def register_and_vet(mlflow: MlflowResource, experiment_id: str, group: str, policy, rows: pd.DataFrame,
+                     config: RetailConfigSchema, tags: dict) -> dict:
+    """Register the group's recommender as `incentive__retail_<group>` and vet it on the study's
+    households: its mean profit at the lower bound against no incentive and the champion's
+    options valued the same way (`incentives/vetting.py`); a row for the metadata."""
+    import mlflow as mlflow_lib  # the resource is named `mlflow`
+
+    from propensity_assets.incentives import tracking
+    from propensity_assets.incentives.retail_estimation import MODIFIERS
+    from propensity_assets.incentives.retail_policy import policy_values, value_of
+    from propensity_assets.incentives.retail_study import UNIT_ID
+    from propensity_assets.incentives.vetting import LOWER_BOUND_PROFIT, RECOMMENDED, policy_decision, policy_tags
+    from propensity_assets.lifecycle import registration
+
+    client = mlflow.client()
+    key, units = study_key(group), rows[[UNIT_ID, *MODIFIERS]].reset_index(drop=True)
+    champion = tracking.champion_options(key, units, client)
+    version, run_id = tracking.register_retail_recommender(
+        experiment_id, key, policy, units.head(3), tags,
+        {"margin_rate": config.margin_rate, "cost_per_coupon": config.cost_per_coupon, "options": len(policy.options)},
+    )
+    name = tracking.model_name(key)
+    profits = registration.load_model(name, version).predict(units)
+    values = policy_values(profits)
+    champion_value = None if champion is None else value_of(profits, champion[1])
+    baselines = {"no incentive": values["no incentive"]}
+    decision = policy_decision(LOWER_BOUND_PROFIT, values[RECOMMENDED], baselines, champion_value,
+                               None if champion is None else champion[0], [], settings.auto_promote())
+    tracking.record_vetting(client, key, version, decision,
+                            policy_tags(LOWER_BOUND_PROFIT, values[RECOMMENDED], baselines, decision))
+    comparison = pd.DataFrame({"policy": list(values), LOWER_BOUND_PROFIT: list(values.values())})
+    with mlflow_lib.start_run(run_id=run_id):
+        mlflow_lib.log_table(comparison, "policy_comparison.json")
+        mlflow_lib.log_metrics({f"{LOWER_BOUND_PROFIT}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', p)}": v for p, v in values.items()})
+    return {"group": group, "model": name, "version": version, "decision": decision.decision, "reason": decision.reason,
+            LOWER_BOUND_PROFIT: values[RECOMMENDED]}
+
+
 assets = [retail_studies]
 
-
-def profile_columns(lake: LakeResource, groups: list[str], households: pd.Series) -> dict[str, pd.Series]:
-    """`incentive__<group>` per household for every group whose retail study has run: the
-    recommended option, or `not identified` when no campaign type of the group was
-    identified (then no recommendation is a finding). Households the study did not hold
-    (no shopping in the 90 days before any campaign) are null. Groups whose study has not
-    run get no column."""
-    out = {}
-    for group in groups:
-        summary = read_study_table(lake, SUMMARY, group)
-        if summary is None:
-            continue
-        if not (summary["verdict"] == "identified").any():
-            out[f"incentive__{group}"] = pd.Series("not identified", index=households.index, dtype=object)
-            continue
-        recs = read_study_table(lake, RECOMMENDATIONS, group)
-        chosen = recs.set_index("unit_id")["recommended"] if recs is not None else pd.Series(dtype=object)
-        out[f"incentive__{group}"] = households.map(chosen).astype(object)
-    return out

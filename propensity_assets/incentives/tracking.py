@@ -1,8 +1,10 @@
-"""MLflow for the incentive studies: runs per stage, the recommender's registration and vetting.
+"""MLflow for the incentive studies: a study's runs, and its recommender's registration and vetting.
 
 No Dagster here; the assets call these with the MLflow resource's client. One
-experiment, `incentives`; every run is tagged with its study and stage so the
-recommender finds the estimators of the latest effects run.
+experiment, `incentives`; every run is tagged with its study and its kind (`stage`) so
+the recommender finds the estimators of the latest effects run. A recommender is
+registered, vetted and promoted through the lifecycle's registry path
+(`lifecycle.registration`), as `incentive__<study>`.
 """
 
 from __future__ import annotations
@@ -11,39 +13,47 @@ import json
 import tempfile
 from pathlib import Path
 
-import mlflow
-import numpy as np
 import pandas as pd
 
-import propensity_assets
+from propensity_assets.lifecycle import registration
+from propensity_assets.lifecycle.vetting import Decision
 from propensity_assets.shared import registry
-from propensity_assets.lifecycle.vetting import REJECTED, Decision, VettingRule, decide
 
-# The MLflow runs of a study, tagged `stage`: the causal graph, and the effect estimators.
-STAGES = ("graph", "effects")
+# A study's MLflow runs, tagged `stage` with their kind: the causal graph, the effect estimators.
+STUDY_RUNS = ("graph", "effects")
 
 EXPERIMENT = "incentives"
 ESTIMATORS_ARTIFACT = "estimators/estimators.joblib"
-POLICY_METRIC = "dr_policy_value"
+STUDY_PIP_REQUIREMENTS = ["econml", "lightgbm", "scikit-learn", "pandas<3", "mlflow", "joblib"]
+RETAIL_PIP_REQUIREMENTS = ["mlflow", "pandas<3", "numpy"]
 
 
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    base = tracking_uri if tracking_uri.startswith("http") else "http://localhost:5000"
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+def model_name(study: str) -> str:
+    """`incentive__<study>`: a catalogue study's key, or `retail_<group>`."""
+    return registry.model_name("incentive", study)
 
 
-def latest_run(client, experiment_id: str, study: str, stage: str):
-    registry.model_name("incentive", study)  # a valid study key: nothing can inject into the filter below
-    if stage not in STAGES:
-        raise ValueError(f"unknown incentive stage {stage!r}; expected one of {STAGES}")
+def study_run(experiment_id: str, study: str, kind: str):
+    """An MLflow run tagged with its study and kind (the recommender finds its estimators by them)."""
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{study} {kind}")
+    mlflow.set_tags({"incentive_study": study, "stage": kind})
+    return run
+
+
+def latest_run(client, experiment_id: str, study: str, kind: str):
+    model_name(study)  # a valid study key: nothing can inject into the filter below
+    if kind not in STUDY_RUNS:
+        raise ValueError(f"unknown incentive study run {kind!r}; expected one of {STUDY_RUNS}")
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.incentive_study = '{study}' and tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.incentive_study = '{study}' and tags.stage = '{kind}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     if not runs:
-        raise LookupError(f"no finished MLflow '{stage}' run for incentive study {study!r} in experiment "
+        raise LookupError(f"no finished MLflow '{kind}' run for incentive study {study!r} in experiment "
                           f"{EXPERIMENT!r}: materialize incentive_effects for study={study} first")
     return runs[0]
 
@@ -64,75 +74,69 @@ def save_estimators(path: Path, estimates, study) -> None:
     )
 
 
-def register_recommender(client, experiment_id: str, study, estimators_file: str, example: pd.DataFrame, tags: dict) -> tuple[str, str]:
-    """Log the recommender pyfunc and register it as `incentive__<study>`; (version, run_id)."""
-    from propensity_assets.incentives.recommender import IncentiveRecommender
-
+def unit_signature(example: pd.DataFrame):
+    """The input schema of a recommender: column types as in the study's table, the unit id
+    optional (it is passed through when given)."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import ColSpec, Schema
 
-    name = registry.model_name("incentive", study.key)
-    # Column types as in the study's table; the unit id optional: it is passed through when given.
     inferred = infer_signature(example).inputs.inputs
-    signature = ModelSignature(inputs=Schema([ColSpec(c.type, c.name, required=c.name != "unit_id") for c in inferred]))
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{study.key} recommender") as run:
-        mlflow.set_tags({"incentive_study": study.key, "stage": "recommender", **tags})
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=IncentiveRecommender(),
-            artifacts={"estimators": estimators_file},
-            code_paths=[str(Path(propensity_assets.__file__).parent)],
-            input_example=example,
-            signature=signature,
-            registered_model_name=name,
-            pip_requirements=["econml", "lightgbm", "scikit-learn", "pandas<3", "mlflow", "joblib"],
+    return ModelSignature(inputs=Schema([ColSpec(c.type, c.name, required=c.name != "unit_id") for c in inferred]))
+
+
+def register_recommender(
+    experiment_id: str, study: str, python_model, artifacts: dict[str, str], example: pd.DataFrame,
+    pip_requirements: list[str], tags: dict, params: dict | None = None,
+) -> tuple[str, str]:
+    """Log a recommender pyfunc in its own run and register it as `incentive__<study>`; (version, run_id)."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{study} recommender") as run:
+        mlflow.set_tags({"incentive_study": study, "stage": "recommender", **tags})
+        if params:
+            mlflow.log_params(params)
+        version = registration.log_and_register(
+            model_name(study), python_model, artifacts=artifacts, input_example=example,
+            signature=unit_signature(example), pip_requirements=pip_requirements,
         )
-    return str(info.registered_model_version), run.info.run_id
+    return version, run.info.run_id
 
 
-def champion_policy(study_key: str, data: pd.DataFrame, client) -> tuple[str, np.ndarray] | None:
+def register_study_recommender(experiment_id: str, study, estimators_file: str, example: pd.DataFrame, tags: dict) -> tuple[str, str]:
+    """The catalogue study's recommender (its DML estimators) as `incentive__<study>`; (version, run_id)."""
+    from propensity_assets.incentives.recommender import IncentiveRecommender
+
+    return register_recommender(experiment_id, study.key, IncentiveRecommender(), {"estimators": estimators_file},
+                                example, STUDY_PIP_REQUIREMENTS, tags)
+
+
+def register_retail_recommender(experiment_id: str, study: str, policy, example: pd.DataFrame, tags: dict,
+                                params: dict) -> tuple[str, str]:
+    """A retail study's recommender (its CATE projections) as `incentive__retail_<group>`; (version, run_id)."""
+    from propensity_assets.incentives.retail_policy import RetailRecommender
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "policy.json"
+        path.write_text(json.dumps(policy.to_dict()))
+        return register_recommender(experiment_id, study, RetailRecommender(), {"policy": str(path)}, example,
+                                    RETAIL_PIP_REQUIREMENTS, tags, params)
+
+
+def champion_options(study: str, data: pd.DataFrame, client) -> tuple[str, pd.Series] | None:
     """(version, options) the current champion recommends on `data`, or None without a champion."""
-    name = registry.model_name("incentive", study_key)
+    name = model_name(study)
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     if champion is None:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+    model = registration.load_model(name, alias=registry.CHAMPION)
     return str(champion.version), model.predict(data)["recommended"].to_numpy()
 
 
-def vet_recommender(
-    client,
-    study_key: str,
-    version: str,
-    comparison: pd.DataFrame,
-    champion_value: float | None,
-    champion_version: str | None,
-    failed_refutations: list[str],
-    auto_promote: bool,
-) -> Decision:
-    """The shared vetting rule on DR policy values, then the refutation gate; moves the aliases."""
-    name = registry.model_name("incentive", study_key)
-    values = dict(zip(comparison["policy"], comparison["dr_value"]))
-    baselines = {p: {POLICY_METRIC: v} for p, v in values.items() if p not in ("recommended", "oracle")}
-    rule = VettingRule(metric=POLICY_METRIC, baseline_metrics=(POLICY_METRIC,), auto_promote=auto_promote)
-    champion = None if champion_value is None else {POLICY_METRIC: champion_value}
-    decision = decide(rule, {POLICY_METRIC: values["recommended"]}, baselines, champion, champion_version)
-    if decision.challenger and failed_refutations:
-        decision = Decision(REJECTED, f"refutation(s) failed, promotion blocked: {', '.join(failed_refutations)} "
-                                      f"(vetting alone said: {decision.decision}, {decision.reason})")
-    if decision.challenger:
-        client.set_registered_model_alias(name, registry.CHALLENGER, version)
-    if decision.promote:
-        registry.promote(client, name, version, decision.reason, by="vetting")
-    for key, value in {"vetting.decision": decision.decision, "vetting.reason": decision.reason[:5000],
-                       f"vetting.{POLICY_METRIC}": f"{values['recommended']:.2f}",
-                       "vetting.baselines": json.dumps({k: round(v[POLICY_METRIC], 2) for k, v in baselines.items()})[:5000]}.items():
-        client.set_model_version_tag(name, version, key, value)
-    return decision
-
-
-def log_figure_file(path: str, artifact_dir: str) -> None:
-    mlflow.log_artifact(path, artifact_dir)
+def record_vetting(client, study: str, version: str, decision: Decision, tags: dict[str, str]) -> None:
+    """Move the aliases of `incentive__<study>` as the vetting `decision` says (`challenger` on
+    every vetted version, `champion` when it promotes) and tag the version, through the
+    lifecycle's registry path."""
+    registration.apply_decision(client, model_name(study), version, decision, tags, challenger=decision.challenger)
 
 
 def tempdir() -> tempfile.TemporaryDirectory:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle import frames, vetting
+from propensity_assets.lifecycle import frames, registration, vetting
 from propensity_assets.lifecycle.stage import ModelStage
 
 
@@ -38,10 +38,7 @@ class Vetted:
 
 
 def predict_version(name: str, version: str, frame):
-    import mlflow
-
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return model.predict(frame).iloc[:, -1].to_numpy()
+    return registration.load_model(name, version).predict(frame).iloc[:, -1].to_numpy()
 
 
 def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule: vetting.VettingRule) -> Vetted:
@@ -79,10 +76,9 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
             rule, cand, baselines, champ, None if champion is None else str(champion.version),
             evaluated_on=as_of, champion_trained_until=trained_until, p_worse=p_worse,
         )
-        if decision.challenger and champion is not None:  # vetted against a champion
-            client.set_registered_model_alias(name, registry.CHALLENGER, candidate.version)
-        if decision.promote:
-            registry.promote(client, name, candidate.version, decision.reason, by="vetting")
+        # `challenger` marks a version vetted against a champion; the first one is champion only.
+        registration.move_aliases(client, name, candidate.version, decision,
+                                  challenger=decision.challenger and champion is not None)
     tags = {
         "vetting.decision": decision.decision,
         "vetting.reason": decision.reason,
@@ -94,8 +90,7 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
     if champ is not None:
         tags["vetting.champion_version"] = str(champion.version)
         tags[f"vetting.champion_{rule.metric}"] = f"{champ[rule.metric]:.6f}"
-    for key, value in tags.items():
-        client.set_model_version_tag(name, candidate.version, key, value)
+    registration.tag_version(client, name, candidate.version, tags)
     current = registry.version_by_alias(client, name, registry.CHAMPION)
     return Vetted(
         name, str(candidate.version), decision.decision, decision.reason, as_of, cand, baselines,

@@ -19,7 +19,6 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from propensity_assets.shared import registry

@@ -17,7 +17,7 @@ import pandas as pd
 import propensity_assets
 from propensity_assets.shared import registry, settings
 from propensity_assets.shared.lake import Lake
-from propensity_assets.lifecycle import frames
+from propensity_assets.lifecycle import frames, registration
 from propensity_assets.lifecycle.stage import ModelStage
 
 
@@ -142,9 +142,9 @@ def train_and_register(
             path.write_bytes(pickle.dumps(result.predictor))
             from propensity_assets.lifecycle.pyfunc import PIP_REQUIREMENTS, LifecycleModel
 
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=LifecycleModel(),
+            version = registration.log_and_register(
+                name,
+                LifecycleModel(),
                 artifacts={"predictor": str(path)},
                 model_config={
                     "stage": stage.name,
@@ -156,15 +156,11 @@ def train_and_register(
                     "lake_uri": lake.root,
                     "horizon_days": horizon,
                 },
-                code_paths=[str(Path(propensity_assets.__file__).parent)],
                 signature=_signature(list(result.predictor.features), stage.score_column),
                 input_example=holdout[["household_id", "as_of"]].head(3).reset_index(drop=True),
-                registered_model_name=name,
                 pip_requirements=PIP_REQUIREMENTS,
             )
-        version = str(info.registered_model_version)
-        for key, value in {**window, f"holdout_{stage.metric}": holdout_metrics[stage.metric]}.items():
-            client.set_model_version_tag(name, version, key, str(value))
+        registration.tag_version(client, name, version, {**window, f"holdout_{stage.metric}": holdout_metrics[stage.metric]})
     return Registered(
         name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
         holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample, search,

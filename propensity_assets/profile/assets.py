@@ -1,41 +1,33 @@
 """The customer profile marketing reads, assembled from the columns each stage declares.
 
-A stage's scores asset carries the tag `profile/prefix`; the profile takes one value
-column per (stage, group) from its scores table, `<prefix>__<group>`, and its decile
+A stage's asset carries the tag `profile/prefix` (`sources.py`); the profile takes one
+value column per (stage, group), `<prefix>__<group>`, and for a scores source its decile
 `<prefix>_decile__<group>` (1 = the top 10 %). A group a stage has not scored for the
-date has no column: the profile never invents one.
+date, or whose study has not run, has no column: the profile never invents one.
 """
-
-from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 import pyarrow.dataset as ds
 
 from propensity_assets.lifecycle.deciles import deciles
+from propensity_assets.profile.sources import ProfileSource, study_columns
 from propensity_assets.shared.partitions import as_of_partitions, product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared import tables
 
 
 
-@dataclass(frozen=True)
-class ProfileSource:
-    """One stage's contribution: its scores asset and table, and the value column in it."""
-
-    asset_key: str
-    table: str
-    prefix: str
-    value_column: str
-
-
-def build_profile(scores: dict[str, pd.DataFrame], groups: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_profile(
+    scores: dict[str, pd.DataFrame], groups: list[str], without_deciles: frozenset[str] = frozenset()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(wide, long) profiles from long scores per prefix: frames with as_of, product_group,
     household_id, value, model_version.
 
     Wide: one row per (as_of, household_id) with `<prefix>__<group>` and
     `<prefix>_decile__<group>` per prefix and group, prefixes in the order given, groups
-    in catalogue order. Long: one row per (as_of, household_id, product_group, stage).
+    in catalogue order (no decile column for a prefix in `without_deciles`). Long: one row
+    per (as_of, household_id, product_group, stage).
     """
     longs, columns, index = [], {}, None
     for prefix, frame in scores.items():
@@ -50,7 +42,8 @@ def build_profile(scores: dict[str, pd.DataFrame], groups: list[str]) -> tuple[p
         for group in groups:
             if ("value", group) in wide.columns:
                 columns[f"{prefix}__{group}"] = wide[("value", group)]
-                columns[f"{prefix}_decile__{group}"] = wide[("decile", group)].astype("Int32")
+                if prefix not in without_deciles:
+                    columns[f"{prefix}_decile__{group}"] = wide[("decile", group)].astype("Int32")
     if index is None:
         empty = pd.DataFrame(columns=["as_of", "household_id"])
         return empty, pd.DataFrame(columns=["as_of", "household_id", "product_group", "stage", "value", "decile", "model_version"])
@@ -64,6 +57,10 @@ def build_profile(scores: dict[str, pd.DataFrame], groups: list[str]) -> tuple[p
 
 def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
     """The profile asset over whatever stages declare profile columns."""
+    scored = [s for s in sources if not s.is_study]
+    # A study source holds for every as_of: the profile reads it as it stands, not as a dependency.
+    studies = [s for s in sources if s.is_study]
+    without_deciles = frozenset(s.prefix for s in scored if not s.deciles)
 
     @dg.asset(
         name=tables.CUSTOMER_PROFILE,
@@ -71,7 +68,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         partitions_def=as_of_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"pandas", "parquet"},
-        deps=[s.asset_key for s in sources],
+        deps=[s.asset_key for s in scored],
         # Rebuilt whenever any group's scores for the date change (any date, not only the latest).
         automation_condition=(
             dg.AutomationCondition.any_deps_updated().since_last_handled()
@@ -81,19 +78,20 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         description=(
             "The customer profile (the seed's Figure 1): one row per household with, for every product group "
             "a stage has scored, "
-            + ", ".join(f"`{s.prefix}__<group>`" for s in sources)
+            + ", ".join(f"`{s.prefix}__<group>`" for s in scored)
             + " and their deciles `<stage>_decile__<group>` (1 = top 10 %). Also writes the long form "
             "`customer_profile_long` (household, group, stage, value, decile, model_version). Rebuilt when any "
-            "group's scores for the date change; a group without scores has no column. For every group whose retail "
-            "campaign study has run, `incentive__<group>` holds the household's recommended campaign option, or "
-            "`not identified` when the data could identify no campaign effect for the group."
+            "group's scores for the date change; a group without scores has no column."
+            + "".join(f" For every group whose study has run, `{s.prefix}__<group>` holds the household's "
+                      f"`{s.value_column}` from `{s.table}`, or `not identified` when the study could identify no "
+                      "effect for the group." for s in studies)
         ),
     )
     def customer_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         dates = sorted(set(requested_keys(context)))
         groups = context.instance.get_dynamic_partitions(product_group_partitions.name)
         scores = {}
-        for source in sources:
+        for source in scored:
             if not lake.lake.exists(source.table):
                 continue
             frame = lake.lake.read_pandas(
@@ -101,16 +99,14 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
                 columns=["as_of", "product_group", "household_id", source.value_column, "model_version"],
             )
             scores[source.prefix] = frame.rename(columns={source.value_column: "value"})
-        wide, long = build_profile(scores, groups)
+        wide, long = build_profile(scores, groups, without_deciles)
         if wide.empty:
             raise dg.Failure(
-                f"no scores for as_of {', '.join(dates)} in {', '.join(s.table for s in sources)}: score the product groups first"
+                f"no scores for as_of {', '.join(dates)} in {', '.join(s.table for s in scored)}: score the product groups first"
             )
-        # The retail campaign studies' recommendation per household, where a study has run.
-        from propensity_assets.incentives.retail_assets import profile_columns
-
-        incentives = profile_columns(lake, groups, wide["household_id"])
-        wide = wide.assign(**incentives)
+        studied = {s.prefix: study_columns(lake.lake, s, groups, wide["household_id"]) for s in studies}
+        for columns in studied.values():
+            wide = wide.assign(**columns)
         specs = [{"as_of": d} for d in dates]
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE, wide, ["as_of"], specs)
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE_LONG, long, ["as_of"], specs)
@@ -124,9 +120,9 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
                 "as_of_max": dates[-1],
                 "columns": len(wide.columns) - 2,
                 **{f"{prefix}_groups": ", ".join(gs) or "none" for prefix, gs in present.items()},
-                "incentive_columns": ", ".join(incentives) or "none (no retail study has run)",
+                **{f"{prefix}_columns": ", ".join(columns) or "none (no study has run)" for prefix, columns in studied.items()},
                 "groups_without_columns": dg.MetadataValue.json(
-                    {s.prefix: sorted(set(groups) - set(present.get(s.prefix, []))) for s in sources}
+                    {s.prefix: sorted(set(groups) - set(present.get(s.prefix, []))) for s in scored}
                 ),
                 "model_versions": dg.MetadataValue.json(
                     long.groupby(["stage", "product_group"])["model_version"].agg(lambda s: sorted(set(s))).reset_index()
@@ -138,16 +134,3 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
 
     return customer_profile
 
-
-def sources_from(assets) -> list[ProfileSource]:
-    """Profile sources declared by scores assets through their `profile/prefix` tag and
-    `profile/value_column`, `profile/table` tags."""
-    out = []
-    for asset in assets:
-        if not isinstance(asset, dg.AssetsDefinition):
-            continue
-        for key in asset.keys:
-            tags = asset.tags_by_key.get(key, {})
-            if "profile/prefix" in tags:
-                out.append(ProfileSource(key.to_user_string(), tags["profile/table"], tags["profile/prefix"], tags["profile/value_column"]))
-    return out

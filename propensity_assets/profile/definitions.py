@@ -3,7 +3,8 @@ declare, its job, and the sensor that evaluates its automation condition."""
 
 import dagster as dg
 
-from propensity_assets.profile.assets import profile_asset, sources_from
+from propensity_assets.profile.assets import profile_asset
+from propensity_assets.profile.sources import sources_from
 
 from propensity_assets.shared import tables
 

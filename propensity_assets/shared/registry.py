@@ -14,26 +14,27 @@ from propensity_assets.shared import settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-STAGES = ("propensity", "ltv", "incentive")
+# The registered-model prefixes: a model is registered as `<family>__<key>`.
+MODEL_FAMILIES = ("propensity", "ltv", "incentive")
 
 
 _KEY = re.compile(r"[a-z0-9_]+")
 
 
-def model_name(stage: str, group: str) -> str:
-    """`propensity__<group>`, `ltv__<group>`, `incentive__<study>`."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown model stage {stage!r}; expected one of {STAGES}")
-    if not _KEY.fullmatch(group):
-        raise ValueError(f"invalid product group or study key {group!r}: expected lowercase [a-z0-9_]+")
-    return f"{stage}__{group}"
+def model_name(family: str, key: str) -> str:
+    """`propensity__<group>`, `ltv__<group>`, `incentive__<study>` (a retail study: `incentive__retail_<group>`)."""
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {MODEL_FAMILIES}")
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"invalid product group or study key {key!r}: expected lowercase [a-z0-9_]+")
+    return f"{family}__{key}"
 
 
 def name_filter(name: str) -> str:
     """An MLflow search filter for one registered model; the name is checked first, so a
     key can never inject into the filter."""
-    stage, _, key = name.partition("__")
-    return f"name='{model_name(stage, key)}'"
+    family, _, key = name.partition("__")
+    return f"name='{model_name(family, key)}'"
 
 
 class RegistryUnreachable(ConnectionError):

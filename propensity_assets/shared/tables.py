@@ -25,16 +25,15 @@ LTV_LABELS = "ltv_labels"
 LTV_SCORES = "ltv_scores"
 LTV_COHORTS = "ltv_cohorts"
 
-# Incentive studies [study]: the study's data, its causal graph, effects, summary,
-# refutations, recommendations (CONTRACTS §9) and the recommender's policy comparison.
+# The profile [as_of].
+CUSTOMER_PROFILE = "customer_profile"
+CUSTOMER_PROFILE_LONG = "customer_profile_long"
+
+# Incentive studies [study] (CONTRACTS §9); a retail study's key is `retail_<group>`.
 INCENTIVE_STUDY_DATA = "incentive_study_data"
 INCENTIVE_GRAPH = "incentive_graph"
 INCENTIVE_EFFECTS = "incentive_effects"
 INCENTIVE_SUMMARY = "incentive_summary"
 INCENTIVE_REFUTATIONS = "incentive_refutations"
 INCENTIVE_RECOMMENDATIONS = "incentive_recommendations"
-INCENTIVE_POLICY = "incentive_policy"
-
-# The profile [as_of].
-CUSTOMER_PROFILE = "customer_profile"
-CUSTOMER_PROFILE_LONG = "customer_profile_long"
+INCENTIVE_POLICY = "incentive_policy"  # the recommender's policy comparison (not a CONTRACTS table)

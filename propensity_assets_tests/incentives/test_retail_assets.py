@@ -1,17 +1,17 @@
 """The retail campaign study assets end to end on a small source with campaigns: real
-ingest, Spark features, the study, its verdicts and checks, recommendations and the
-profile column (real Spark, MLflow and Dagster)."""
+ingest, Spark features, the study, its verdicts and checks, recommendations, the registered
+recommender and the profile column it declares (real Spark, MLflow and Dagster)."""
 
 
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from propensity_assets.incentives.retail_assets import profile_columns
+from propensity_assets.definitions import defs
+from propensity_assets.profile.sources import sources_from, study_columns
 from propensity_assets.shared.lake import Lake
-from propensity_assets.shared.resources import LakeResource
 from propensity_assets_tests.in_process import project
-from propensity_assets_tests.incentives.test_retail import planted_retail_data
+from propensity_assets_tests.incentives.retail_data import planted_retail_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 
@@ -42,7 +42,7 @@ def test_retail_studies_from_the_lake(tmp_path, spark):
     (tmp_path / "groups.yaml").write_text(
         "product_groups:\n  cheese:\n    categories: [CHEESE]\n  eggs:\n    categories: [EGGS]\n")
     lake = Lake(str(tmp_path / "lake"))
-    with project(tmp_path, spark, ["cheese", "eggs"]) as (materialize, _):
+    with project(tmp_path, spark, ["cheese", "eggs"]) as (materialize, resources):
         materialize(["transactions", "products", "households", "campaigns", "campaign_descriptions", "coupons",
                      "coupon_redemptions", "product_group_members"])
         # Features over the starts and 28 days before them (the placebo's): 2017-03-06 .. 2017-05-01.
@@ -52,6 +52,9 @@ def test_retail_studies_from_the_lake(tmp_path, spark):
                                               ASSET_PARTITION_RANGE_END_TAG: "2017-05-01|eggs"})
         result = materialize(["retail_study_data"], tags={ASSET_PARTITION_RANGE_START_TAG: "cheese",
                                                           ASSET_PARTITION_RANGE_END_TAG: "eggs"})
+        client = resources["mlflow"].client()
+        champion = client.get_model_version_by_alias("incentive__retail_cheese", "champion")
+        registered = {m.name for m in client.search_registered_models()}
 
     meta = {m.asset_key.to_user_string(): m.metadata for m in
             (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}["retail_study_data"]
@@ -83,8 +86,16 @@ def test_retail_studies_from_the_lake(tmp_path, spark):
     recs = lake.read_pandas("incentive_recommendations")
     assert set(recs["study"]) == {"retail_cheese"}
     assert len(recs) == cheese["unit_id"].nunique()
-    profile = profile_columns(LakeResource(uri=str(tmp_path / "lake")), ["cheese", "eggs"],
-                              pd.Series(sorted(cheese["unit_id"].unique())))
+    # The recommender of the group with an identified campaign type is registered and promoted.
+    assert str(champion.version) == "1" and champion.tags["vetting.decision"] == "champion", champion.tags
+    assert "incentive__retail_cheese" in registered and "incentive__retail_eggs" not in registered
+    assert float(champion.tags["vetting.lower_bound_profit"]) > 0
+    meta_recs = {m.asset_key.to_user_string(): m.metadata for m in
+                 (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}
+    assert "incentive__retail_cheese" in meta_recs["retail_recommendations"]["models"].value
+
+    (source,) = [s for s in sources_from(defs.assets) if s.asset_key == "retail_recommendations"]
+    profile = study_columns(lake, source, ["cheese", "eggs"], pd.Series(sorted(cheese["unit_id"].unique())))
     assert list(profile) == ["incentive__cheese", "incentive__eggs"]
     assert set(profile["incentive__eggs"]) == {"not identified"}
     by_household = recs.set_index("unit_id")["recommended"]

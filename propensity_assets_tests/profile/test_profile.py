@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from propensity_assets.profile.assets import ProfileSource, build_profile, sources_from
+from propensity_assets.profile.assets import build_profile
 
 
 def _scores(rows):
@@ -50,10 +50,8 @@ def test_profile_without_any_scores_is_empty():
     assert wide.empty and long.empty
 
 
-def test_sources_come_from_the_stages_declarations():
-    from propensity_assets.definitions import defs
 
-    assert sources_from(defs.assets) == [
-        ProfileSource("propensity_scores", "propensity_scores", "propensity", "score"),
-        ProfileSource("ltv_scores", "ltv_scores", "ltv", "ltv"),
-    ]
+def test_a_source_without_deciles_has_only_its_value_column():
+    offers = _scores([("2017-06-02", "a", 1, 0.9, "1"), ("2017-06-02", "a", 2, 0.1, "1")])
+    wide, _ = build_profile({"offer": offers}, ["a"], without_deciles=frozenset({"offer"}))
+    assert list(wide.columns) == ["as_of", "household_id", "offer__a"]

@@ -1,74 +1,51 @@
-"""Incentive studies as assets, partitioned by `incentive_study` (CONTRACTS §9).
+"""A catalogue study's causal analysis as assets, partitioned by `incentive_study` (CONTRACTS §9).
 
 study data → causal graph (discovery + identification) → effects and summary →
-refutations (asset checks) → recommender (registered, vetted, promoted) and its
-recommendations. The logic lives in the pure modules beside this one; this file
+refutations (asset checks). The recommender built on them is in
+`recommender_assets.py`. The logic lives in the pure modules beside these; this file
 wires it to the lake, MLflow and the Dagster UI.
 """
 
-
-import base64
-import json
 import time
 from pathlib import Path
 from typing import Optional
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from propensity_assets.shared import settings, tables
+from propensity_assets.incentives import study_tables
 from propensity_assets.incentives.catalog import Study, get_study
-from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.incentives.resources import IncentiveStudiesResource
+from propensity_assets.shared import tables
+from propensity_assets.shared.metadata import md_image_file, md_table, mlflow_run_url
+from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 GROUP = "incentives"
 STUDY_DATA, GRAPH, EFFECTS, SUMMARY = (
     tables.INCENTIVE_STUDY_DATA, tables.INCENTIVE_GRAPH, tables.INCENTIVE_EFFECTS, tables.INCENTIVE_SUMMARY)
-REFUTATIONS, RECOMMENDATIONS = tables.INCENTIVE_REFUTATIONS, tables.INCENTIVE_RECOMMENDATIONS
-POLICY = tables.INCENTIVE_POLICY  # the recommender's policy comparison (not a CONTRACTS table)
+REFUTATIONS = tables.INCENTIVE_REFUTATIONS
 REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome")
+
 # The preset of `near_deterministic_assignment`: the covariate part of each treatment's logit ×10,
 # its noise ÷10 (about a third of the accounts then get Tech Support with probability < 2 % or > 98 %).
 NEAR_DETERMINISTIC_STRENGTH = 10.0
 
 
-def _spec(study: str) -> list[dict]:
-    return [{"study": study}]
+def study_asset(**kwargs):
+    """`dg.asset` for one study: the room's group, one partition per study of the catalogue."""
+    return dg.asset(group_name=GROUP, partitions_def=incentive_study_partitions, **kwargs)
 
 
-def _write(lake: LakeResource, table: str, df: pd.DataFrame, study: str) -> int:
-    frame = df.copy()
-    frame["study"] = study
-    lake.lake.write_pandas(table, frame, ["study"], _spec(study))
-    return len(df)
-
-
-def _read(lake: LakeResource, table: str, study: str) -> pd.DataFrame:
-    if not lake.lake.exists(table, {"study": study}):
-        raise FileNotFoundError(f"lake table {table!r} has no partition study={study}: materialize {table} for {study} first")
-    return lake.lake.read_partition(table, {"study": study})
-
-
-def _md_table(df: pd.DataFrame, floatfmt: str = ",.1f") -> str:
-    cols = list(df.columns)
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else format(v, floatfmt)
-        return str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def _png_md(path: str, title: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"![{title}](data:image/png;base64,{data})"
-
-
-def _study(context: dg.AssetExecutionContext, studies: IncentiveStudiesResource) -> Study:
+def study_of(context: dg.AssetExecutionContext, studies: IncentiveStudiesResource) -> Study:
     return get_study(studies.path, context.partition_key)
+
+
+def study_inputs(context: dg.AssetExecutionContext, studies: IncentiveStudiesResource,
+                 lake: LakeResource) -> tuple[Study, pd.DataFrame]:
+    """The run's study and its table of units from the lake."""
+    study = study_of(context, studies)
+    return study, study_tables.read(lake.lake, STUDY_DATA, study.key)
 
 
 # -- study data -------------------------------------------------------------------------------
@@ -84,10 +61,8 @@ class StudyDataConfig(dg.Config):
     near_deterministic_assignment: bool = False
 
 
-@dg.asset(
+@study_asset(
     name=STUDY_DATA,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     kinds={"pandas", "parquet"},
     description=(
         "The study's table of units in the lake (`incentive_study_data`, partition study=<key>): "
@@ -102,13 +77,13 @@ def incentive_study_data(
 ) -> dg.MaterializeResult:
     from propensity_assets.incentives.study import generator_config, study_data
 
-    study = _study(context, incentive_studies)
+    study = study_of(context, incentive_studies)
     overrides = dict(n=config.n, seed=config.seed, mediator_noise=config.mediator_noise,
                      assignment_strength=config.assignment_strength)
     if config.near_deterministic_assignment and config.assignment_strength is None:
         overrides["assignment_strength"] = NEAR_DETERMINISTIC_STRENGTH
     data = study_data(study, incentive_studies.path, **overrides)
-    rows = _write(lake, STUDY_DATA, data, study.key)
+    rows = study_tables.write(lake.lake, STUDY_DATA, data, study.key)
     truth = [c for c in data.columns if "Treatment Effect:" in c]
     rates = pd.DataFrame({"treatment": study.treatment_names,
                           "share treated": [data[t].mean() for t in study.treatment_names]})
@@ -116,18 +91,16 @@ def incentive_study_data(
     return dg.MaterializeResult(metadata={
         "rows": rows, "columns": len(data.columns), "source": source, "truth_columns": len(truth),
         f"mean {study.outcome}": float(data[study.outcome].mean()),
-        "treatment rates": dg.MetadataValue.md(_md_table(rates, ".3f")),
-        "preview": dg.MetadataValue.md(_md_table(data.head(5), ",.0f")),
+        "treatment rates": md_table(rates, floatfmt=".3f"),
+        "preview": md_table(data.head(5), floatfmt=",.0f"),
     })
 
 
 # -- graph ------------------------------------------------------------------------------------
 
 
-@dg.asset(
+@study_asset(
     name=GRAPH,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     deps=[STUDY_DATA],
     kinds={"causal-learn", "dowhy", "mlflow"},
     description=(
@@ -146,14 +119,13 @@ def incentive_graph(
     from propensity_assets.incentives import discovery, tracking
     from propensity_assets.incentives.study import identify_all
 
-    study = _study(context, incentive_studies)
-    data = _read(lake, STUDY_DATA, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
     started = time.time()
     result = discovery.discover(data, study)
     ids = identify_all(result.graph, study)
     seconds = time.time() - started
     edges = result.edge_table()
-    _write(lake, GRAPH, edges, study.key)
+    study_tables.write(lake.lake, GRAPH, edges, study.key)
     sets = pd.DataFrame([{"treatment": i.treatment, "effect": i.effect, "identified": i.identified,
                           "effect modifiers (X)": ", ".join(i.modifiers), "controls (W)": ", ".join(i.controls),
                           "notes": "; ".join(i.notes)} for i in ids])
@@ -162,7 +134,7 @@ def incentive_graph(
     with tracking.tempdir() as tmp:
         png = discovery.plot_graph(result.graph, study.tiers, f"{tmp}/graph.png",
                                    f"{study.key}: corrected causal graph", set(study.treatment_names))
-        with mlflow_run(experiment_id, study.key, "graph") as run:
+        with tracking.study_run(experiment_id, study.key, "graph") as run:
             mlflow_lib.log_artifact(png, "graph")
             mlflow_lib.log_table(edges, "graph/edges.json")
             mlflow_lib.log_dict({"corrections": result.corrections, "shd": result.shd,
@@ -171,27 +143,19 @@ def incentive_graph(
             mlflow_lib.log_table(sets, "graph/adjustment_sets.json")
             if result.shd:
                 mlflow_lib.log_metrics({f"shd_{k}": v for k, v in result.shd.items()})
-        image = _png_md(png, "causal graph")
+        image = md_image_file(png, "causal graph")
     metadata = {
-        "graph": dg.MetadataValue.md(image),
-        "edges": dg.MetadataValue.md(_md_table(edges)),
+        "graph": image,
+        "edges": md_table(edges, floatfmt=",.1f"),
         "corrections": dg.MetadataValue.md("\n".join(f"- {c}" for c in result.corrections) or "none"),
-        "adjustment sets": dg.MetadataValue.md(_md_table(sets)),
+        "adjustment sets": md_table(sets, floatfmt=",.1f"),
         "edge_count": len(edges),
         "seconds": round(seconds, 1),
-        "mlflow_run": dg.MetadataValue.url(tracking.run_url(mlflow.tracking_uri, experiment_id, run.info.run_id)),
+        "mlflow_run": dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id)),
         "graph_artifact": dg.MetadataValue.path(f"{run.info.artifact_uri}/graph/graph.png"),
     }
     metadata.update({f"shd {k}": v for k, v in result.shd.items()})
     return dg.MaterializeResult(metadata=metadata)
-
-
-def mlflow_run(experiment_id: str, study: str, stage: str):
-    """An MLflow run tagged with its study and stage (the recommender finds its estimators by them)."""
-    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
-    run = mlflow_lib.start_run(experiment_id=experiment_id, run_name=f"{study} {stage}")
-    mlflow_lib.set_tags({"incentive_study": study, "stage": stage})
-    return run
 
 
 # -- effects ----------------------------------------------------------------------------------
@@ -235,17 +199,16 @@ def incentive_effects(
     from propensity_assets.incentives import tracking
     from propensity_assets.incentives.study import effects_table, estimate_all, graph_from_edges, identify_all, summary_table
 
-    study = _study(context, incentive_studies)
-    data = _read(lake, STUDY_DATA, study.key)
-    graph = graph_from_edges(_read(lake, GRAPH, study.key), study)
+    study, data = study_inputs(context, incentive_studies, lake)
+    graph = graph_from_edges(study_tables.read(lake.lake, GRAPH, study.key), study)
     ids = identify_all(graph, study)
     est_config = _estimator_config(study, config)
     started = time.time()
     estimates = estimate_all(data, study, ids, est_config)
     seconds = time.time() - started
     effects, summary = effects_table(data, estimates), summary_table(data, ids, estimates)
-    _write(lake, EFFECTS, effects, study.key)
-    _write(lake, SUMMARY, summary, study.key)
+    study_tables.write(lake.lake, EFFECTS, effects, study.key)
+    study_tables.write(lake.lake, SUMMARY, summary, study.key)
     warnings = [e.overlap.warning for e in estimates if e.overlap.warning]
     for row in summary[summary.verdict != "identified"].itertuples():
         context.log.warning(f"study {study.key}: {row.treatment} ({row.effect}) not identified: {row.reason}")
@@ -253,7 +216,7 @@ def incentive_effects(
         context.log.warning(f"study {study.key}: {w}")
     mlflow.client()
     experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
-    with tracking.tempdir() as tmp, mlflow_run(experiment_id, study.key, "effects") as run:
+    with tracking.tempdir() as tmp, tracking.study_run(experiment_id, study.key, "effects") as run:
         mlflow_lib.log_params({"estimator": est_config.estimator, "folds": est_config.folds,
                                     "n_estimators": est_config.n_estimators, "trim": est_config.trim, "rows": len(data)})
         for row in summary.to_dict("records"):
@@ -270,17 +233,17 @@ def incentive_effects(
                         "truth_in_interval", "cate_rmse", "verdict"] if c in summary.columns]
     overlap_cols = [c for c in ["treatment", "effect", "overlap_outside_share", "overlap_below", "overlap_above",
                                 "propensity_min", "propensity_max", "n_fit"] if c in summary.columns]
-    url = dg.MetadataValue.url(tracking.run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
+    url = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
     common = {"estimator": est_config.estimator, "mlflow_run": url, "seconds": round(seconds, 1)}
     yield dg.MaterializeResult(asset_key=EFFECTS, metadata={
         **common, "rows": len(effects), "units": len(data),
-        "ATE table": dg.MetadataValue.md(_md_table(summary[cols])),
-        "overlap": dg.MetadataValue.md(_md_table(summary[overlap_cols], ",.3f")),
+        "ATE table": md_table(summary[cols], floatfmt=",.1f"),
+        "overlap": md_table(summary[overlap_cols], floatfmt=",.3f"),
         "overlap warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
     })
     yield dg.MaterializeResult(asset_key=SUMMARY, metadata={
-        **common, "rows": len(summary), "ATE table": dg.MetadataValue.md(_md_table(summary[cols])),
-        "adjustment sets": dg.MetadataValue.md(_md_table(summary[["treatment", "effect", "modifiers", "controls"]])),
+        **common, "rows": len(summary), "ATE table": md_table(summary[cols], floatfmt=",.1f"),
+        "adjustment sets": md_table(summary[["treatment", "effect", "modifiers", "controls"]], floatfmt=",.1f"),
         **{f"ate {r.treatment} ({r.effect})": float(r.ate) for r in summary.itertuples() if pd.notna(r.ate)},
     })
 
@@ -288,10 +251,8 @@ def incentive_effects(
 # -- refutations ------------------------------------------------------------------------------
 
 
-@dg.asset(
+@study_asset(
     name=REFUTATIONS,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
     deps=[STUDY_DATA, GRAPH, EFFECTS],
     kinds={"dowhy", "econml"},
     check_specs=[dg.AssetCheckSpec(name, asset=REFUTATIONS, description=f"DoWhy {name.replace('_', ' ')} refuter on every estimated effect")
@@ -311,13 +272,12 @@ def incentive_refutations(
     from propensity_assets.incentives.refutation import refute
     from propensity_assets.incentives.study import graph_from_edges, identify_all
 
-    study = _study(context, incentive_studies)
-    data = _read(lake, STUDY_DATA, study.key)
-    summary = _read(lake, SUMMARY, study.key)
+    study, data = study_inputs(context, incentive_studies, lake)
+    summary = study_tables.read(lake.lake, SUMMARY, study.key)
     # No identified effect leaves `incentive_effects` without this partition: nothing to refute.
-    effects = (_read(lake, EFFECTS, study.key) if lake.lake.exists(EFFECTS, {"study": study.key})
+    effects = (study_tables.read(lake.lake, EFFECTS, study.key) if study_tables.exists(lake.lake, EFFECTS, study.key)
                else pd.DataFrame(columns=["unit_id", "treatment", "effect", "in_overlap"]))
-    ids = identify_all(graph_from_edges(_read(lake, GRAPH, study.key), study), study)
+    ids = identify_all(graph_from_edges(study_tables.read(lake.lake, GRAPH, study.key), study), study)
     est_config = _estimator_config(study, config)
     rows, started = [], time.time()
     for ident in ids:
@@ -331,10 +291,10 @@ def incentive_refutations(
                          list(ident.controls), ident.effect, half)
         rows += [r.row() for r in results]
     table = pd.DataFrame(rows, columns=["refuter", "treatment", "effect", "original", "new", "tolerance", "passed", "p_value", "detail"])
-    _write(lake, REFUTATIONS, table, study.key)
+    study_tables.write(lake.lake, REFUTATIONS, table, study.key)
     yield dg.MaterializeResult(metadata={
         "rows": len(table), "failed": int((~table.passed.astype(bool)).sum()), "seconds": round(time.time() - started, 1),
-        "refutations": dg.MetadataValue.md(_md_table(table.drop(columns=["detail"]), ",.2f")),
+        "refutations": md_table(table.drop(columns=["detail"]), floatfmt=",.2f"),
     })
     for name in REFUTERS:
         part = table[table.refuter == name]
@@ -343,84 +303,9 @@ def incentive_refutations(
             check_name=name, asset_key=REFUTATIONS, passed=bool(len(part)) and failed.empty,
             severity=dg.AssetCheckSeverity.ERROR,
             description=("; ".join(failed.detail) or f"passed on {len(part)} effect(s)") if len(part) else "no estimated effect to refute",
-            metadata={"results": dg.MetadataValue.md(_md_table(part.drop(columns=["refuter"]), ",.2f")),
+            metadata={"results": md_table(part.drop(columns=["refuter"]), floatfmt=",.2f"),
                       "failed": len(failed)},
         )
 
 
-# -- recommender ------------------------------------------------------------------------------
-
-
-@dg.asset(
-    name=RECOMMENDATIONS,
-    group_name=GROUP,
-    partitions_def=incentive_study_partitions,
-    deps=[STUDY_DATA, EFFECTS, REFUTATIONS],
-    kinds={"mlflow", "parquet"},
-    description=(
-        "Per unit, the option (none, each treatment, each combination) with the highest expected "
-        "profit = estimated incremental outcome − cost (`incentive_recommendations`). The recommender "
-        "is registered as `incentive__<study>` (a pyfunc: unit rows in, option and expected profit per "
-        "option out), vetted with the shared rule on doubly robust policy value against no incentive, "
-        "treat-all with each option, the observed allocation and the champion, and promoted unless a "
-        "refutation failed. With truth columns, realized profit against the oracle is reported."
-    ),
-)
-def incentive_recommendations(
-    context: dg.AssetExecutionContext, incentive_studies: IncentiveStudiesResource, lake: LakeResource,
-    mlflow: MlflowResource,
-) -> dg.MaterializeResult:
-    import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
-    from propensity_assets.incentives import recommender as rec
-    from propensity_assets.incentives import tracking
-    from propensity_assets.incentives.study import policy_report, unit_costs
-
-    study = _study(context, incentive_studies)
-    data = _read(lake, STUDY_DATA, study.key)
-    refutations = _read(lake, REFUTATIONS, study.key)
-    failed = sorted({f"{r.refuter} ({r.treatment}, {r.effect})" for r in refutations.itertuples() if not r.passed})
-    client = mlflow.client()
-    experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
-    effects_run = tracking.latest_run(client, experiment_id, study.key, "effects")
-    started = time.time()
-    with tracking.tempdir() as tmp:
-        bundle = client.download_artifacts(effects_run.info.run_id, tracking.ESTIMATORS_ARTIFACT, tmp)
-        champion = tracking.champion_policy(study.key, data, client)
-        example_cols = list(dict.fromkeys([*study.covariates, *(c for t in study.treatments for c in t.cost_columns)]))
-        version, run_id = tracking.register_recommender(
-            client, experiment_id, study, bundle, data[["unit_id", *example_cols]].head(3),
-            {"effects_run_id": effects_run.info.run_id, "dagster_run_id": context.run.run_id},
-        )
-    model = mlflow_lib.pyfunc.load_model(f"models:/{tracking.registry.model_name('incentive', study.key)}/{version}")
-    recs = model.predict(data)
-    comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy())
-    champion_value = champion_version = None
-    if champion is not None:
-        champion_version = champion[0]
-        champion_value = evaluator.value(champion[1], unit_costs(data, study))
-    decision = tracking.vet_recommender(client, study.key, version, comparison, champion_value, champion_version,
-                                        failed, settings.auto_promote())
-    with mlflow_lib.start_run(run_id=run_id):
-        mlflow_lib.log_table(comparison, "policy_comparison.json")
-        mlflow_lib.log_metrics({f"{tracking.POLICY_METRIC}.{p.replace(' ', '_').replace(':', '').replace('+', '_')}": v
-                                     for p, v in zip(comparison.policy, comparison.dr_value)})
-        if "share_of_oracle" in comparison:
-            mlflow_lib.log_metric("share_of_oracle", float(comparison.loc[comparison.policy == "recommended", "share_of_oracle"].iloc[0]))
-    _write(lake, RECOMMENDATIONS, recs, study.key)
-    _write(lake, POLICY, comparison.assign(model_version=version, decision=decision.decision), study.key)
-    metadata = {
-        "rows": len(recs), "model_name": tracking.registry.model_name("incentive", study.key), "model_version": version,
-        "decision": decision.decision, "reason": decision.reason,
-        "policy comparison": dg.MetadataValue.md(_md_table(comparison, ",.2f")),
-        "options chosen": dg.MetadataValue.md(_md_table(recs["recommended"].value_counts().rename_axis("option").reset_index(), ",.0f")),
-        "refutations failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
-        "dr_propensity_clipped_share": round(evaluator.clipped_share, 4),
-        "seconds": round(time.time() - started, 1),
-        "mlflow_run": dg.MetadataValue.url(tracking.run_url(mlflow.tracking_uri, experiment_id, run_id)),
-    }
-    if "share_of_oracle" in comparison:
-        metadata["share_of_oracle"] = float(comparison.loc[comparison.policy == "recommended", "share_of_oracle"].iloc[0])
-    return dg.MaterializeResult(metadata=metadata)
-
-
-assets = [incentive_study_data, incentive_graph, incentive_effects, incentive_refutations, incentive_recommendations]
+assets = [incentive_study_data, incentive_graph, incentive_effects, incentive_refutations]

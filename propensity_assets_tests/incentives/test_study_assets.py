@@ -1,4 +1,5 @@
-"""The incentives room on a real Dagster instance, a temp lake and a real MLflow (SQLite)."""
+"""A catalogue study end to end, its recommender included (it needs the study's assets), on a
+real Dagster instance, a temp lake and a real MLflow (SQLite)."""
 
 import textwrap
 
@@ -7,7 +8,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from propensity_assets.incentives.assets import EffectsConfig, StudyDataConfig, assets
+from propensity_assets.incentives.recommender_assets import assets as recommender_assets
+from propensity_assets.incentives.study_assets import EffectsConfig, StudyDataConfig
+from propensity_assets.incentives.study_assets import assets as study_assets
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.incentives.sensors import incentive_study_sync_sensor, sync_studies
 from propensity_assets.shared.lake import Lake
@@ -42,6 +45,7 @@ CATALOGUE = textwrap.dedent(
     """
 )
 FAST = EffectsConfig(folds=2, n_estimators=80)
+assets = [*study_assets, *recommender_assets]
 RUN_CONFIG = dg.RunConfig(ops={"incentive_effects": FAST, "incentive_refutations": FAST,
                                "incentive_study_data": StudyDataConfig()})
 
