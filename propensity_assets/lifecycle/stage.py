@@ -109,6 +109,10 @@ class ModelStage:
     baseline_confidence: float = 0.0
     output_min: float = 0.0
     output_max: float | None = None  # 1.0 for probabilities
+    # What `propensity-assets summary` reports on a holdout as_of: the metrics (the first two
+    # are averaged in its headline) and the label window it covers.
+    report_metrics: tuple[str, ...] = ()
+    report_window: str = ""
 
     def model_name(self, group: str) -> str:
         return f"{self.name}__{group}"

@@ -48,6 +48,8 @@ PROPENSITY = ModelStage(
     ),
     scores_table=tables.PROPENSITY_SCORES,
     score_column="score",
+    report_metrics=("roc_auc", "average_precision", "brier", "lift_top_decile"),
+    report_window="(labels {as_of} + 30 days)",
     horizon_days=lambda: HORIZON_DAYS,
     train=_train,
     evaluate=lazy(f"{MODEL}:evaluate"),
