@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from propensity_assets.incentives.costs import CostFormula, CostFormulaError
 from propensity_assets.shared.catalogs import parse_yaml
 
 KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
@@ -23,7 +25,7 @@ FIELDS = {
     "description", "generate", "generator", "path", "id_column", "outcome", "treatments", "covariates",
     "mediators", "other", "effects", "knowledge", "expected_graph", "estimator",
 }
-BACKTICKED = re.compile(r"`([^`]+)`")
+TREATMENT_FIELDS = {"cost", "allow_negative_cost"}
 
 
 class StudyCatalogError(ValueError):
@@ -33,17 +35,35 @@ class StudyCatalogError(ValueError):
 @dataclass(frozen=True)
 class Treatment:
     name: str
-    cost: str  # a number or a formula over the study's columns, column names in backticks
+    cost: str  # a number or a formula over the study's columns (`costs.CostFormula`)
+    # A negative cost is a rebate: refused unless the study says so for the treatment.
+    allow_negative_cost: bool = False
+
+    @property
+    def formula(self) -> CostFormula:
+        return CostFormula.parse(self.cost)
 
     @property
     def cost_columns(self) -> list[str]:
-        return BACKTICKED.findall(self.cost)
+        return list(self.formula.columns)
 
     def unit_cost(self, data: pd.DataFrame) -> np.ndarray:
-        """The cost of giving this treatment to each unit of `data`."""
-        if not self.cost_columns:
-            return np.full(len(data), float(self.cost))
-        return np.asarray(data[self.cost_columns].eval(self.cost), float) * np.ones(len(data))
+        """The cost of giving this treatment to each unit of `data` (parsed, never evaluated as code)."""
+        return self.formula.evaluate(data)
+
+    def cost_problem(self, data: pd.DataFrame) -> str | None:
+        """What is wrong with this treatment's costs on `data` (not finite, or negative without
+        `allow_negative_cost`), naming up to five rows; None when they are usable."""
+        costs = self.unit_cost(data)
+        bad = ~np.isfinite(costs)
+        what = "not finite"
+        if not bad.any() and not self.allow_negative_cost:
+            bad, what = costs < 0, "negative (set allow_negative_cost: true for a rebate)"
+        if not bad.any():
+            return None
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(str(int(r)) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+        return f"cost formula {self.cost!r} is {what} for {len(rows):,} row(s) (rows {shown})"
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,10 @@ class Study:
                 )
         if self.id_column and self.id_column not in data.columns:
             raise StudyCatalogError(f"{where}: id_column {self.id_column!r} not in the study table")
+        for t in self.treatments:
+            problem = t.cost_problem(data)
+            if problem:
+                raise StudyCatalogError(f"{where}: treatment {t.name!r}: {problem}")
 
 
 def _names(value, where: str, what: str) -> tuple[str, ...]:
@@ -161,8 +185,29 @@ def parse_study(key, body, source: str) -> Study:
     for name, spec in raw_treatments.items():
         if not isinstance(spec, dict) or "cost" not in spec:
             raise StudyCatalogError(f"{where}: treatment {name!r}: expected {{cost: <number or formula>}}")
+        unknown = sorted(set(spec) - TREATMENT_FIELDS)
+        if unknown:
+            raise StudyCatalogError(f"{where}: treatment {name!r}: unknown field(s) {unknown}; expected {sorted(TREATMENT_FIELDS)}")
+        allow_negative = spec.get("allow_negative_cost", False)
+        if not isinstance(allow_negative, bool):
+            raise StudyCatalogError(f"{where}: treatment {name!r}: allow_negative_cost must be true or false")
+        if isinstance(spec["cost"], float) and not np.isfinite(spec["cost"]):
+            raise StudyCatalogError(f"{where}: treatment {name!r}: cost {spec['cost']!r} is not finite")
         cost = str(spec["cost"])
-        treatments.append(Treatment(str(name), cost))
+        try:
+            formula = CostFormula.parse(cost)
+        except CostFormulaError as exc:
+            raise StudyCatalogError(
+                f"{where}: treatment {name!r}: cost {cost!r}: {exc}. A cost is a number or a formula of numbers and "
+                "backticked columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC Count`\""
+            ) from None
+        if formula.constant is not None and not np.isfinite(formula.constant):
+            raise StudyCatalogError(f"{where}: treatment {name!r}: cost {cost!r} is not finite")
+        if formula.constant is not None and formula.constant < 0 and not allow_negative:
+            raise StudyCatalogError(
+                f"{where}: treatment {name!r}: cost {cost!r} is negative; a rebate needs allow_negative_cost: true"
+            )
+        treatments.append(Treatment(str(name), cost, allow_negative))
     names = [t.name for t in treatments]
     for m, ts in mediators.items():
         if m in names:
@@ -191,14 +236,6 @@ def parse_study(key, body, source: str) -> Study:
                 raise StudyCatalogError(
                     f"{where}: treatment {t.name!r}: cost formula {t.cost!r} uses column {col!r}, which the study does not have"
                 )
-        if not t.cost_columns:
-            try:
-                float(t.cost)
-            except ValueError:
-                raise StudyCatalogError(
-                    f"{where}: treatment {t.name!r}: cost {t.cost!r} is neither a number nor a formula "
-                    f"over backticked columns such as \"100 * `PC Count`\""
-                ) from None
     raw_effects = body.get("effects") or {t: ["total"] for t in names}
     if not isinstance(raw_effects, dict):
         raise StudyCatalogError(f"{where}: 'effects' must map treatments to [total] or [total, direct]")

@@ -38,7 +38,23 @@ def _broken(old: str, new: str) -> str:
         (_broken("  sw:", "  Software:"), "study 'Software': key must be lowercase"),
         (_broken("effects: {Tech Support: [total, direct],", "effects: {Tech Support: [total, direct], Revenue: [total],"),
          "effects: 'Revenue' is not a treatment"),
-        (_broken("Discount: {cost: 7000}", "Discount: {cost: lots}"), "cost 'lots' is neither a number nor a formula"),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: lots}"),
+         "treatment 'Discount': cost 'lots': unexpected 'lots' at character 1: only min(...) and max(...) may be "
+         "called, and columns are named in backticks. A cost is a number or a formula of numbers and backticked "
+         "columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC Count`\""),
+        # A formula that pandas' DataFrame.eval would have run as code.
+        (_broken('Tech Support: {cost: "100 * `PC Count`"}', """Tech Support: {cost: "`PC Count`.to_csv('out.csv')"}"""),
+         "treatment 'Tech Support': cost \"`PC Count`.to_csv('out.csv')\": unexpected '.to_csv' at character 11."),
+        (_broken('Tech Support: {cost: "100 * `PC Count`"}', 'Tech Support: {cost: "`PC Count`.__class__"}'),
+         "treatment 'Tech Support': cost '`PC Count`.__class__': unexpected '.__class__' at character 11."),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: -7000}"),
+         "treatment 'Discount': cost '-7000' is negative; a rebate needs allow_negative_cost: true"),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: 1e400}"),
+         "treatment 'Discount': cost '1e400': the number 1e400 is not finite (costs must be finite)"),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: 1.0e+400}"),
+         "treatment 'Discount': cost inf is not finite"),
+        (_broken("Discount: {cost: 7000}", "Discount: {cost: 7000, rebate: true}"),
+         "treatment 'Discount': unknown field(s) ['rebate']; expected ['allow_negative_cost', 'cost']"),
     ],
 )
 def test_invalid_catalogue_names_study_and_field(text, message):
@@ -57,6 +73,38 @@ def test_non_binary_treatment_and_missing_column_are_refused_on_the_data(softwar
         software_study.validate_data(bad, "accounts.csv")
     with pytest.raises(StudyCatalogError, match=r"accounts.csv: study 'sw': column\(s\) \['Size'\] not in the study table"):
         software_study.validate_data(data.drop(columns=["Size"]), "accounts.csv")
+
+
+def test_costs_are_parsed_once_named_twice_and_rebates_need_their_flag(software_study):
+    text = _broken('Tech Support: {cost: "100 * `PC Count`"}', 'Tech Support: {cost: "`PC Count` * `PC Count` - 50"}')
+    text = text.replace("Discount: {cost: 7000}", "Discount: {cost: -7000, allow_negative_cost: true}", 1)
+    study = parse_catalog(text, "test.yaml")[0]
+    frame = pd.DataFrame({"PC Count": [10, 3]})
+    # 10² − 50 = 50 and 3² − 50 = −41: negative for the second account only.
+    assert list(study.treatments[0].unit_cost(frame)) == [50.0, -41.0]
+    assert list(study.treatments[1].unit_cost(frame)) == [-7000.0, -7000.0]
+    assert study.treatments[1].cost_problem(frame) is None  # a declared rebate
+    assert study.treatments[0].cost_problem(frame) == (
+        "cost formula '`PC Count` * `PC Count` - 50' is negative (set allow_negative_cost: true for a rebate) "
+        "for 1 row(s) (rows 1)"
+    )
+    zero = pd.DataFrame({"PC Count": [0, 2, 0]})
+    ratio = parse_catalog(_broken('Tech Support: {cost: "100 * `PC Count`"}', 'Tech Support: {cost: "100 / `PC Count`"}'),
+                          "test.yaml")[0]
+    assert ratio.treatments[0].cost_problem(zero) == "cost formula '100 / `PC Count`' is not finite for 2 row(s) (rows 0, 2)"
+
+
+def test_a_study_table_whose_costs_are_negative_is_refused_naming_the_rows(software_study):
+    from propensity_assets.incentives.generator import GeneratorConfig, generate_software_company
+
+    data = generate_software_company(GeneratorConfig(n=50))
+    bad = data.assign(**{"PC Count": data["PC Count"].where(data.index != 7, -3)})
+    with pytest.raises(StudyCatalogError) as err:
+        software_study.validate_data(bad, "accounts.csv")
+    assert str(err.value) == (
+        "accounts.csv: study 'sw': treatment 'Tech Support': cost formula '100 * `PC Count`' is negative "
+        "(set allow_negative_cost: true for a rebate) for 1 row(s) (rows 7)"
+    )
 
 
 def test_path_study_reads_csv_with_unit_id_and_truth(tmp_path):
