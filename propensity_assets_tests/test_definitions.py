@@ -90,6 +90,34 @@ EXPECTED_ASSET_GRAPH = [
 ]
 
 
+# The checks on each asset, the jobs, schedules and resources of the code location.
+EXPECTED_CHECKS = {
+    "campaign_descriptions": ["invalid_rows"], "campaigns": ["invalid_rows"], "coupon_redemptions": ["invalid_rows"],
+    "coupons": ["invalid_rows"], "households": ["invalid_rows"], "products": ["invalid_rows"],
+    "transactions": ["invalid_rows", "suspicious_rows"],
+    "household_features": ["features_finite", "population"], "group_features": ["features_finite", "population"],
+    "propensity_labels": ["label_rate"], "ltv_labels": ["label_rate"],
+    "propensity_scores": ["scores_valid"], "ltv_scores": ["scores_valid"],
+    "incentive_refutations": ["data_subset", "dummy_outcome", "placebo_treatment", "random_common_cause"],
+    "retail_summary": ["placebo", "plausibility"],
+}
+EXPECTED_JOBS = {
+    "daily_features_job", "daily_scoring_job", "incentives_job", "ingest_job", "ltv_labels_job", "ltv_scoring_job",
+    "ltv_training_job", "profile_job", "propensity_labels_job", "propensity_scoring_job", "propensity_training_job",
+    "retail_incentives_job", "weekly_training_job",
+}
+EXPECTED_RESOURCES = {"incentive_studies", "lake", "mlflow", "product_groups", "source", "spark"}
+# The columns each stage declares for the profile (tags on its assets).
+EXPECTED_PROFILE_SOURCES = {
+    "propensity_scores": {"profile/prefix": "propensity", "profile/table": "propensity_scores",
+                          "profile/value_column": "score"},
+    "ltv_scores": {"profile/prefix": "ltv", "profile/table": "ltv_scores", "profile/value_column": "ltv"},
+    "retail_recommendations": {"profile/prefix": "incentive", "profile/table": "incentive_recommendations",
+                               "profile/value_column": "recommended", "profile/deciles": "false",
+                               "profile/study_prefix": "retail_", "profile/verdict_table": "incentive_summary"},
+}
+
+
 def test_definitions_load_and_asset_graph_snapshot():
     from propensity_assets.definitions import defs
 
@@ -104,6 +132,24 @@ def test_definitions_load_and_asset_graph_snapshot():
         for key in graph.get_all_asset_keys()
     )
     assert snapshot == EXPECTED_ASSET_GRAPH
+    checks = {}
+    for key in graph.get_all_asset_keys():
+        names = sorted(c.name for c in graph.get(key).check_keys) if hasattr(graph.get(key), "check_keys") else []
+        if names:
+            checks[key.to_user_string()] = names
+    repository = defs.get_repository_def()
+    if not checks:  # the check keys as the repository holds them
+        for check_key in repository.asset_graph.asset_check_keys:
+            checks.setdefault(check_key.asset_key.to_user_string(), []).append(check_key.name)
+        checks = {k: sorted(v) for k, v in checks.items()}
+    assert checks == EXPECTED_CHECKS
+    assert {j.name for j in repository.get_all_jobs() if not j.name.startswith("__")} == EXPECTED_JOBS
+    assert set(repository.get_top_level_resources()) == EXPECTED_RESOURCES
+    profile_tags = {
+        key.to_user_string(): {k: v for k, v in graph.get(key).tags.items() if k.startswith("profile/")}
+        for key in graph.get_all_asset_keys()
+    }
+    assert {k: v for k, v in profile_tags.items() if v} == EXPECTED_PROFILE_SOURCES
 
     # Both feature assets backfill a range as one run (one Spark job), not one run per key.
     for name in ("household_features", "group_features"):

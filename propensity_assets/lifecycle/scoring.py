@@ -39,7 +39,7 @@ def distribution(values: pd.Series) -> dict:
 
 def decile_means(values: pd.Series) -> dict[str, float]:
     """Mean prediction per decile of the prediction, 1 = the top 10 % (pandas reference)."""
-    from propensity_assets.lifecycle.deciles import deciles
+    from propensity_assets.shared.deciles import deciles
 
     return {str(k): round(float(v), 4) for k, v in values.groupby(deciles(values)).mean().items()}
 

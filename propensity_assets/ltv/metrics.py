@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from propensity_assets.lifecycle.deciles import deciles
+from propensity_assets.shared.deciles import deciles
 
 TOP_SHARE = 0.10
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.dataset as ds
 
-from propensity_assets.lifecycle.deciles import deciles
+from propensity_assets.shared.deciles import deciles
 from propensity_assets.profile.sources import ProfileSource, study_columns
 from propensity_assets.shared.partitions import as_of_partitions, product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource

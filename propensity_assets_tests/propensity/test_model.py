@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity_assets.lifecycle.deciles import deciles
+from propensity_assets.shared.deciles import deciles
 from propensity_assets.lifecycle.frames import selection_split, snapshot_plan
 from propensity_assets.propensity import model as M
 
