@@ -90,7 +90,7 @@ def feature_checks(lake: LakeResource, table: str) -> Checks:
     retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=[tables.TRANSACTIONS],
-    check_specs=[quality.POPULATION.spec(tables.HOUSEHOLD_FEATURES), quality.FEATURES_FINITE.spec(tables.HOUSEHOLD_FEATURES)],
+    check_specs=quality.check_specs(tables.HOUSEHOLD_FEATURES),
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -117,7 +117,7 @@ def household_features(
 @group_table_asset(
     name=tables.GROUP_FEATURES,
     group_name="features",
-    check_specs=[quality.POPULATION.spec(tables.GROUP_FEATURES), quality.FEATURES_FINITE.spec(tables.GROUP_FEATURES)],
+    check_specs=quality.check_specs(tables.GROUP_FEATURES),
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "

@@ -18,7 +18,12 @@ FEATURES_FINITE = Rule(
     "features_finite", "No NaN or ±inf in any floating-point feature of the partitions written.", blocking=True
 )
 
-__all__ = ["FEATURES_FINITE", "POPULATION", "NonFinite", "population_result"]
+__all__ = ["FEATURES_FINITE", "POPULATION", "NonFinite", "check_specs", "population_result"]
+
+
+def check_specs(table: str) -> list[dg.AssetCheckSpec]:
+    """The checks of a features table: its population against the previous as_of, finite values."""
+    return [POPULATION.spec(table), FEATURES_FINITE.spec(table)]
 
 @dataclass
 class NonFinite:
