@@ -52,7 +52,7 @@ PROFILE_TAGS = {
 
 
 class RetailConfigSchema(dg.Config):
-    """The retail studies' settings (INCENTIVES.md §2); defaults are documented in the README."""
+    """The retail studies' settings (INCENTIVES.md §2); defaults are documented in docs/configuration.md."""
 
     window_days: int = 28  # the outcome window after the start; the placebo's window ends at the start
     eligibility_days: int = 90  # eligible: shopped in these days before the start
