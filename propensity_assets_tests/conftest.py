@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
+import mlflow
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,3 +179,26 @@ def classic_cli_run(tmp_path_factory):
     from propensity_assets_tests.cli_pipeline import reference_run
 
     return reference_run(tmp_path_factory.mktemp("cli_pipeline"))
+
+
+# -- MLflow's process globals ---------------------------------------------------------------
+# `MlflowResource.client()` calls `mlflow.set_tracking_uri`/`set_registry_uri`, which set
+# process globals and, since MLflow 3, MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI in the
+# environment "so that subprocesses inherit them": a later test's CLI subprocess would
+# otherwise talk to a deleted temp store, or to the dead port of an unreachable test server.
+# Every test module restores them.
+
+MLFLOW_URI_NAMES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_mlflow_globals():
+    saved = {name: os.environ.get(name) for name in MLFLOW_URI_NAMES}
+    yield
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
