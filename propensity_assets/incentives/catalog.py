@@ -8,7 +8,9 @@ file, the study and the field, and says what was expected. Checks that need the 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,12 @@ from propensity_assets.incentives.costs import CostFormula, CostFormulaError
 from propensity_assets.shared.catalogs import parse_yaml
 
 KEY_PATTERN = re.compile(r"[a-z0-9_]+")  # matched whole: `$` would accept a trailing newline
+# Study keys another stage writes under in the same lake tables (`study=<key>`): a catalogue
+# study may not take them, or its run would replace that stage's partition.
+RETAIL_PREFIX = "retail_"
+RESERVED_PREFIXES = {RETAIL_PREFIX: "the retail campaign studies of the product groups (retail_<group>)"}
+# A study file is read whole into memory: refuse one larger than this before reading it.
+MAX_STUDY_FILE_BYTES = 1 << 30
 EFFECTS = ("total", "direct")
 GENERATORS = ("software_company",)
 FIELDS = {
@@ -110,8 +118,9 @@ class Study:
         where = f"{source}: study {self.key!r}"
         missing = [c for c in self.columns() if c not in data.columns]
         if missing:
+            # The table's own header is not quoted: errors never echo a file's contents.
             raise StudyCatalogError(
-                f"{where}: column(s) {missing} not in the study table; it has {list(data.columns)}"
+                f"{where}: column(s) {missing} not in the study table ({len(data.columns)} columns)"
             )
         for name in self.treatment_names:
             values = set(pd.unique(data[name].dropna()))
@@ -158,6 +167,12 @@ def parse_study(key, body, source: str) -> Study:
     where = f"{source}: study {key!r}"
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise StudyCatalogError(f"{where}: key must be lowercase letters, digits and '_' ([a-z0-9_]+)")
+    for prefix, owner in RESERVED_PREFIXES.items():
+        if key.startswith(prefix):
+            raise StudyCatalogError(
+                f"{where}: keys starting with {prefix!r} are reserved for {owner}, which write the same lake "
+                f"tables under study=<key>; choose another key"
+            )
     if not isinstance(body, dict):
         raise StudyCatalogError(f"{where}: expected a mapping with outcome, treatments and covariates")
     unknown = set(body) - FIELDS
@@ -313,9 +328,28 @@ def resolve_path(study: Study, catalogue_path: str | Path) -> Path:
 
 
 def read_study_table(study: Study, catalogue_path: str | Path) -> pd.DataFrame:
+    """The study's table from its `path`: a regular file (CSV by its suffix, else Parquet) of
+    at most MAX_STUDY_FILE_BYTES. Errors name the file and never quote its contents."""
     path = resolve_path(study, catalogue_path)
-    if not path.exists():
-        raise StudyCatalogError(f"{catalogue_path}: study {study.key!r}: path {str(path)!r} does not exist")
-    data = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    where = f"{catalogue_path}: study {study.key!r}: path {str(path)!r}"
+    try:
+        info = os.stat(path)  # follows a link to what it names; opens nothing (a FIFO would block)
+    except FileNotFoundError:
+        raise StudyCatalogError(f"{where} does not exist") from None
+    except OSError as exc:
+        raise StudyCatalogError(f"{where} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise StudyCatalogError(f"{where} is {kind}; expected a regular CSV or Parquet file")
+    if info.st_size > MAX_STUDY_FILE_BYTES:
+        raise StudyCatalogError(
+            f"{where} holds {info.st_size:,} bytes, more than the {MAX_STUDY_FILE_BYTES:,} a study table may"
+        )
+    csv = path.suffix.lower() == ".csv"
+    try:
+        data = pd.read_csv(path) if csv else pd.read_parquet(path)
+    except Exception as exc:  # pandas' and pyarrow's parse errors may quote the file
+        kind = "a CSV table with a header row" if csv else "a Parquet file"
+        raise StudyCatalogError(f"{where} is not {kind} ({type(exc).__name__})") from None
     study.validate_data(data, str(path))
     return data

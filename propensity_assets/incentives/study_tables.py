@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from propensity_assets.incentives.catalog import RETAIL_PREFIX
 from propensity_assets.shared.lake import Lake
-
-RETAIL_PREFIX = "retail_"
 
 
 def retail_key(group: str) -> str:

@@ -128,3 +128,48 @@ def test_path_study_reads_csv_with_unit_id_and_truth(tmp_path):
     catalogue.write_text(text.replace("path: accounts.csv", "path: missing.csv"))
     with pytest.raises(StudyCatalogError, match="study 'sw': path .*missing.csv' does not exist"):
         study_data(load_catalog(catalogue)[0], str(catalogue))
+
+
+def test_a_study_may_not_take_a_key_another_stage_writes_under():
+    # `retail_beef` would replace the retail study of beef in the incentive_* tables.
+    with pytest.raises(StudyCatalogError) as err:
+        parse_catalog(_broken("  sw:", "  retail_beef:"), "test.yaml")
+    assert str(err.value) == (
+        "test.yaml: study 'retail_beef': keys starting with 'retail_' are reserved for the retail campaign studies "
+        "of the product groups (retail_<group>), which write the same lake tables under study=<key>; choose another key"
+    )
+    assert [s.key for s in parse_catalog(_broken("  sw:", "  retailer_beef:"), "test.yaml")] == ["retailer_beef"]
+
+
+def test_a_study_path_must_be_a_regular_readable_table_and_errors_never_quote_it(tmp_path, monkeypatch):
+    import os
+
+    from propensity_assets.incentives import catalog as catalog_module
+    from propensity_assets.incentives.study import study_data
+
+    catalogue = tmp_path / "studies.yaml"
+
+    def read(path: str):
+        text = _broken("generate: software_company\n    generator: {n: 2000, seed: 1}", f"path: {path}")
+        catalogue.write_text(text)
+        with pytest.raises(StudyCatalogError) as err:
+            study_data(load_catalog(catalogue)[0], str(catalogue))
+        return str(err.value)
+
+    where = f"{catalogue}: study 'sw': path "
+    os.mkfifo(tmp_path / "pipe.csv")  # reading it would block for ever
+    assert read("pipe.csv") == where + f"'{tmp_path / 'pipe.csv'}' is a named pipe; expected a regular CSV or Parquet file"
+    (tmp_path / "folder.csv").mkdir()
+    assert read("folder.csv") == where + f"'{tmp_path / 'folder.csv'}' is a directory; expected a regular CSV or Parquet file"
+    # A secret behind a .csv link: refused for its columns, without its header in the message.
+    (tmp_path / "secret.txt").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "secret.txt")
+    message = read("link.csv")
+    assert "root" not in message.replace(str(tmp_path), "")
+    assert message.endswith("not in the study table (1 columns)")
+    (tmp_path / "ragged.csv").write_text('a,b\n1,2\n3,4,5,"secret"\n')
+    assert read("ragged.csv") == where + f"'{tmp_path / 'ragged.csv'}' is not a CSV table with a header row (ParserError)"
+    (tmp_path / "table.parquet").write_text("not parquet")
+    assert read("table.parquet") == where + f"'{tmp_path / 'table.parquet'}' is not a Parquet file (ArrowInvalid)"
+    monkeypatch.setattr(catalog_module, "MAX_STUDY_FILE_BYTES", 10)
+    assert read("ragged.csv") == where + f"'{tmp_path / 'ragged.csv'}' holds 23 bytes, more than the 10 a study table may"
