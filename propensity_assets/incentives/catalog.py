@@ -69,9 +69,14 @@ class Treatment:
             bad, what = costs < 0, "negative (set allow_negative_cost: true for a rebate)"
         if not bad.any():
             return None
-        rows = np.flatnonzero(bad)
-        shown = ", ".join(str(int(r)) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
-        return f"cost formula {self.cost!r} is {what} for {len(rows):,} row(s) (rows {shown})"
+        return f"cost formula {self.cost!r} is {what} for {rows_shown(bad)}"
+
+
+def rows_shown(mask) -> str:
+    """`3 row(s) (rows 0, 4, 9)`: the count of the True rows of `mask` and the first five (from 0)."""
+    rows = np.flatnonzero(np.asarray(mask))
+    shown = ", ".join(str(int(r)) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+    return f"{len(rows):,} row(s) (rows {shown})"
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ class Study:
         return [m for m, ts in self.mediators.items() if treatment in ts]
 
     def validate_data(self, data: pd.DataFrame, source: str) -> None:
-        """Refuse a study table that lacks a column or whose treatments are not binary."""
+        """Refuse a study table that lacks a column, holds a value that is not a finite number in a
+        variable, or whose treatments are not binary (the arm sizes: `sample.check_arms`)."""
         where = f"{source}: study {self.key!r}"
         missing = [c for c in self.columns() if c not in data.columns]
         if missing:
@@ -122,6 +128,16 @@ class Study:
             raise StudyCatalogError(
                 f"{where}: column(s) {missing} not in the study table ({len(data.columns)} columns)"
             )
+        # Discovery, the nuisance models and DML all need every value of every variable: a NaN
+        # or an inf would fail deep inside them (`Input data contains NaN`) without naming anything.
+        for column in self.variables:
+            values = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise StudyCatalogError(
+                    f"{where}: column {column!r} is not a finite number in {rows_shown(bad)}; every value of the "
+                    "outcome, treatments, covariates, mediators and other variables must be (no blank, NaN, inf or text)"
+                )
         for name in self.treatment_names:
             values = set(pd.unique(data[name].dropna()))
             if not values <= {0, 1, True, False}:

@@ -38,6 +38,9 @@ class Identification:
     identified: bool
     reason: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # False: the graph has no path treatment → outcome, so it says the effect is 0. The effect is
+    # still estimated (with the edge added) to test that claim, but its verdict is never `identified`.
+    graph_path: bool = True
 
 
 def backdoor_set(graph: nx.DiGraph, treatment: str, outcome: str, effect: str) -> list[str] | None:
@@ -65,7 +68,8 @@ def identify(graph: nx.DiGraph, study, treatment: str, effect: str) -> Identific
     outcome = study.outcome
     notes: list[str] = []
     g = graph.copy()
-    if not nx.has_path(g, treatment, outcome):
+    graph_path = nx.has_path(g, treatment, outcome)
+    if not graph_path:
         # The graph says the effect is zero. Estimate it anyway, adjusting as if the edge
         # existed: that tests the graph's claim instead of assuming it.
         g.add_edge(treatment, outcome)
@@ -80,13 +84,14 @@ def identify(graph: nx.DiGraph, study, treatment: str, effect: str) -> Identific
                 notes.append(f"declared mediator {m} is not on a path {treatment} → {m} → {outcome} in the graph; added")
     adjustment = backdoor_set(g, treatment, outcome, effect)
     if adjustment is None:
-        return Identification(treatment, effect, (), (), (), False, "no valid adjustment set in the graph", tuple(notes))
+        return Identification(treatment, effect, (), (), (), False, "no valid adjustment set in the graph", tuple(notes),
+                              graph_path)
     if effect == "direct":
         missing = [m for m in mediators if m not in adjustment]
         if missing:
             return Identification(
                 treatment, effect, tuple(adjustment), (), (), False,
-                f"the direct-effect adjustment set {adjustment} lacks the mediator(s) {missing}", tuple(notes),
+                f"the direct-effect adjustment set {adjustment} lacks the mediator(s) {missing}", tuple(notes), graph_path,
             )
     descendants = nx.descendants(g, treatment)
     modifiers = tuple(c for c in study.covariates if c not in descendants)
@@ -94,6 +99,7 @@ def identify(graph: nx.DiGraph, study, treatment: str, effect: str) -> Identific
     bad = [v for v in controls if v in study.other]
     if bad:  # a declared post-outcome variable in the set means the graph is wrong
         return Identification(treatment, effect, tuple(adjustment), modifiers, controls, False,
-                              f"adjustment set contains {bad}, declared as not adjustable", tuple(notes))
+                              f"adjustment set contains {bad}, declared as not adjustable", tuple(notes), graph_path)
     reason = (f"back-door set of the corrected graph ({'maximal, DoWhy nonparametric-ate' if effect == 'total' else 'DoWhy nonparametric-cde, mediator included'})")
-    return Identification(treatment, effect, tuple(dict.fromkeys([*modifiers, *adjustment])), modifiers, controls, True, reason, tuple(notes))
+    return Identification(treatment, effect, tuple(dict.fromkeys([*modifiers, *adjustment])), modifiers, controls, True, reason,
+                          tuple(notes), graph_path)

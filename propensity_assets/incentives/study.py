@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets.incentives import recommender as rec
-from propensity_assets.incentives.catalog import Study, read_study_table
+from propensity_assets.incentives.catalog import Study, read_study_table, resolve_path
 from propensity_assets.incentives.estimation import EffectEstimate, EstimatorConfig, estimate_effect
 from propensity_assets.incentives.generator import GeneratorConfig, generate_software_company, truth_column
 from propensity_assets.incentives.identification import Identification, identify
+from propensity_assets.incentives.sample import MIN_PER_ARM, check_arms
 
 UNIT_ID = "unit_id"
 
@@ -34,13 +35,17 @@ def generator_config(study: Study, **overrides) -> GeneratorConfig:
     return GeneratorConfig(**values)
 
 
-def study_data(study: Study, catalogue_path: str, **generator_overrides) -> pd.DataFrame:
-    """The study table with `unit_id` first: generated, or read from the study's `path`."""
+def study_data(study: Study, catalogue_path: str, min_per_arm: int = MIN_PER_ARM, **generator_overrides) -> pd.DataFrame:
+    """The study table with `unit_id` first: generated, or read from the study's `path`; refused
+    (`StudyCatalogError`) when a treatment arm has fewer than `min_per_arm` units."""
     if study.generate:
+        source = f"generator {study.generate!r}"
         data = generate_software_company(generator_config(study, **generator_overrides))
-        study.validate_data(data, f"generator {study.generate!r}")
+        study.validate_data(data, source)
     else:
+        source = str(resolve_path(study, catalogue_path))
         data = read_study_table(study, catalogue_path)
+    check_arms(study, data, source, min_per_arm)
     ids = data[study.id_column] if study.id_column else np.arange(len(data))
     data = data.drop(columns=[UNIT_ID], errors="ignore")
     data.insert(0, UNIT_ID, np.asarray(ids))
@@ -90,9 +95,10 @@ def summary_table(data: pd.DataFrame, ids: list[Identification], estimates: list
     rows = []
     for i in ids:
         e = by_key.get((i.treatment, i.effect))
+        # An effect the graph says is zero (no path) is estimated to test that claim, never `identified`.
         row = {"treatment": i.treatment, "effect": i.effect, "ate": np.nan, "ate_lower": np.nan, "ate_upper": np.nan,
-               "verdict": "identified" if e is not None else "not identified",
-               "reason": "; ".join([i.reason, *i.notes]),
+               "verdict": "identified" if e is not None and i.graph_path else "not identified",
+               "reason": "; ".join([i.reason, *i.notes] if i.graph_path else [*i.notes, i.reason]),
                "adjustment": ", ".join(i.adjustment), "modifiers": ", ".join(i.modifiers), "controls": ", ".join(i.controls)}
         if e is not None:
             row.update(ate=e.ate, ate_lower=e.ate_lower, ate_upper=e.ate_upper, n_fit=int(e.in_overlap.sum()),

@@ -14,10 +14,11 @@ import dagster as dg
 import pandas as pd
 
 from propensity_assets.incentives import study_tables
-from propensity_assets.incentives.catalog import Study, get_study
+from propensity_assets.incentives.catalog import Study, StudyCatalogError, get_study
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.shared import tables
 from propensity_assets.shared.metadata import md_image_file, md_table, mlflow_run_url
+from propensity_assets.incentives.sample import MIN_PER_ARM
 from propensity_assets.shared.partitions import incentive_study_partitions
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
@@ -52,8 +53,10 @@ def study_inputs(context: dg.AssetExecutionContext, studies: IncentiveStudiesRes
 
 
 class StudyDataConfig(dg.Config):
-    """Generator overrides for a generated study (empty: the catalogue's values)."""
+    """Generator overrides for a generated study (empty: the catalogue's values), and the least
+    number of units each arm of every treatment must have (`incentives/sample.py` says why 30)."""
 
+    min_per_arm: int = MIN_PER_ARM
     n: Optional[int] = None
     seed: Optional[int] = None
     mediator_noise: Optional[float] = None
@@ -68,7 +71,9 @@ class StudyDataConfig(dg.Config):
         "The study's table of units in the lake (`incentive_study_data`, partition study=<key>): "
         "generated from the study's structural model (seeded; `n`, seed, mediator noise and a "
         "near-deterministic assignment are config) or read from the study's CSV/Parquet `path`. "
-        "`unit_id` is the declared id column or the row number; truth columns are kept when present."
+        "`unit_id` is the declared id column or the row number; truth columns are kept when present. "
+        "A table with a missing, blank, NaN or infinite value in a variable, a treatment given to all or "
+        "none, or an arm smaller than `min_per_arm` (config, default 30) is refused and not written."
     ),
 )
 def incentive_study_data(
@@ -82,7 +87,10 @@ def incentive_study_data(
                      assignment_strength=config.assignment_strength)
     if config.near_deterministic_assignment and config.assignment_strength is None:
         overrides["assignment_strength"] = NEAR_DETERMINISTIC_STRENGTH
-    data = study_data(study, incentive_studies.path, **overrides)
+    try:
+        data = study_data(study, incentive_studies.path, config.min_per_arm, **overrides)
+    except StudyCatalogError as exc:
+        raise dg.Failure(f"{exc}. Nothing was written.", allow_retries=False) from None
     rows = study_tables.write(lake.lake, STUDY_DATA, data, study.key)
     truth = [c for c in data.columns if "Treatment Effect:" in c]
     rates = pd.DataFrame({"treatment": study.treatment_names,
@@ -126,7 +134,7 @@ def incentive_graph(
     seconds = time.time() - started
     edges = result.edge_table()
     study_tables.write(lake.lake, GRAPH, edges, study.key)
-    sets = pd.DataFrame([{"treatment": i.treatment, "effect": i.effect, "identified": i.identified,
+    sets = pd.DataFrame([{"treatment": i.treatment, "effect": i.effect, "identified": i.identified and i.graph_path,
                           "effect modifiers (X)": ", ".join(i.modifiers), "controls (W)": ", ".join(i.controls),
                           "notes": "; ".join(i.notes)} for i in ids])
     mlflow.client()
@@ -162,12 +170,14 @@ def incentive_graph(
 
 
 class EffectsConfig(dg.Config):
-    """Estimator settings (EconML DML). `estimator` empty: the catalogue's (default linear_dml)."""
+    """Estimator settings (EconML DML). `estimator` empty: the catalogue's (default linear_dml).
+    `min_per_arm`: the least number of treated and of untreated units of each effect's fit."""
 
     estimator: Optional[str] = None  # linear_dml | causal_forest_dml
     folds: int = 3
     n_estimators: int = 200
     trim: bool = True
+    min_per_arm: int = MIN_PER_ARM
 
 
 def _estimator_config(study: Study, config) -> "EstimatorConfig":
@@ -197,6 +207,7 @@ def incentive_effects(
     [0.02, 0.98]); units outside are trimmed from the fit and the ATE, with a warning."""
     import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     from propensity_assets.incentives import tracking
+    from propensity_assets.incentives.sample import check_effect_arms
     from propensity_assets.incentives.study import effects_table, estimate_all, graph_from_edges, identify_all, summary_table
 
     study, data = study_inputs(context, incentive_studies, lake)
@@ -206,6 +217,10 @@ def incentive_effects(
     started = time.time()
     estimates = estimate_all(data, study, ids, est_config)
     seconds = time.time() - started
+    try:
+        check_effect_arms(study, data, estimates, config.min_per_arm)
+    except StudyCatalogError as exc:
+        raise dg.Failure(f"{exc}. Nothing was written.", allow_retries=False) from None
     effects, summary = effects_table(data, estimates), summary_table(data, ids, estimates)
     study_tables.write(lake.lake, EFFECTS, effects, study.key)
     study_tables.write(lake.lake, SUMMARY, summary, study.key)
