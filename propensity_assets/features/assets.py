@@ -29,7 +29,7 @@ from propensity_assets.shared.group_tables import (
 )
 from propensity_assets.shared.partitions import as_of_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
-from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.retries import retried_asset
 from propensity_assets.shared.spark_frames import read_transactions
 
 
@@ -83,11 +83,10 @@ def feature_checks(lake: LakeResource, table: str) -> Checks:
     return observe
 
 
-@dg.asset(
+@retried_asset(
     group_name="features",
     partitions_def=as_of_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=SPARK_AND_TRAINING,
     kinds={"spark", "parquet"},
     deps=[tables.TRANSACTIONS],
     check_specs=quality.check_specs(tables.HOUSEHOLD_FEATURES),

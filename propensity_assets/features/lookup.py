@@ -90,13 +90,24 @@ def missing_partitions(lake: Lake, group: str, dates: list[str], labels_table: s
 
 def require_features(lake: Lake, group: str, dates: list[str]) -> None:
     """Raise FeatureLookupError, naming the partitions, when the lake lacks features of
-    `group` at any of `dates`."""
+    `group` at any of `dates` or one of their files is not a readable Parquet file. Checked
+    per group before Spark reads them: one group's unreadable partition then fails that
+    group only, instead of the one Spark job that scores every group."""
     missing = missing_partitions(lake, group, dates)
     if missing:
         raise FeatureLookupError(
             f"the lake at {lake.root} lacks {len(missing)} feature partition(s), e.g. {', '.join(missing[:3])}: "
             f"materialize {HOUSEHOLD.table} and {GROUP.table} for those as_of dates first"
         )
+    for d in dates:
+        for table, spec in views(group):
+            bad = lake.unreadable_files(table, {"as_of": d, **spec})
+            if bad:
+                raise FeatureLookupError(
+                    f"lake table {table!r} partition {partition_dir({'as_of': d, **spec})} holds {len(bad)} file(s) that "
+                    f"are not readable Parquet: {'; '.join(bad[:3])}. Remove a stray file, or re-materialize {table} "
+                    f"for as_of {d}"
+                )
 
 
 def feature_rows(lake: Lake, group: str, when: ds.Expression) -> pd.DataFrame:

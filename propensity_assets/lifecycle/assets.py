@@ -26,7 +26,7 @@ from propensity_assets.shared.partitions import (
     split_key,
 )
 from propensity_assets.shared.resources import LakeResource, MlflowResource
-from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.retries import retried_asset
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -84,13 +84,12 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
 
     def stage_asset(name: str, partitions_def: dg.PartitionsDefinition, **spec):
         """A stage asset: in the stage's group, a backfill is one run, retried like every
-        Spark or training step."""
-        return dg.asset(
+        Spark or training step (transient errors only: `retries.retried_asset`)."""
+        return retried_asset(
             name=name,
             group_name=stage.name,
             partitions_def=partitions_def,
             backfill_policy=dg.BackfillPolicy.single_run(),
-            retry_policy=SPARK_AND_TRAINING,
             **spec,
         )
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from propensity_assets.shared import tables
 from propensity_assets.shared.partitions import as_of_group_partitions, requested_keys, split_key
 from propensity_assets.shared.resources import LakeResource
-from propensity_assets.shared.retries import SPARK_AND_TRAINING
+from propensity_assets.shared.retries import retried_asset
 from propensity_assets.shared.spark_frames import literal_frame, read_transactions
 
 # (transactions, members, as_of_dates, groups) → rows with as_of and product_group columns.
@@ -33,13 +33,13 @@ Summarize = Callable[[list[dict], int, list[date], list[str]], dict]
 
 def group_table_asset(name: str, group_name: str, check_specs: list[dg.AssetCheckSpec], description: str):
     """The asset decorator of an as_of × product_group table computed from the transactions
-    and the group members: a backfill is one run (one Spark job), retried like every Spark step."""
-    return dg.asset(
+    and the group members: a backfill is one run (one Spark job), retried like every Spark step
+    (transient errors only: `retries.retried_asset`)."""
+    return retried_asset(
         name=name,
         group_name=group_name,
         partitions_def=as_of_group_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SPARK_AND_TRAINING,
         kinds={"spark", "parquet"},
         deps=[tables.TRANSACTIONS, tables.PRODUCT_GROUP_MEMBERS],
         check_specs=check_specs,

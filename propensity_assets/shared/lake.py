@@ -255,6 +255,22 @@ class Lake:
         data = ds.dataset(path, filesystem=fs, format="parquet", ignore_prefixes=["_", "."])
         return data.to_table(columns=list(columns) if columns else None).to_pandas()
 
+    def unreadable_files(self, table: str, spec: PartitionSpec) -> list[str]:
+        """`<file> (<why>)` for each file of a partition that is not a readable Parquet file (a
+        truncated or corrupt file, a stray `notes.txt`), reading only the footers. Names starting
+        with `_` or `.` are skipped, as readers skip them."""
+        fs, root = self._fs_and_root
+        problems = []
+        for info in fs.get_file_info(pafs.FileSelector(f"{root}/{table}/{partition_dir(spec)}", allow_not_found=True)):
+            if info.type != pafs.FileType.File or info.base_name.startswith(("_", ".")):
+                continue
+            try:
+                with fs.open_input_file(info.path) as handle:
+                    pq.ParquetFile(handle).metadata
+            except (pa.ArrowException, OSError) as exc:
+                problems.append(f"{info.base_name} ({type(exc).__name__}: {exc})")
+        return problems
+
     def partition_files(self, table: str, filters=None) -> Iterator[tuple[tuple[str, ...], ds.Fragment]]:
         """Each data file of `table` (under `filters`) with its partition values, outermost
         first: per-partition figures (row counts from the Parquet footers, a column's

@@ -248,6 +248,33 @@ def test_skip_rules_are_decided_on_the_driver(world):
     assert plan.champions == []
 
 
+def test_one_groups_unreadable_features_skip_that_group_only(world):
+    """A stray notes.txt in grp_b's feature partition: grp_b is skipped on the driver, naming
+    the partition and the file, and grp_a is scored (one Spark job would fail them both)."""
+    for table in ("group_features", "propensity_labels"):  # grp_b: grp_a's data under another key
+        frame = world.lake.read_pandas(table, filters=ds.field("product_group") == GROUP)
+        world.lake.write_pandas(table, frame.assign(product_group="grp_b"), ["as_of", "product_group"])
+    out = train_and_register(PROPENSITY, world.lake, world.mlflow, "grp_b", CUTOFF, TINY["propensity"], {"test": "spark_scoring"})
+    registry.promote(world.mlflow.client(), out.model_name, out.version, "test champion", by="test")
+    stray = world.tmp / "lake" / "group_features" / f"as_of={SCORE_DATES[0]}" / "product_group=grp_b" / "notes.txt"
+    stray.write_text("re-ran on Monday\n")
+    try:
+        scored = scoring.score_pairs(world.spark, PROPENSITY, world.lake, world.mlflow,
+                                     [(d, g) for d in SCORE_DATES for g in (GROUP, "grp_b")])
+        try:
+            assert set(scored.counts) == {(d, GROUP) for d in SCORE_DATES}
+            assert scored.skipped == {f"{d}|grp_b": (
+                f"FeatureLookupError: lake table 'group_features' partition as_of={SCORE_DATES[0]}/product_group=grp_b "
+                "holds 1 file(s) that are not readable Parquet: notes.txt (ArrowInvalid: Parquet magic bytes not found "
+                "in footer. Either the file is corrupted or this is not a parquet file.). Remove a stray file, or "
+                f"re-materialize group_features for as_of {SCORE_DATES[0]}") for d in SCORE_DATES}
+            assert set(scored.frame.toPandas()["product_group"]) == {GROUP}
+        finally:
+            scored.release()
+    finally:
+        stray.unlink()
+
+
 # -- the metadata: Spark aggregates equal to the pandas reference ----------------------------
 
 
