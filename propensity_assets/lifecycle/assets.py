@@ -110,6 +110,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         ),
     )
     def model_asset(context: dg.AssetExecutionContext, config: training_config, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.registration import dagster_run_alive
         from propensity_assets.lifecycle.training import train_and_register
 
         require_registry(mlflow)
@@ -118,7 +119,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             cutoff, group = split_key(key)
             context.log.info(f"training {stage.model_name(group)} at cutoff {cutoff}")
             return train_and_register(
-                stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config, {"dagster_run_id": context.run.run_id}
+                stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config, {"dagster_run_id": context.run.run_id},
+                run_alive=dagster_run_alive(context.instance),
             )
 
         def log(key: str, error: str) -> None:
@@ -200,6 +202,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 continue
             r = attempt.result
             results.append(r)
+            if r.passed_over:
+                context.log.warning(f"{r.model_name}: version(s) {', '.join(r.passed_over)} are incomplete (registration "
+                                    f"stopped before the `complete` tag) and were not vetted; vetted {r.candidate_version}")
             rows.append({
                 "model": r.model_name, "candidate": r.candidate_version, "decision": r.decision,
                 "champion": str(r.champion_now), "vetting_as_of": r.vetting_as_of,
