@@ -223,6 +223,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     @stage_asset(
         scores_key,
         as_of_group_partitions,
+        output_required=False,
         kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
         check_specs=[quality.SCORES_VALID.spec(scores_key)],
@@ -237,9 +238,10 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             f"features from this run's lake. Lake table `{stage.scores_table}/as_of=/product_group=` with "
             f"household_id, {stage.score_column}, model_name, model_version. A group without a champion, or an "
             "as_of not later than the champion's training snapshots (in-sample), or features whose population "
-            "fell from the previous as_of (the `population` check), is skipped with a warning; the other groups "
-            "are scored. Scored on Spark: the features are read by the executors, the champion travels to them "
-            "with the plan and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
+            "fell from the previous as_of (the `population` check), or a champion whose lineage is not the model's, "
+            "is skipped: not materialized, its reason an observation of the partition; the other groups are scored. "
+            "Scored on Spark: the features are read by the executors, the champion travels to them with the plan "
+            "and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
             "decile means and the `scores_valid` check are Spark aggregates, nothing is collected on the driver."
         ),
     )
@@ -264,6 +266,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             )
             for key, why in scored.skipped.items():
                 context.log.warning(f"{scores_key}[{key}] skipped: {why}")
+                # Not materialized: the skip and its reason are an observation of that partition.
+                yield dg.AssetObservation(scores_key, partition=key, metadata={"skipped": why})
             if scored.frame is None:
                 if invalid:
                     yield check
@@ -292,9 +296,15 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             "skipped": md_table([{"partition": k, "reason": v} for k, v in scored.skipped.items()]),
             "skipped_count": len(scored.skipped),
         }
-        if len(scored.models) == 1:
-            metadata.update(model_name=stage.model_name(scored.models[0]["group"]), model_version=scored.models[0]["version"])
-        yield dg.MaterializeResult(metadata=metadata, check_results=[check])
+        versions = {m["group"]: m["version"] for m in scored.models}
+        yield check
+        # One materialization per partition written (the output is never yielded: it would
+        # record every requested partition as materialized, the skipped ones too).
+        for (d, g), rows in sorted(scored.counts.items()):
+            yield dg.AssetMaterialization(scores_key, partition=f"{d}|{g}", metadata={
+                **metadata, "rows": rows, "run_rows": metadata["rows"],
+                "model_name": stage.model_name(g), "model_version": versions[g],
+            })
 
     @stage_asset(
         decay_key,
