@@ -109,6 +109,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         ),
     )
     def model_asset(context: dg.AssetExecutionContext, config: training_config, lake: LakeResource, mlflow: MlflowResource):
+        from propensity_assets.lifecycle.registration import dagster_run_alive
         from propensity_assets.lifecycle.training import train_and_register
 
         require_registry(mlflow)
@@ -117,7 +118,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             cutoff, group = split_key(key)
             context.log.info(f"training {stage.model_name(group)} at cutoff {cutoff}")
             return train_and_register(
-                stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config, {"dagster_run_id": context.run.run_id}
+                stage, lake.lake, mlflow, group, date.fromisoformat(cutoff), config, {"dagster_run_id": context.run.run_id},
+                run_alive=dagster_run_alive(context.instance),
             )
 
         def log(key: str, error: str) -> None:
@@ -199,6 +201,9 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 continue
             r = attempt.result
             results.append(r)
+            if r.passed_over:
+                context.log.warning(f"{r.model_name}: version(s) {', '.join(r.passed_over)} are incomplete (registration "
+                                    f"stopped before the `complete` tag) and were not vetted; vetted {r.candidate_version}")
             rows.append({
                 "model": r.model_name, "candidate": r.candidate_version, "decision": r.decision,
                 "champion": str(r.champion_now), "vetting_as_of": r.vetting_as_of,
@@ -217,6 +222,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
     @stage_asset(
         scores_key,
         as_of_group_partitions,
+        output_required=False,
         kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
         check_specs=[quality.SCORES_VALID.spec(scores_key)],
@@ -231,9 +237,10 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             f"features from this run's lake. Lake table `{stage.scores_table}/as_of=/product_group=` with "
             f"household_id, {stage.score_column}, model_name, model_version. A group without a champion, or an "
             "as_of not later than the champion's training snapshots (in-sample), or features whose population "
-            "fell from the previous as_of (the `population` check), is skipped with a warning; the other groups "
-            "are scored. Scored on Spark: the features are read by the executors, the champion travels to them "
-            "with the plan and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
+            "fell from the previous as_of (the `population` check), or a champion whose lineage is not the model's, "
+            "is skipped: not materialized, its reason an observation of the partition; the other groups are scored. "
+            "Scored on Spark: the features are read by the executors, the champion travels to them with the plan "
+            "and predicts per Arrow batch, and Spark writes the scores; the counts, distribution, "
             "decile means and the `scores_valid` check are Spark aggregates, nothing is collected on the driver."
         ),
     )
@@ -258,6 +265,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             )
             for key, why in scored.skipped.items():
                 context.log.warning(f"{scores_key}[{key}] skipped: {why}")
+                # Not materialized: the skip and its reason are an observation of that partition.
+                yield dg.AssetObservation(scores_key, partition=key, metadata={"skipped": why})
             if scored.frame is None:
                 if invalid:
                     yield check
@@ -286,9 +295,15 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             "skipped": md_table([{"partition": k, "reason": v} for k, v in scored.skipped.items()]),
             "skipped_count": len(scored.skipped),
         }
-        if len(scored.models) == 1:
-            metadata.update(model_name=stage.model_name(scored.models[0]["group"]), model_version=scored.models[0]["version"])
-        yield dg.MaterializeResult(metadata=metadata, check_results=[check])
+        versions = {m["group"]: m["version"] for m in scored.models}
+        yield check
+        # One materialization per partition written (the output is never yielded: it would
+        # record every requested partition as materialized, the skipped ones too).
+        for (d, g), rows in sorted(scored.counts.items()):
+            yield dg.AssetMaterialization(scores_key, partition=f"{d}|{g}", metadata={
+                **metadata, "rows": rows, "run_rows": metadata["rows"],
+                "model_name": stage.model_name(g), "model_version": versions[g],
+            })
 
     @stage_asset(
         decay_key,

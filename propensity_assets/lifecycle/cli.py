@@ -59,7 +59,8 @@ def holdout_reports(lake, as_of: str, stages):
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    """Move `champion` of <stage>__<group> to a version (manual promotion)."""
+    """Move `champion` of <stage>__<group> to a version (manual promotion): a vetted, complete
+    one, or any with --force."""
     from mlflow.exceptions import MlflowException
 
     from propensity_assets.shared import registry
@@ -68,9 +69,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     client = MlflowResource().client()
     name = registry.model_name(args.stage, args.group)
     try:
-        mv = registry.promote(client, name, args.version, args.reason, by="manual")
+        mv = registry.promote(client, name, args.version, args.reason, by="manual", force=args.force, require_vetted=True)
     except MlflowException as exc:
         print(f"error: cannot promote {name} version {args.version}: {exc.message}", file=sys.stderr)
+        return 2
+    except (registry.PromotionRefused, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{name}: champion -> version {mv.version}")
     return 0
@@ -85,4 +89,6 @@ def register(sub, stages) -> None:
     promote.add_argument("version")
     promote.add_argument("--stage", default="propensity", choices=list(MODEL_FAMILIES))
     promote.add_argument("--reason", default="manual promotion")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version that is not vetted, or whose registration did not complete")
     promote.set_defaults(func=cmd_promote)

@@ -55,7 +55,8 @@ def decay_curves(
     client = mlflow_res.client()
     name = stage.model_name(group)
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
-    found = sorted(client.search_model_versions(registry.name_filter(name)), key=lambda v: -int(v.version))
+    found = sorted((v for v in client.search_model_versions(registry.name_filter(name)) if registry.is_complete(v)),
+                   key=lambda v: -int(v.version))
     chosen = {str(v.version): v for v in found[:versions]}
     if champion is not None:
         chosen[str(champion.version)] = champion

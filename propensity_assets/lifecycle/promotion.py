@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
@@ -15,11 +15,24 @@ class VettingError(RuntimeError):
 
 
 def candidate_version(client, name: str, cutoff: str):
-    """The newest version of `name` trained at `cutoff`."""
-    versions = [v for v in client.search_model_versions(registry.name_filter(name)) if v.tags.get("cutoff") == cutoff]
-    if not versions:
+    """The newest complete version of `name` trained at `cutoff`, and the newer incomplete
+    ones it passed over (a registration killed before its `complete` tag; killed before
+    any tag, a version does not say its cutoff, so any untagged one counts)."""
+    versions = [v for v in client.search_model_versions(registry.name_filter(name))
+                if v.tags.get("cutoff", cutoff) == cutoff]
+    complete = [v for v in versions if registry.is_complete(v)]
+    newest = max(complete, key=lambda v: int(v.version)) if complete else None
+    incomplete = sorted((str(v.version) for v in versions if not registry.is_complete(v)
+                         and (newest is None or int(v.version) > int(newest.version))), key=int)
+    if newest is None:
+        if incomplete:
+            raise VettingError(
+                f"no complete version of {name} was trained at cutoff {cutoff}: version(s) {', '.join(incomplete)} "
+                f"are incomplete (their registration stopped before the `{registry.COMPLETE}` tag, e.g. a killed run); "
+                f"materialize its model for {cutoff} again"
+            )
         raise VettingError(f"no version of {name} was trained at cutoff {cutoff}: materialize its model for {cutoff} first")
-    return max(versions, key=lambda v: int(v.version))
+    return newest, incomplete
 
 
 @dataclass
@@ -35,6 +48,7 @@ class Vetted:
     champion_metrics: dict | None
     champion_now: str | None
     p_worse: dict  # baseline → bootstrap probability that the candidate is worse on the vetting metric
+    passed_over: list[str] = field(default_factory=list)  # newer incomplete versions at the cutoff, not vetted
 
 
 def predict_version(name: str, version: str, frame):
@@ -46,7 +60,7 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
     (which neither was fitted on) and apply the shared rule."""
     client = mlflow_res.client()
     name = stage.model_name(group)
-    candidate = candidate_version(client, name, cutoff)
+    candidate, passed_over = candidate_version(client, name, cutoff)
     as_of = candidate.tags["vetting_as_of"]
     frame = frames.labelled_frame(lake, group, [as_of], stage.labels_table)
     y = frame["label"].to_numpy()
@@ -95,4 +109,5 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
     return Vetted(
         name, str(candidate.version), decision.decision, decision.reason, as_of, cand, baselines,
         None if champion is None else str(champion.version), champ, None if current is None else str(current.version), p_worse,
+        passed_over,
     )

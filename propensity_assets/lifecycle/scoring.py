@@ -24,6 +24,7 @@ import pandas as pd
 from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
 from propensity_assets.features import lookup
+from propensity_assets.lifecycle import registration
 from propensity_assets.lifecycle.stage import ModelStage
 
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
@@ -68,7 +69,9 @@ def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[st
     """Each group's champion and the dates it scores. A group without a champion, or an
     as_of not later than the champion's training snapshots (in-sample scores would flatter
     it), is skipped with the reason; so is a group whose features are missing from the
-    run's lake or whose model does not load."""
+    run's lake or whose model does not load, and a champion whose lineage (complete
+    registration, stage, group, training window, features) is not the registered model's:
+    nothing is written for that group, its previous scores stay."""
     import cloudpickle
     import mlflow
 
@@ -85,7 +88,12 @@ def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[st
                     f"--stage {stage.name}`"
                 )
             continue
-        trained_until = champion.tags.get("train_as_of_max", "")
+        problem = registration.lineage_problem(champion, name, stage.name, group)
+        if problem:
+            for d in dates:
+                plan.skipped[f"{d}|{group}"] = f"champion refused: {problem}"
+            continue
+        trained_until = champion.tags["train_as_of_max"]
         for d in [d for d in dates if d <= trained_until]:
             plan.skipped[f"{d}|{group}"] = (
                 f"as_of {d} is not later than {name} v{champion.version}'s training snapshots (up to {trained_until}): "
@@ -97,10 +105,15 @@ def plan_scoring(stage: ModelStage, lake: Lake, mlflow_res, pairs: list[tuple[st
         try:
             lookup.require_features(lake, group, dates)
             model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-            model_bytes = cloudpickle.dumps(model)
+            problem = registration.lineage_problem(champion, name, stage.name, group, model.model_config or {})
+            model_bytes = None if problem else cloudpickle.dumps(model)
         except Exception as exc:  # one group's failure must not stop the others
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            problem = problem and f"champion refused: {problem}"
+        if problem:
             for d in dates:
-                plan.skipped[f"{d}|{group}"] = f"{type(exc).__name__}: {exc}"
+                plan.skipped[f"{d}|{group}"] = problem
             continue
         plan.champions.append(Champion(group, name, str(champion.version), dates, model_bytes))
     return plan

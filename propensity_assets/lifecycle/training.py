@@ -68,12 +68,15 @@ def train_and_register(
     cutoff: date,
     config,
     run_tags: dict,
+    run_alive=None,
 ) -> Registered:
     """Fit on the plan's training snapshots, choose among trials on a household-grouped
     share of them, and register a new version of `<stage>__<group>`.
 
     The vetting snapshot is scored here too (the candidate and the naive baselines), for
-    the record; the vetting step compares it with the champion there.
+    the record; the vetting step compares it with the champion there. With `run_alive`
+    (Dagster run id → still running), the MLflow runs a killed Dagster run left RUNNING for
+    this model are ended as FAILED first.
     """
     import mlflow
 
@@ -106,6 +109,8 @@ def train_and_register(
 
     experiment_id = mlflow_res.experiment_id(stage.name)
     window = plan.tags()
+    if run_alive is not None:
+        registration.end_orphaned_runs(client, experiment_id, stage.name, group, run_alive)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{group} @ {cutoff}") as run:
         mlflow.set_tags({"stage": stage.name, "product_group": group, "code_version": code_version(), **window, **run_tags})
         mlflow.log_params({f"best.{k}": v for k, v in result.params.items()})
@@ -146,6 +151,8 @@ def train_and_register(
                 name,
                 LifecycleModel(),
                 artifacts={"predictor": str(path)},
+                tags={**window, f"holdout_{stage.metric}": holdout_metrics[stage.metric],
+                      **registration.lineage_tags(stage.name, group, list(result.predictor.features))},
                 model_config={
                     "stage": stage.name,
                     "product_group": group,
@@ -160,7 +167,6 @@ def train_and_register(
                 input_example=holdout[["household_id", "as_of"]].head(3).reset_index(drop=True),
                 pip_requirements=PIP_REQUIREMENTS,
             )
-        registration.tag_version(client, name, version, {**window, f"holdout_{stage.metric}": holdout_metrics[stage.metric]})
     return Registered(
         name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
         holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample, search,

@@ -151,13 +151,99 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
         raise
 
 
-def promote(client: MlflowClient, name: str, version: str | int, reason: str, by: str = "manual") -> ModelVersion:
-    """Move `champion` to `version`, recording who and why on the version's tags."""
+COMPLETE = "complete"  # the version tag registration writes last (`lifecycle.registration`)
+
+
+def is_complete(mv: ModelVersion) -> bool:
+    """Whether every tag and artifact of the version was written: a registration killed
+    after the version was created leaves it without `complete`, and it must not be used."""
+    return mv.tags.get(COMPLETE) == "true"
+
+
+class PromotionRefused(ValueError):
+    """A promotion that would make an incomplete or unvetted version champion, or that
+    another promotion of the same model overtook; the message says which and why."""
+
+
+def promote_point(step: str, name: str, version: str) -> None:
+    """A named step of `promote` (`read`: the champion it replaces is read; `locked`: the
+    model's promotion lock is held). A no-op: the concurrency tests replace it to line two
+    promotions up at these steps."""
+
+
+def _lock_path(client: MlflowClient, name: str) -> Path:
+    """The lock file of `name`'s promotions: beside a local SQLite store, else under data/mlflow
+    (a remote server is then serialized per machine only)."""
+    uri = str(getattr(client, "_registry_uri", "") or "")
+    root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else settings.data_dir() / "mlflow"
+    return root / "locks" / f"{name}.promote.lock"
+
+
+class _PromotionLock:
+    def __init__(self, path: Path, timeout_s: float = 120.0):
+        self.path, self.timeout_s, self.fd = path, timeout_s, None
+
+    def __enter__(self):
+        import fcntl
+        import os
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise TimeoutError(f"another promotion holds {self.path} for over {self.timeout_s:.0f} s") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        import os
+
+        os.close(self.fd)  # closing releases the flock
+
+
+def refusal(mv: ModelVersion, name: str, *, require_vetted: bool) -> str | None:
+    """Why `mv` may not become champion, or None."""
+    if not is_complete(mv):
+        return (f"{name} version {mv.version} is incomplete: its registration stopped before all its tags and "
+                f"artifacts were written (no `{COMPLETE}` tag, e.g. a killed training run); train it again")
+    if require_vetted and "vetting.decision" not in mv.tags:
+        return (f"{name} version {mv.version} has not been vetted (no vetting.decision tag): materialize its champion "
+                f"partition (cutoff {mv.tags.get('cutoff', '?')}) first")
+    return None
+
+
+def promote(client: MlflowClient, name: str, version: str | int, reason: str, by: str = "manual", *,
+            force: bool = False, require_vetted: bool = False) -> ModelVersion:
+    """Move `champion` to `version`, recording who and why on the version's tags.
+
+    Refused (`PromotionRefused`) for an incomplete version, or an unvetted one when
+    `require_vetted`, unless `force`. Promotions of one model hold a lock in turn; one
+    that finds the champion moved while it waited refuses instead of silently replacing
+    the version the other one just promoted."""
     mv = client.get_model_version(name, str(version))  # raises for an unknown version
-    previous = version_by_alias(client, name, CHAMPION)
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    client.set_model_version_tag(name, str(version), "promotion.by", by)
-    client.set_model_version_tag(name, str(version), "promotion.reason", reason)
-    if previous is not None and previous.version != mv.version:
-        client.set_model_version_tag(name, str(version), "promotion.replaced_version", previous.version)
+    problem = None if force else refusal(mv, name, require_vetted=require_vetted)
+    if problem:
+        raise PromotionRefused(f"not promoted: {problem}; --force promotes it anyway")
+    seen = version_by_alias(client, name, CHAMPION)
+    promote_point("read", name, str(version))
+    with _PromotionLock(_lock_path(client, name)):
+        promote_point("locked", name, str(version))
+        previous = version_by_alias(client, name, CHAMPION)
+        if previous is not None and (seen is None or str(seen.version) != str(previous.version)):
+            raise PromotionRefused(
+                f"{name}: not promoted to version {version}: version {previous.version} became champion while this "
+                f"promotion waited (by {previous.tags.get('promotion.by', '?')}: "
+                f"{previous.tags.get('promotion.reason', '?')}); run it again to replace version {previous.version}"
+            )
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+        client.set_model_version_tag(name, str(version), "promotion.by", by)
+        client.set_model_version_tag(name, str(version), "promotion.reason", reason)
+        if previous is not None and previous.version != mv.version:
+            client.set_model_version_tag(name, str(version), "promotion.replaced_version", previous.version)
     return client.get_model_version(name, str(version))

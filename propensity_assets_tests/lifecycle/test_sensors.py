@@ -67,7 +67,7 @@ def mlflow_res(registry_store):
     """Every test starts with v1 as champion of grp_a and grp_b."""
     client = registry_store.client()
     for group in ("grp_a", "grp_b"):
-        registry.promote(client, registry.model_name("propensity", group), 1, "test baseline", by="test")
+        registry.promote(client, registry.model_name("propensity", group), 1, "test baseline", by="test", force=True)
     return registry_store
 
 
@@ -88,7 +88,7 @@ def demo_today(monkeypatch):
 
 
 def promote(mlflow_res: MlflowResource, group: str, version: int) -> None:
-    registry.promote(mlflow_res.client(), registry.model_name("propensity", group), version, "test", by="test")
+    registry.promote(mlflow_res.client(), registry.model_name("propensity", group), version, "test", by="test", force=True)
 
 
 def evaluate(instance, mlflow_res: MlflowResource, cursor: str | None = None):

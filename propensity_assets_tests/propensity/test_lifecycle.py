@@ -513,6 +513,8 @@ def test_manual_promotion_via_registry_and_cli(world):
 
 
 def test_one_group_without_a_champion_does_not_stop_the_others(world):
+    """A two-group range in one run: grp_a is written and materialized; grp_b (no champion)
+    is not materialized, and its skip reason is an observation of its partition."""
     tags = {
         "dagster/asset_partition_range_start": f"{SCORE_AS_OF}|grp_a",
         "dagster/asset_partition_range_end": f"{SCORE_AS_OF}|grp_b",
@@ -522,12 +524,25 @@ def test_one_group_without_a_champion_does_not_stop_the_others(world):
 
     shutil.copytree(world.lake_root, lake_root)
     resources = {**world.resources, "lake": LakeResource(uri=lake_root)}
-    result = dg.materialize([propensity_scores], instance=world.instance, resources=resources, tags=tags)
-    assert result.success
-    mats = result.asset_materializations_for_node("propensity_scores")
-    assert sorted(m.partition for m in mats) == [f"{SCORE_AS_OF}|grp_a", f"{SCORE_AS_OF}|grp_b"]
-    meta = {k: v.value for k, v in mats[0].metadata.items()}
+    key = dg.AssetKey("propensity_scores")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("product_group", ["grp_a", "grp_b"])
+        result = dg.materialize([propensity_scores], instance=instance, resources=resources, tags=tags)
+        assert result.success
+        assert instance.get_materialized_partitions(key) == {f"{SCORE_AS_OF}|grp_a"}
+        [observed] = instance.fetch_observations(key, limit=10).records
+        observation = observed.asset_observation
+        assert observation.partition == f"{SCORE_AS_OF}|grp_b"
+        assert observation.metadata["skipped"].value == (
+            "no champion for propensity__grp_b: train and vet one, or `propensity-assets promote grp_b <version> "
+            "--stage propensity`"
+        )
+    [mat] = result.asset_materializations_for_node("propensity_scores")
+    assert mat.partition == f"{SCORE_AS_OF}|grp_a"
+    meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["partitions_written"] == 1 and meta["skipped_count"] == 1
+    assert meta["rows"] == meta["run_rows"] == len(_population(SCORE_AS_OF))
+    assert meta["model_name"] == NAME and meta["model_version"] == _champion(world.client)
     assert f"{SCORE_AS_OF}|grp_b" in meta["skipped"] and "no champion for propensity__grp_b" in meta["skipped"]
     lake = Lake(lake_root)
     assert lake.exists("propensity_scores", {"as_of": SCORE_AS_OF, "product_group": "grp_a"})
