@@ -14,6 +14,10 @@
   at D, so that pytensor compiles its C code (~50 s, once per machine) before a training
   needs it; `make demo` runs it beside the label backfill.
 - `promote GROUP VERSION [--stage S]`: move `champion` of `S__GROUP` (default propensity) to VERSION.
+- `audience --group G --as-of D (--top K | --deciles N | --threshold P | --min-expected-value C)
+  [--incentive X] [--out F]`: one campaign's audience from the lake, printed and written as CSV.
+- `sql-catalog [--out F] [--spark-sql]`: the DuckDB file with a view per lake table
+  (data/lake.duckdb), or the Spark SQL that registers the tables on a cluster.
 - `scale-data --factor N --out DIR [--seed S]`: write a synthetic dataset of N times the
   embedded households in the canonical schema, for `PROPENSITY_SOURCE_DIR` (ingest/scale.py).
 """
@@ -33,11 +37,13 @@ def _stages():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from propensity_assets.audiences import cli as audiences
     from propensity_assets.groups import cli as groups
     from propensity_assets.incentives import cli as incentives
     from propensity_assets.ingest import cli as ingest
     from propensity_assets.lifecycle import cli as lifecycle
     from propensity_assets.ltv import cli as ltv
+    from propensity_assets.profile import cli as profile
     from propensity_assets.shared import cli as shared
 
     parser = argparse.ArgumentParser(prog="propensity-assets", description=__doc__.split("\n\n")[0])
@@ -48,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.register(sub, _stages())
     ltv.register(sub)
     ingest.register(sub)
+    audiences.register(sub)
+    profile.register(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -68,13 +76,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _known_errors() -> tuple[type[Exception], ...]:
     """The project's own errors: their message is the whole story."""
+    from propensity_assets.audiences.rules import AudienceError
     from propensity_assets.groups.catalog import CatalogError
     from propensity_assets.incentives.catalog import StudyCatalogError
     from propensity_assets.ingest.scale import ScaleError
     from propensity_assets.ingest.sources import SourceError
     from propensity_assets.shared.registry import RegistryUnreachable
 
-    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
+    return (settings.SettingsError, AudienceError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
 
 
 if __name__ == "__main__":

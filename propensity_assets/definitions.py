@@ -7,6 +7,7 @@ import dagster as dg
 # Single-run backfill policies are what make a year of features one Spark job.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from propensity_assets.audiences import definitions as audiences  # noqa: E402
 from propensity_assets.features import definitions as features  # noqa: E402
 from propensity_assets.groups import definitions as groups  # noqa: E402
 from propensity_assets.incentives import definitions as incentives  # noqa: E402
@@ -22,7 +23,8 @@ def _merge() -> dg.Definitions:
     # The stages whose scores the profile assembles (it reads the columns they declare).
     stages = dg.Definitions.merge(propensity.defs, ltv.defs, incentives.defs)
     return dg.Definitions.merge(
-        shared.defs, ingest.defs, groups.defs, features.defs, lifecycle.defs, stages, profile.definitions(stages)
+        shared.defs, ingest.defs, groups.defs, features.defs, lifecycle.defs, stages, profile.definitions(stages),
+        audiences.defs,
     )
 
 

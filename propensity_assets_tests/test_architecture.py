@@ -10,7 +10,7 @@ PACKAGE = REPO / "propensity_assets"
 
 # The rooms, each a folder with its own definitions.py; `shared` is the foundation every room
 # builds on, `deploy` the launchers an operator runs.
-ROOMS = {"ingest", "groups", "features", "lifecycle", "propensity", "ltv", "incentives", "profile"}
+ROOMS = {"ingest", "groups", "features", "lifecycle", "propensity", "ltv", "incentives", "profile", "audiences"}
 
 # Which rooms a room may import (besides `shared`): a DAG from the catalogue of groups to the
 # modelling stages. The profile reads what the stages declare, not the stages.
@@ -25,6 +25,8 @@ MAY_IMPORT = {
     "ltv": {"features", "lifecycle"},
     "incentives": {"features", "lifecycle"},
     "profile": set(),
+    # Audiences read the profile from the lake; the catalogue names the groups a command may ask for.
+    "audiences": {"groups"},
 }
 
 # What another room may import of a room: its public modules. The rest is the room's own.

@@ -39,6 +39,7 @@ CUTOFF_X_GROUP = f"MultiPartitionsDefinition(cutoff: WeeklyPartitionsDefinition,
 GROUP = "DynamicPartitionsDefinition[product_group]"
 STUDY = "DynamicPartitionsDefinition[incentive_study]"
 EXPECTED_ASSET_GRAPH = [
+    ("audiences", "audiences", AS_OF_X_GROUP, ["customer_profile"]),
     ("campaign_descriptions", "ingest", None, []),
     ("campaigns", "ingest", None, []),
     ("coupon_redemptions", "ingest", None, []),
@@ -86,6 +87,7 @@ EXPECTED_ASSET_GRAPH = [
          "product_group_members", "transactions"],
     ),
     ("retail_summary", "retail_incentives", GROUP, ["retail_study_data"]),
+    ("sql_catalog", "profile", None, ["customer_profile"]),
     ("transactions", "ingest", None, ["products"]),
 ]
 
@@ -102,7 +104,7 @@ EXPECTED_CHECKS = {
     "retail_summary": ["placebo", "plausibility"],
 }
 EXPECTED_JOBS = {
-    "daily_features_job", "daily_scoring_job", "incentives_job", "ingest_job", "ltv_labels_job", "ltv_scoring_job",
+    "audiences_job", "daily_features_job", "daily_scoring_job", "incentives_job", "ingest_job", "ltv_labels_job", "ltv_scoring_job",
     "ltv_training_job", "profile_job", "propensity_labels_job", "propensity_scoring_job", "propensity_training_job",
     "retail_incentives_job", "weekly_training_job",
 }

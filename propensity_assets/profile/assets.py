@@ -55,6 +55,19 @@ def build_profile(
     return wide[order].sort_values(["as_of", "household_id"]).reset_index(drop=True), long.reset_index(drop=True)
 
 
+def top_scorers(wide: pd.DataFrame, prefixes: list[str], n: int = 5) -> tuple[pd.DataFrame, str | None]:
+    """(the `n` households with the highest score, the column they are ranked by): the whole
+    basket's (`<prefix>__all_products`) when the profile has it, else the first group's, of the
+    first stage with columns; ties by household_id. A marketer's first look is who to target."""
+    for prefix in prefixes:
+        columns = [c for c in wide.columns if c.startswith(f"{prefix}__")]
+        if columns:
+            column = f"{prefix}__all_products" if f"{prefix}__all_products" in columns else columns[0]
+            ranked = wide.sort_values([column, "household_id"], ascending=[False, True], na_position="last")
+            return ranked.head(n), column
+    return wide.head(n), None
+
+
 def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
     """The profile asset over whatever stages declare profile columns."""
     scored = [s for s in sources if not s.is_study]
@@ -111,7 +124,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE, wide, ["as_of"], specs)
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE_LONG, long, ["as_of"], specs)
         present = {prefix: sorted(set(long.loc[long["stage"] == prefix, "product_group"])) for prefix in scores}
-        preview = wide[wide["as_of"] == dates[-1]].head(5)
+        preview, ranked_by = top_scorers(wide[wide["as_of"] == dates[-1]], [s.prefix for s in scored])
         return dg.MaterializeResult(
             metadata={
                 "rows": len(wide),
@@ -128,6 +141,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
                     long.groupby(["stage", "product_group"])["model_version"].agg(lambda s: sorted(set(s))).reset_index()
                     .assign(key=lambda f: f["stage"] + "__" + f["product_group"]).set_index("key")["model_version"].to_dict()
                 ),
+                "preview_ranked_by": ranked_by or "household_id",
                 "preview": dg.MetadataValue.md(preview.round(4).to_markdown(index=False)),
             }
         )

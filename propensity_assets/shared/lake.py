@@ -300,6 +300,20 @@ class Lake:
             ignore_prefixes=["_", "."],
         )
 
+    def partition_keys(self, table: str) -> list[str]:
+        """The table's Hive partition columns, outermost first ([] when unpartitioned)."""
+        fs, root = self._fs_and_root
+        return self._partition_keys(fs, f"{root}/{table}")
+
+    def tables(self) -> list[str]:
+        """The tables the lake holds: its directories, less `_staging`, `_locks` and hidden ones."""
+        fs, root = self._fs_and_root
+        return sorted(
+            info.base_name
+            for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+            if info.type == pafs.FileType.Directory and not info.base_name.startswith(("_", "."))
+        )
+
     @staticmethod
     def _partition_keys(fs: pafs.FileSystem, path: str) -> list[str]:
         """The Hive partition columns of the dataset at `path`, outermost first."""

@@ -15,9 +15,10 @@ import logging
 import os
 import socket
 import time
-import uuid
 
 import pyarrow.fs as pafs
+
+from propensity_assets.shared import files
 
 log = logging.getLogger(__name__)
 
@@ -147,23 +148,8 @@ def _marker(staging: str) -> str:
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    # Write aside, fsync, then one atomic rename: a reader or a crash sees the old
-    # file or the whole new one, never a torn journal.
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # A reader or a crash sees the old file or the whole new one, never a torn journal.
+    files.write_bytes(path, data)
 
 
 def _write_json(path: str, payload: dict) -> None:

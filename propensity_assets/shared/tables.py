@@ -29,6 +29,9 @@ LTV_COHORTS = "ltv_cohorts"
 CUSTOMER_PROFILE = "customer_profile"
 CUSTOMER_PROFILE_LONG = "customer_profile_long"
 
+# The households to target per campaign [as_of × product_group], chosen from the profile.
+AUDIENCES = "audiences"
+
 # Incentive studies [study] (CONTRACTS §9); a retail study's key is `retail_<group>`.
 INCENTIVE_STUDY_DATA = "incentive_study_data"
 INCENTIVE_GRAPH = "incentive_graph"

@@ -225,7 +225,8 @@ def test_jobs_resolve_with_their_partitions():
     defs = definitions.defs
     expected = {
         "daily_features_job": (as_of_partitions, {"household_features"}),
-        "profile_job": (as_of_partitions, {"customer_profile"}),
+        "profile_job": (as_of_partitions, {"customer_profile", "sql_catalog"}),
+        "audiences_job": (as_of_group_partitions, {"audiences"}),
         "daily_scoring_job": (as_of_group_partitions, {"group_features", "propensity_scores", "ltv_scores"}),
         "propensity_labels_job": (as_of_group_partitions, {"propensity_labels"}),
         "weekly_training_job": (
