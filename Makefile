@@ -115,9 +115,14 @@ demo-models: demo-ltv demo-propensity
 	    --config-json '{"ops": {"ltv_model": {"config": {"from_champion": true}}}}'
 	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
 
-# The profile reads the scores and the retail studies' recommendations (`incentive__<group>`).
+# The profile reads the scores and the retail studies' recommendations (`incentive__<group>`);
+# then one campaign's audience (the 500 households likeliest to buy beef) and data/lake.duckdb, the lake's
+# SQL catalogue (what the profile job's `sql_catalog` asset writes).
 demo-profile: demo-models demo-studies
 	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
+	$(MATERIALIZE) --select audiences --partition "$(AS_OF)|beef" \
+	    --config-json '{"ops": {"audiences": {"config": {"top": 500}}}}'
+	$(PA) sql-catalog
 
 # The retail studies (they read the features) beside the decay curves, then the LTV holdout
 # summary, which refits BTYD for every group (printed at the end); they run after the models,
