@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from propensity_assets.definitions import defs
 from propensity_assets.shared import tables
 from propensity_assets.shared.lake import Lake
 from propensity_assets.shared.resources import LakeResource
@@ -69,10 +70,14 @@ def tiny_lake(tmp_path_factory) -> TinyLake:
         for names, key, config in (
             (["customer_profile"], AS_OF, None),
             (["audiences"], f"{AS_OF}|beef", {"ops": {"audiences": {"config": {"top": 3}}}}),
-            (["sql_catalog"], None, None),
         ):
             result = dg.materialize(assets(*names), instance=instance, resources=resources, partition_key=key,
                                     run_config=config or {})
             assert result.success
             results[names[0]] = result
+        # The profile job rebuilds the profile for its date, then the SQL catalogue (unpartitioned).
+        result = defs.resolve_job_def("profile_job").execute_in_process(
+            instance=instance, partition_key=AS_OF, resources=resources)
+        assert result.success
+        results["sql_catalog"] = result
         yield TinyLake(root, lake, groups_file, results, instance)
