@@ -186,4 +186,4 @@ benchmark: install
 	$(BIN)/python benchmarks/features_benchmark.py
 
 clean:
-	rm -rf data/lake data/mlflow data/dagster_home data/spark_cluster data/spark_connect data/reports
+	rm -rf data/lake data/lake.duckdb data/exports data/mlflow data/dagster_home data/spark_cluster data/spark_connect data/reports
