@@ -39,13 +39,10 @@ class AudienceRule:
     incentive: str | None = None
 
     def __str__(self) -> str:
-        value = self.value
-        text = {
-            "top": lambda: f"top {int(value)} by score",
-            "deciles": lambda: f"score deciles 1-{int(value)}",
-            "threshold": lambda: f"score > {value:g}",
-            "min_expected_value": lambda: f"score × ltv > {value:g}",
-        }[self.kind]()
+        """The rule as the audience's `rule` column and the UI show it: `top 500 by score`."""
+        texts = {"top": "top {:.0f} by score", "deciles": "score deciles 1-{:.0f}", "threshold": "score > {:g}",
+                 "min_expected_value": "score × ltv > {:g}"}
+        text = texts[self.kind].format(self.value)
         return text + (f", incentive = {self.incentive}" if self.incentive is not None else "")
 
 
