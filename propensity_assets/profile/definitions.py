@@ -10,8 +10,8 @@ from propensity_assets.shared import tables
 
 profile_job = dg.define_asset_job(
     "profile_job",
-    selection=[tables.CUSTOMER_PROFILE],
-    description="Rebuild the customer profile for one as_of.",
+    selection=[tables.CUSTOMER_PROFILE, tables.LTV_COHORTS],
+    description="Rebuild the customer profile, and the LTV cohorts beside it, for one as_of.",
 )
 
 # Evaluates automation conditions (the profile follows any change of its date's scores).
