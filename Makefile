@@ -20,8 +20,6 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 # on one thread each, where no thread waits for another.
 dev test: export OMP_WAIT_POLICY ?= PASSIVE
 
-DG := dagster
-MODULE := -m propensity_assets.definitions
 SPARK_CONNECT := $(BIN)/python -m propensity_assets.deploy.spark_connect --log-dir $(CURDIR)/data/spark_connect
 # $(call with_spark,PORT,COMMAND): COMMAND with SPARK_REMOTE set. That server when SPARK_REMOTE
 # is already set; else a new one on PORT (0: a free one), stopped when COMMAND exits.
@@ -58,7 +56,9 @@ LTV_CUTOFF ?= 2017-09-29
 # An earlier propensity model, so that the decay curves have three months of ages to show.
 DECAY_CUTOFF ?= 2017-09-01
 PA := propensity-assets
-MATERIALIZE := $(DG) asset materialize $(MODULE)
+# Each step is a run of a named job, so the UI's Jobs pages and timeline show the demo's runs
+# (`propensity-assets launch`; `dg launch` runs carry no code location: docs/operations.md).
+LAUNCH := $(PA) launch
 DEMO_TARGETS := demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
 	demo-ltv demo-propensity demo-models demo-profile demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
@@ -78,20 +78,20 @@ demo-init:
 	$(PA) sync-studies
 
 demo-features: demo-init
-	$(DG) job execute $(MODULE) -j ingest_job
-	$(MATERIALIZE) --select household_features --partition-range $(HISTORY_FROM)...$(AS_OF)
+	$(LAUNCH) --job ingest_job
+	$(LAUNCH) --job daily_features_job --partition-range $(HISTORY_FROM)...$(AS_OF)
 
 # From here on two runs at a time, whichever are ready: the group features, the labels and
 # the BTYD baseline's one-off C compilation (`compile-btyd`) once the household features
 # exist; then the propensity trainings beside the LTV search.
 demo-group-features: demo-features
-	$(MATERIALIZE) --select group_features --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+	$(LAUNCH) --job daily_scoring_job --assets group_features --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
 
 demo-ltv-labels: demo-features
-	$(MATERIALIZE) --select ltv_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(LTV_HOLDOUT))"
+	$(LAUNCH) --job ltv_labels_job --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(LTV_HOLDOUT))"
 
 demo-propensity-labels: demo-features
-	$(MATERIALIZE) --select propensity_labels --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
+	$(LAUNCH) --job propensity_labels_job --partition-range "$$($(PA) partition-range $(HISTORY_FROM) $(AS_OF))"
 
 demo-compile: demo-features
 	$(PA) compile-btyd --as-of $(LTV_HOLDOUT)
@@ -100,27 +100,27 @@ demo-compile: demo-features
 # two 2-thread fits on 2 cores slow each other down many times (settings.training_threads).
 demo-ltv demo-propensity: export PROPENSITY_TRAINING_THREADS ?= 1
 demo-ltv: demo-group-features demo-ltv-labels demo-compile
-	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
-	$(MATERIALIZE) --select ltv_scores --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
+	$(LAUNCH) --job ltv_training_job --partition-range "$$($(PA) partition-range $(LTV_CUTOFF))"
+	$(LAUNCH) --job ltv_scoring_job --partition-range "$$($(PA) partition-range $(LTV_HOLDOUT))"
 
 demo-propensity: demo-group-features demo-propensity-labels
-	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(DECAY_CUTOFF))" \
+	$(LAUNCH) --job propensity_training_job --partition-range "$$($(PA) partition-range $(DECAY_CUTOFF))" \
 	    --config-json '{"ops": {"propensity_model": {"config": {"max_trials": 1}}}}'
-	$(MATERIALIZE) --select propensity_model,propensity_champion --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(LAUNCH) --job propensity_training_job --partition-range "$$($(PA) partition-range $(AS_OF))"
 
 # Alone again, on two threads: each LTV champion's permutation refitted at the profile's as_of,
 # and the scores.
 demo-models: demo-ltv demo-propensity
-	$(MATERIALIZE) --select ltv_model,ltv_champion --partition-range "$$($(PA) partition-range $(AS_OF))" \
+	$(LAUNCH) --job ltv_training_job --partition-range "$$($(PA) partition-range $(AS_OF))" \
 	    --config-json '{"ops": {"ltv_model": {"config": {"from_champion": true}}}}'
-	$(MATERIALIZE) --select propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
+	$(LAUNCH) --job daily_scoring_job --assets propensity_scores,ltv_scores --partition-range "$$($(PA) partition-range $(AS_OF))"
 
 # The profile reads the scores and the retail studies' recommendations (`incentive__<group>`);
 # then one campaign's audience (the 500 households likeliest to buy beef) and data/lake.duckdb, the lake's
 # SQL catalogue (what the profile job's `sql_catalog` asset writes).
 demo-profile: demo-models demo-studies
-	$(MATERIALIZE) --select customer_profile,ltv_cohorts --partition $(AS_OF)
-	$(MATERIALIZE) --select audiences --partition "$(AS_OF)|beef" \
+	$(LAUNCH) --job profile_job --assets customer_profile,ltv_cohorts --partition $(AS_OF)
+	$(LAUNCH) --job audiences_job --partition "$(AS_OF)|beef" \
 	    --config-json '{"ops": {"audiences": {"config": {"top": 500}}}}'
 	$(PA) sql-catalog
 
@@ -131,16 +131,16 @@ demo-profile: demo-models demo-studies
 # spinning threads slow both runs down.
 demo-studies demo-decay demo-software: export OMP_WAIT_POLICY ?= PASSIVE
 demo-studies: demo-models
-	$(MATERIALIZE) --select 'group:retail_incentives' --partition-range "$$($(PA) partition-range --groups-only)"
+	$(LAUNCH) --job retail_incentives_job --partition-range "$$($(PA) partition-range --groups-only)"
 
 demo-decay: demo-models
-	$(MATERIALIZE) --select propensity_decay,ltv_decay --partition-range "$$($(PA) partition-range --groups-only)"
+	$(LAUNCH) --job decay_job --partition-range "$$($(PA) partition-range --groups-only)"
 	mkdir -p data/reports
 	$(PA) summary --as-of $(LTV_HOLDOUT) > data/reports/summary-$(LTV_HOLDOUT).txt
 
 # The software-company study reads none of the retail data: it runs beside the features.
 demo-software: demo-init
-	$(MATERIALIZE) --select 'group:incentives' --partition software_company
+	$(LAUNCH) --job incentives_job --partition software_company
 
 demo-report: demo-profile demo-decay demo-software
 	@cat data/reports/summary-$(LTV_HOLDOUT).txt
@@ -163,7 +163,7 @@ test: install
 ##   server stops when dev exits. With SPARK_REMOTE already set, runs use that server instead.
 SPARK_CONNECT_PORT ?= 15002
 DAGSTER_PORT ?= 3000
-DAGSTER_DEV := $(DG) dev -w workspace.yaml --host 127.0.0.1 --port $(DAGSTER_PORT)
+DAGSTER_DEV := dg dev -w workspace.yaml --host 127.0.0.1 --port $(DAGSTER_PORT)
 dev: install
 	@$(call with_spark,$(SPARK_CONNECT_PORT),$(DAGSTER_DEV))
 

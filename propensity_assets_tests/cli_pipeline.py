@@ -163,7 +163,7 @@ class CliPipeline:
     def materialize(self, mode_selects: list[tuple[str, str, str]]) -> None:
         """`dagster asset materialize --select S --partition-range R` per (mode, S, R)."""
         before = self.run_ids()
-        self.run_all([(mode, ("dagster", "asset", "materialize", *MODULE, "--select", select, "--partition-range", rng))
+        self.run_all([(mode, ("dg", "launch", *MODULE, "--assets", select, "--partition-range", rng))
                       for mode, select, rng in mode_selects])
         with instance_at(self.home) as instance:
             new = [r for r in instance.get_runs() if r.run_id not in before]
@@ -173,7 +173,7 @@ class CliPipeline:
     def ingest(self, mode: str) -> None:
         """Sync the catalogue and ingest into `mode`'s lake; keep a copy for the other modes."""
         self.run_all([(mode, ("propensity-assets", "sync-groups"))])
-        self.run_all([(mode, ("dagster", "job", "execute", *MODULE, "-j", "ingest_job"))])
+        self.run_all([(mode, ("dg", "launch", *MODULE, "--job", "ingest_job"))])
         shutil.copytree(self.lakes[mode].root, self.ingested)
 
     def features(self, mode: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from propensity_assets_tests.cli_helpers import BIN, MODULE, REPO, instance_at
 import duckdb
@@ -134,6 +135,8 @@ def cli(tmp_path_factory):
             out.seek(0), err.seek(0)
             done = subprocess.CompletedProcess(list(args), proc.returncode, out.read(), err.read())
             out.close(), err.close()
+            # Today's CLI (`dg launch`, `propensity-assets launch`): nothing superseded.
+            assert "SupersessionWarning" not in done.stderr, done.stderr[-2000:]
             if check and done.returncode != 0:
                 pytest.fail(
                     f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout[-4000:]}"
@@ -143,7 +146,7 @@ def cli(tmp_path_factory):
         return results
 
     sync = run("propensity-assets", "sync-groups")
-    run("dagster", "job", "execute", *MODULE, "-j", "ingest_job")
+    run("propensity-assets", "launch", "--job", "ingest_job")
     return SimpleNamespace(
         root=root, home=home, lake=lake, groups_file=groups_file, run=run, run_all=run_all, sync=sync
     )
@@ -156,25 +159,36 @@ def run_ids(home: Path) -> set[str]:
         return {run.run_id for run in instance.get_runs()}
 
 
+# The named job each feature asset runs in, as `make demo` runs it.
+JOB_OF = {"household_features": "daily_features_job", "group_features": "daily_scoring_job"}
+CODE_LOCATION = {REPOSITORY_LABEL_TAG: "__repository__@propensity_assets"}
+
+
 def materialize(cli, asset: str, *partition_args: str):
-    """`dagster asset materialize` for one asset; returns the one run it made."""
+    """`propensity-assets launch` of one asset in its job; returns the one run it made."""
     return materialize_together(cli, {asset: partition_args})[asset]
 
 
 def materialize_together(cli, requests: dict[str, tuple[str, ...]]) -> dict:
-    """`dagster asset materialize` for each asset at the same time: one new run each."""
+    """`propensity-assets launch` of each asset at the same time: one new run each, a run of
+    the asset's job in the project's code location (what the UI's Jobs pages list)."""
     before = run_ids(cli.home)
     cli.run_all(
-        [("dagster", "asset", "materialize", *MODULE, "--select", asset, *args) for asset, args in requests.items()]
+        [("propensity-assets", "launch", "--job", JOB_OF[asset], "--assets", asset, *args)
+         for asset, args in requests.items()]
     )
     with instance_at(cli.home) as instance:
         new = [run for run in instance.get_runs() if run.run_id not in before]
+        listed = {run.run_id for job in set(JOB_OF.values())
+                  for run in instance.get_runs(dg.RunsFilter(job_name=job, tags=CODE_LOCATION))}
     assert len(new) == len(requests), f"expected {len(requests)} new run(s), got {len(new)}"
     runs = {}
     for run in new:
         [asset_key] = run.asset_selection
         runs[asset_key.to_user_string()] = run
         assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.job_name == JOB_OF[asset_key.to_user_string()]
+        assert run.run_id in listed
     assert runs.keys() == requests.keys()
     return runs
 
@@ -400,7 +414,7 @@ def test_two_concurrent_runs_of_the_same_partitions_serialize_their_commits(cli)
     alone = read_table(cli.lake, "group_features")
     before = run_ids(cli.home)
 
-    cli.run_all([("dagster", "asset", "materialize", *MODULE, "--select", "group_features",
+    cli.run_all([("dg", "launch", *MODULE, "--assets", "group_features",
                   "--partition-range", partition_range)] * 2)
 
     with instance_at(cli.home) as instance:

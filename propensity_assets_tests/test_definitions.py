@@ -104,7 +104,8 @@ EXPECTED_CHECKS = {
     "retail_summary": ["placebo", "plausibility"],
 }
 EXPECTED_JOBS = {
-    "audiences_job", "daily_features_job", "daily_scoring_job", "incentives_job", "ingest_job", "ltv_labels_job", "ltv_scoring_job",
+    "audiences_job", "daily_features_job", "daily_scoring_job", "decay_job", "incentives_job", "ingest_job",
+    "ltv_labels_job", "ltv_scoring_job",
     "ltv_training_job", "profile_job", "propensity_labels_job", "propensity_scoring_job", "propensity_training_job",
     "retail_incentives_job", "weekly_training_job",
 }

@@ -72,9 +72,9 @@ def test_range_materialization_is_recorded_in_postgres(postgres, tmp_path):
     home = Path(env["DAGSTER_HOME"])
 
     run_cli(env, "propensity-assets", "sync-groups")
-    run_cli(env, "dagster", "job", "execute", *MODULE, "-j", "ingest_job")
+    run_cli(env, "dg", "launch", *MODULE, "--job", "ingest_job")
     run_cli(
-        env, "dagster", "asset", "materialize", *MODULE, "--select", "household_features",
+        env, "dg", "launch", *MODULE, "--assets", "household_features",
         "--partition-range", f"{DATES[0]}...{DATES[-1]}",
     )
 

@@ -61,8 +61,8 @@ def test_the_web_uis_bind_to_loopback_by_default():
     for target, expected in (("dev", "--host 127.0.0.1 --port 3000"), ("mlflow-ui", "--host 127.0.0.1 --port 5000")):
         commands = subprocess.run(["make", "-n", "-W", "pyproject.toml", target], cwd=REPO, capture_output=True,
                                   text=True, check=True).stdout.replace("\\\n", " ")
-        # `make dev` starts dagster dev under a local Spark Connect server, or directly under SPARK_REMOTE.
-        launches = re.findall(r"(?:dagster dev|mlflow ui)[^;]*", commands)
+        # `make dev` starts `dg dev` under a local Spark Connect server, or directly under SPARK_REMOTE.
+        launches = re.findall(r"(?:dg dev|mlflow ui)[^;]*", commands)
         assert len(launches) == (2 if target == "dev" else 1), commands
         for launch in launches:
             assert expected in launch, launch

@@ -4,7 +4,7 @@ monitoring fail runs whose process died.
 Dagster's `DefaultRunLauncher` cannot tell whether a run's worker is alive, so a run
 whose process was killed (a preempted machine, `kill -9`, an out-of-memory kill) stays
 STARTED for ever and holds a slot of the run queue. Every run, whether launched by the
-daemon or by `dagster asset materialize`, records the pid of the process executing it
+daemon or from the CLI (`propensity-assets launch`, `dg launch`), records the pid of the process executing it
 on its RUN_START event; the check below asks the operating system whether that process
 still exists and is the same one (it started no later than the run). The daemon's run
 monitoring (`run_monitoring` in dagster.yaml) calls it for every STARTED run and marks

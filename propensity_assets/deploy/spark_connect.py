@@ -6,7 +6,7 @@ of starting its own.
     python -m propensity_assets.deploy.spark_connect --log-dir data/spark_connect
     export SPARK_REMOTE=sc://127.0.0.1:15002     # what it prints; then run anything
 
-    python -m propensity_assets.deploy.spark_connect --log-dir data/spark_connect -- dagster dev ...
+    python -m propensity_assets.deploy.spark_connect --log-dir data/spark_connect -- dg dev ...
     # runs the command with SPARK_REMOTE set, and stops the server when it exits
 
 The server is a classic Spark application: its master, driver memory and static conf come

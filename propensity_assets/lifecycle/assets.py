@@ -310,6 +310,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         product_group_partitions,
         kinds={"mlflow", "parquet"},
         deps=[champion_key, stage.labels_table],
+        tags={"lifecycle/step": "monitor"},
         description=(
             f"Error over time: the champion's and recent versions' metric at every later as_of whose label "
             f"window has closed, by model age (days since the cutoff). The plot is the decay curve; "

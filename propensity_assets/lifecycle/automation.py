@@ -26,6 +26,12 @@ daily_scoring_job = dg.define_asset_job(
     description="Group features and every stage's champion scores for one as_of × product groups.",
 )
 
+decay_job = dg.define_asset_job(
+    "decay_job",
+    selection=dg.AssetSelection.tag("lifecycle/step", "monitor"),
+    description="Every stage's decay curves for product groups (the retrain sensors read them).",
+)
+
 weekly_training_job = dg.define_asset_job(
     "weekly_training_job",
     selection=TRAIN_ASSETS,

@@ -11,8 +11,9 @@ from propensity_assets.shared import tables
 
 profile_job = dg.define_asset_job(
     "profile_job",
-    selection=[tables.CUSTOMER_PROFILE, ASSET],
-    description="Rebuild the customer profile for one as_of, then the lake's SQL catalogue (data/lake.duckdb).",
+    selection=[tables.CUSTOMER_PROFILE, tables.LTV_COHORTS, ASSET],
+    description="Rebuild the customer profile and the LTV cohorts for one as_of, then the lake's SQL catalogue "
+    "(data/lake.duckdb).",
 )
 
 # Evaluates automation conditions (the profile follows any change of its date's scores).

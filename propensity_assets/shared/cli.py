@@ -79,7 +79,31 @@ def cmd_partition_range(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from dagster import DagsterRunStatus
+
+    from propensity_assets.shared.launch import LaunchError, launch, parse_config
+
+    with open_instance() as instance:
+        try:
+            run = launch(instance, args.job, assets=[a for a in (args.assets or "").split(",") if a],
+                         partition=args.partition, partition_range=args.partition_range,
+                         run_config=parse_config(args.config_json))
+        except LaunchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"run {run.run_id} of {run.job_name}: {run.status.value}", file=sys.stderr)
+    return 0 if run.status == DagsterRunStatus.SUCCESS else 1
+
+
 def register(sub) -> None:
+    launch = sub.add_parser("launch", help="run a named job (a partition or a single-run range), listed on the UI's Jobs pages")
+    launch.add_argument("--job", required=True, help="the job, e.g. ltv_training_job")
+    launch.add_argument("--assets", help="comma-separated assets of the job to run (default: all of them)")
+    launch.add_argument("--partition", help="one partition key")
+    launch.add_argument("--partition-range", help="FIRST...LAST, run as one run (see `partition-range`)")
+    launch.add_argument("--config-json", help="the run config, as JSON")
+    launch.set_defaults(func=cmd_launch)
     rng = sub.add_parser("partition-range", help="print a --partition-range for dates × group(s)")
     rng.add_argument("start", nargs="?", help="first as_of, YYYY-MM-DD")
     rng.add_argument("end", nargs="?", help="last as_of (inclusive); default: start")

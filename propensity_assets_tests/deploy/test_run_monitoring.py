@@ -52,7 +52,7 @@ def home(tmp_path):
 def _start_run(home, tmp_path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-f", str(tmp_path / "slow.py"), "--select", "slow_asset"],
+        [str(Path(sys.executable).parent / "dg"), "launch", "-f", str(tmp_path / "slow.py"), "--assets", "slow_asset"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 120

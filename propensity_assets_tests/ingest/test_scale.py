@@ -201,9 +201,9 @@ def test_a_generated_directory_runs_through_ingest_and_features(scaled, tmp_path
            "PYSPARK_PYTHON": sys.executable}
     as_of = "2017-07-01"
     # household_features needs no product_group partitions: no `sync-groups` (a process fewer).
-    for command in (["dagster", "job", "execute", "-m", "propensity_assets.definitions", "-j", "ingest_job"],
-                    ["dagster", "asset", "materialize", "-m", "propensity_assets.definitions",
-                     "--select", "household_features", "--partition", as_of]):
+    for command in (["dg", "launch", "-m", "propensity_assets.definitions", "--job", "ingest_job"],
+                    ["dg", "launch", "-m", "propensity_assets.definitions",
+                     "--assets", "household_features", "--partition", as_of]):
         proc = subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     tx = read(out, "transactions")

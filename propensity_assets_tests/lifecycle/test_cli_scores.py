@@ -192,8 +192,8 @@ def backfill_scores(cli) -> dg.DagsterRun:
     with instance_at(cli.home) as instance:
         before = {run.run_id for run in instance.get_runs()}
     cli.run(
-        "dagster", "asset", "materialize", "-m", "propensity_assets.definitions",
-        "--select", "propensity_scores", "--partition-range", cli.partition_range,
+        "dg", "launch", "-m", "propensity_assets.definitions",
+        "--assets", "propensity_scores", "--partition-range", cli.partition_range,
     )
     with instance_at(cli.home) as instance:
         new = [run for run in instance.get_runs() if run.run_id not in before]
