@@ -74,7 +74,13 @@ def incentive_recommendations(
     champion_value = champion_version = None
     if champion is not None:
         champion_version = champion[0]
-        champion_value = evaluator.value(champion[1], unit_costs(data, study))
+        # The champion's options were also chosen from effects fitted on these rows: its value is
+        # put on the held-out footing by the candidate's in-sample optimism, so the comparison is
+        # exactly in-sample against in-sample, and no in-sample value is reported.
+        costs = unit_costs(data, study)
+        held_out_value = float(comparison.loc[comparison.policy == RECOMMENDED, "dr_value"].iloc[0])
+        champion_value = held_out_value + (evaluator.value(champion[1], costs)
+                                           - evaluator.value(recs["recommended"].to_numpy(), costs))
     values = dict(zip(comparison["policy"], comparison["dr_value"]))
     baselines = {p: v for p, v in values.items() if p not in (RECOMMENDED, "oracle")}
     decision = policy_decision(DR_POLICY_VALUE, values[RECOMMENDED], baselines, champion_value, champion_version,
