@@ -257,7 +257,11 @@ def test_household_features_date_range_as_one_run(spark_resource, lake_root):
     assert {d: sorted(rows["household_id"]) for d, rows in feats.groupby("as_of")} == population
     # the run's summary, read back from what it wrote: 1 + 2 + 2 + 3 rows, 3 households
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta["rows"].value, meta["households"].value, meta["partitions_written"].value) == (8, 3, 4)
+    assert (meta["run_rows"].value, meta["run_households"].value, meta["partitions_written"].value) == (8, 3, 4)
+    # ... and each as_of its own: 1, 2, 2 and 3 households.
+    own = {e.materialization.partition: e.materialization.metadata["rows"].value
+           for e in result.get_asset_materialization_events()}
+    assert own == {"2017-03-02": 1, "2017-03-03": 2, "2017-03-04": 2, "2017-03-05": 3}
     at = feats.set_index(["as_of", "household_id"])
     assert at.loc[("2017-03-05", 1), "hh_spend_30d"] == 14.0
     assert at.loc[("2017-03-05", 1), "hh_days_since_last"] == 2
@@ -287,6 +291,8 @@ def test_single_run_backfill_covers_the_whole_rectangle(spark_resource, lake_roo
         assert result.success
         assert len(instance.get_runs()) == 1
         materialized = instance.get_materialized_partitions(dg.AssetKey("group_features"))
+        records = instance.fetch_materializations(dg.AssetKey("group_features"), limit=20).records
+        stored = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
 
     expected = {
         (d, g) for d in ("2017-03-03", "2017-03-04", "2017-03-05") for g in ("snacks", "soft_drinks")
@@ -296,8 +302,23 @@ def test_single_run_backfill_covers_the_whole_rectangle(spark_resource, lake_roo
 
     events = result.get_asset_materialization_events()
     assert events and all(e.materialization.metadata["partitions_written"].value == 6 for e in events)
-    # populations 2, 2 and 3 at the three dates, in both groups; `party` (outside) not counted
-    assert {(e.materialization.metadata["rows"].value, e.materialization.metadata["households"].value) for e in events} == {(14, 3)}
+    # The run's figures: populations 2, 2 and 3 at the three dates, in both groups; `party` (outside) not counted
+    assert {(e.materialization.metadata["run_rows"].value, e.materialization.metadata["run_households"].value)
+            for e in events} == {(14, 3)}
+    # Each partition its own figures, as the instance stored them. Snacks (product 2): household 2
+    # bought for 2.5 on 03-02, household 1 for 6.0 on 03-03; soft drinks (product 1): household 1
+    # for 3.0 on 03-01. Rows: the population (2, 2, 3).
+    own = {key: (m["rows"].value, m["dagster/row_count"].value, m["buyers_30d"].value, m["group_spend_30d"].value)
+           for key, m in stored.items()}
+    assert own == {
+        "2017-03-03|snacks": (2, 2, 1, 2.5), "2017-03-04|snacks": (2, 2, 2, 8.5), "2017-03-05|snacks": (3, 3, 2, 8.5),
+        "2017-03-03|soft_drinks": (2, 2, 1, 3.0), "2017-03-04|soft_drinks": (2, 2, 1, 3.0),
+        "2017-03-05|soft_drinks": (3, 3, 1, 3.0),
+    }
+    snacks = stored["2017-03-04|snacks"]
+    assert snacks["lake_location"].value == f"{lake.uri('group_features')}/as_of=2017-03-04/product_group=snacks"
+    schema = [c.name for c in snacks["dagster/column_schema"].schema.columns]
+    assert schema[0] == "household_id" and "grp_spend_30d" in schema and schema[-2:] == ["as_of", "product_group"]
 
     written = {
         (as_of, group)
@@ -362,3 +383,20 @@ def test_features_refuse_as_of_dates_the_transactions_do_not_reach(spark_resourc
         )
     assert Lake(lake_root).partitions("household_features", "as_of") == ["2017-03-05"]  # nothing else written
     assert not Lake(lake_root).exists("group_features")
+
+
+def test_features_scores_and_profile_carry_freshness_policies_from_the_daily_cycle():
+    """Due 1, 2 and 3 hours after the features schedule (05:00) starts the daily cycle; the
+    other assets have none."""
+    from propensity_assets.definitions import defs
+    from propensity_assets.features.automation import daily_features_schedule
+
+    assert daily_features_schedule.cron_schedule == "0 5 * * *"
+    policies = {spec.key.to_user_string(): spec.freshness_policy for spec in defs.resolve_all_asset_specs()
+                if spec.freshness_policy is not None}
+    due = {key: (p.deadline_cron, p.lower_bound_delta.total_seconds() / 3600) for key, p in policies.items()}
+    assert due == {
+        "household_features": ("0 6 * * *", 1.0), "group_features": ("0 6 * * *", 1.0),
+        "propensity_scores": ("0 7 * * *", 2.0), "ltv_scores": ("0 7 * * *", 2.0),
+        "customer_profile": ("0 8 * * *", 3.0),
+    }

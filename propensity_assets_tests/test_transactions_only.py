@@ -96,7 +96,14 @@ def test_the_whole_pipeline_on_transactions_only(run):
     np.testing.assert_allclose(got.reindex(expected.index), expected.to_numpy())
     # The labels run's summary is what it wrote: every row of the 29 dates, their mean and positive share.
     meta = ltv_run.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["rows"].value == len(labels) and meta["partitions_written"].value == 29
+    assert meta["run_rows"].value == len(labels) and meta["partitions_written"].value == 29
+    # ... and each partition its own rows and mean label.
+    for event in ltv_run.get_asset_materialization_events():
+        as_of = event.materialization.partition.split("|")[0]
+        mine = labels[labels["as_of"] == as_of]["label"]
+        own = event.materialization.metadata
+        assert own["rows"].value == own["dagster/row_count"].value == len(mine), as_of
+        assert own["label_mean"].value == pytest.approx(mine.mean(), rel=1e-12), as_of
     summary = meta["by_group"].value
     share = (labels['label'] > 0).mean()
     assert f"| {GROUP} | {len(labels)} | {labels['label'].mean():.4f} | {share:.4f} |" in summary

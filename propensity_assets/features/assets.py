@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from propensity_assets.features import checks as quality
 from propensity_assets.features import logic
-from propensity_assets.shared import tables
+from propensity_assets.shared import freshness, tables
 from propensity_assets.shared.group_tables import (
     Checks,
     CheckResults,
@@ -27,6 +27,7 @@ from propensity_assets.shared.group_tables import (
     materialize_group_table,
     stored_partitions,
 )
+from propensity_assets.shared.metadata import each_partition, lake_partition
 from propensity_assets.shared.partitions import as_of_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared.retries import retried_asset
@@ -34,16 +35,34 @@ from propensity_assets.shared.spark_frames import read_transactions
 
 
 def _summary(lake: LakeResource, table: str, specs: list[dict], written: int, as_of_dates: list[date]) -> dict:
+    """The run's figures (each partition has its own: `_partition_figures`)."""
     rows, households = 0, set()
     for _, part in stored_partitions(lake, table, specs, ["household_id"]):
         rows += part.num_rows
         households.update(pc.unique(part["household_id"]).to_pylist())
     return {
-        "rows": rows,
-        "households": len(households),
+        "run_rows": rows,
+        "run_households": len(households),
         "partitions_written": written,
         **as_of_range(as_of_dates),
         "as_of_dates": len(as_of_dates),
+    }
+
+
+def _household_figures(lake: LakeResource, spec: dict) -> dict:
+    """One as_of of household features: its rows (one per household), schema, location."""
+    own = lake_partition(lake.lake, tables.HOUSEHOLD_FEATURES, spec)
+    return {**own, "rows": own["dagster/row_count"].value, "households": own["dagster/row_count"].value}
+
+
+def _group_figures(lake: LakeResource, spec: dict) -> dict:
+    """One as_of × group of group features: its households, how many bought in the group in
+    the 30 days before as_of, and their spend on it."""
+    part = lake.lake.read_partition(tables.GROUP_FEATURES, spec, columns=["grp_baskets_30d", "grp_spend_30d"])
+    return {
+        "rows": len(part), "households": len(part),
+        "buyers_30d": int((part["grp_baskets_30d"] > 0).sum()),
+        "group_spend_30d": float(part["grp_spend_30d"].sum()),
     }
 
 
@@ -90,6 +109,7 @@ def feature_checks(lake: LakeResource, table: str) -> Checks:
     kinds={"spark", "parquet"},
     deps=[tables.TRANSACTIONS],
     check_specs=quality.check_specs(tables.HOUSEHOLD_FEATURES),
+    freshness_policy=freshness.daily("features"),
     description=(
         "Household features as of each date (CONTRACTS §4): baskets, spend, units and "
         "active days over 30/90/365-day windows before as_of, and days since the last "
@@ -107,6 +127,8 @@ def household_features(
     specs = [{"as_of": d.isoformat()} for d in as_of_dates]
     written = lake.write_spark(tables.HOUSEHOLD_FEATURES, feats, specs)
     stored = specs if written else []
+    each_partition(context, {spec["as_of"]: _household_figures(lake, spec) for spec in stored
+                             if lake.lake.exists(tables.HOUSEHOLD_FEATURES, spec)})
     return dg.MaterializeResult(
         metadata=_summary(lake, tables.HOUSEHOLD_FEATURES, stored, written, as_of_dates),
         check_results=results(stored),
@@ -117,6 +139,7 @@ def household_features(
     name=tables.GROUP_FEATURES,
     group_name="features",
     check_specs=quality.check_specs(tables.GROUP_FEATURES),
+    freshness_policy=freshness.daily("features"),
     description=(
         "Group features as of each date for each product group (CONTRACTS §4): the "
         "household windows restricted to the group's products, days since the last "
@@ -135,4 +158,5 @@ def group_features(
         context, spark, lake, tables.GROUP_FEATURES, logic.group_features, summarize,
         feature_checks(lake, tables.GROUP_FEATURES),
         refuse=lambda tx, as_of_dates: check_fresh(tx, as_of_dates, tables.GROUP_FEATURES),
+        figures=lambda spec: _group_figures(lake, spec),
     )

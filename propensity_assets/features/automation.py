@@ -4,6 +4,7 @@ When it succeeds, the lifecycle scores that as_of for every group (`lifecycle.au
 import dagster as dg
 
 from propensity_assets.shared import tables
+from propensity_assets.shared.freshness import DAILY_CYCLE_CRON
 from propensity_assets.shared.partitions import latest_as_of, today
 
 DAILY_FEATURES_JOB = "daily_features_job"
@@ -17,7 +18,7 @@ daily_features_job = dg.define_asset_job(
 
 @dg.schedule(
     job=daily_features_job,
-    cron_schedule="0 5 * * *",
+    cron_schedule=DAILY_CYCLE_CRON,
     description="Daily: household features for the latest as_of; scoring and the profile follow.",
 )
 def daily_features_schedule(context: dg.ScheduleEvaluationContext):

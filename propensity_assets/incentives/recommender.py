@@ -131,9 +131,15 @@ def policy_comparison(
     treatments: list[str],
     evaluator: DoublyRobustEvaluator,
     truth: dict[str, np.ndarray] | None = None,
+    held_out: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per policy: the recommender, no incentive, each treat-all option and the observed
-    allocation, with the DR value and, given true effects, the realized incremental profit and the oracle."""
+    allocation, with the DR value and, given true effects, the realized incremental profit and the oracle.
+
+    The recommender's DR value is that of `held_out` when given: the options the same procedure
+    recommends to each unit from effects fitted without it (`study.cross_fitted_policy`). The
+    value of `policy` itself on the rows its effects were fitted on would be in-sample: the
+    effects follow those rows' noise, and the DR correction reuses the same outcomes."""
     n = len(data)
     policies = {"recommended": policy}
     for name in evaluator.names:
@@ -146,7 +152,8 @@ def policy_comparison(
         policies["oracle"] = np.asarray(true_profits.columns)[true_profits.to_numpy().argmax(axis=1)]
     rows = []
     for label, pol in policies.items():
-        row = {"policy": label, "dr_value": evaluator.value(pol, costs)}
+        valued = held_out if label == "recommended" and held_out is not None else pol
+        row = {"policy": label, "dr_value": evaluator.value(valued, costs)}
         if true_profits is not None:
             idx = np.array([list(true_profits.columns).index(a) for a in pol])
             row["realized_profit"] = float(true_profits.to_numpy()[np.arange(n), idx].mean())

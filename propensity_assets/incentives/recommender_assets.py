@@ -15,6 +15,22 @@ from propensity_assets.shared.metadata import md_table, mlflow_run_url
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 RECOMMENDATIONS, POLICY = tables.INCENTIVE_RECOMMENDATIONS, tables.INCENTIVE_POLICY
+POLICY_FOLDS = 2  # cross-fitting folds of the recommender's policy value
+
+
+def total_effect_specs(summary) -> dict[str, tuple[list[str], list[str]]]:
+    """treatment → (modifiers, controls) of its estimated total effect, as `incentive_summary` records them."""
+    split = lambda text: [c.strip() for c in str(text or "").split(",") if c.strip()]  # noqa: E731
+    rows = summary[(summary["effect"] == "total") & summary["ate"].notna()]
+    return {r.treatment: (split(r.modifiers), split(r.controls)) for r in rows.itertuples()}
+
+
+def estimator_config(params: dict):
+    """The effects run's estimator settings (its MLflow params), to refit it the same way."""
+    from propensity_assets.incentives.estimation import EstimatorConfig
+
+    return EstimatorConfig(estimator=params.get("estimator", "linear_dml"), folds=int(params.get("folds", 3)),
+                           n_estimators=int(params.get("n_estimators", 200)), trim=params.get("trim", "True") == "True")
 
 
 @study_asset(
@@ -32,7 +48,7 @@ def incentive_recommendations(
     option out), vetted with the shared rule on doubly robust policy value against no incentive,
     treat-all with each option, the observed allocation and the champion, and promoted unless a
     refutation failed. With truth columns, realized profit against the oracle is reported."""
-    from propensity_assets.incentives.study import policy_report, unit_costs
+    from propensity_assets.incentives.study import cross_fitted_policy, policy_report, unit_costs
 
     study, data = study_inputs(context, incentive_studies, lake)
     refutations = study_tables.read(lake.lake, REFUTATIONS, study.key)
@@ -51,11 +67,20 @@ def incentive_recommendations(
         )
     name = tracking.model_name(study.key)
     recs = registration.load_model(name, version).predict(data)
-    comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy())
+    # The recommender's policy value is held out: each unit's option from effects fitted without it.
+    held_out = cross_fitted_policy(data, study, total_effect_specs(study_tables.read(lake.lake, tables.INCENTIVE_SUMMARY, study.key)),
+                                   estimator_config(effects_run.data.params), folds=POLICY_FOLDS)
+    comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy(), held_out=held_out)
     champion_value = champion_version = None
     if champion is not None:
         champion_version = champion[0]
-        champion_value = evaluator.value(champion[1], unit_costs(data, study))
+        # The champion's options were also chosen from effects fitted on these rows: its value is
+        # put on the held-out footing by the candidate's in-sample optimism, so the comparison is
+        # exactly in-sample against in-sample, and no in-sample value is reported.
+        costs = unit_costs(data, study)
+        held_out_value = float(comparison.loc[comparison.policy == RECOMMENDED, "dr_value"].iloc[0])
+        champion_value = held_out_value + (evaluator.value(champion[1], costs)
+                                           - evaluator.value(recs["recommended"].to_numpy(), costs))
     values = dict(zip(comparison["policy"], comparison["dr_value"]))
     baselines = {p: v for p, v in values.items() if p not in (RECOMMENDED, "oracle")}
     decision = policy_decision(DR_POLICY_VALUE, values[RECOMMENDED], baselines, champion_value, champion_version,
@@ -76,6 +101,9 @@ def incentive_recommendations(
         "rows": len(recs), "model_name": name, "model_version": version,
         "decision": decision.decision, "reason": decision.reason,
         "policy comparison": md_table(comparison, floatfmt=",.2f"),
+        "dr_value_basis": f"the recommender's DR value is cross-fitted ({POLICY_FOLDS} folds): each unit's option comes "
+                          "from effects estimated without it",
+        **{f"dr_value {p}": float(v) for p, v in zip(comparison.policy, comparison.dr_value)},
         "options chosen": md_table(recs["recommended"].value_counts().rename_axis("option").reset_index(), floatfmt=",.0f"),
         "refutations failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
         "dr_propensity_clipped_share": round(evaluator.clipped_share, 4),

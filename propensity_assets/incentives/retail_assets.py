@@ -18,7 +18,8 @@ import pandas as pd
 from propensity_assets.incentives import study_tables
 from propensity_assets.incentives.study_tables import RETAIL_PREFIX, retail_key as study_key
 from propensity_assets.shared import settings, tables
-from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
+from propensity_assets.shared.metadata import each_partition, lake_partition, md_figure, md_table, mlflow_run_url
+from propensity_assets.shared.metadata import table as metadata_table
 from propensity_assets.shared.partitions import product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 from propensity_assets.shared.tables import (
@@ -171,6 +172,7 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
     members = None if tx is None else lake.lake.read_pandas(PRODUCT_GROUP_MEMBERS)
     cells_md, exclusions, statuses, summaries, figures, recs_rows, effect_rows = [], [], [], [], {}, {}, 0
     policies = {}  # group → (its recommender, the households it is vetted on)
+    own = {}  # group → its own figures, on each retail asset's partition
     for group in groups:
         if tx is None:
             study = no_campaigns()
@@ -208,8 +210,13 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
             if row.verdict != "identified":
                 context.log.warning(f"{study_key(group)} {row.treatment}: not identified: {row.reason}")
         summaries.append(summary.assign(group=group))
+        own[group] = {"study_rows": len(study.data), "cells": int(summary["ate"].notna().sum()),
+                      "identified": int((summary["verdict"] == "identified").sum()), "effect_rows": len(effects),
+                      "households_recommended": len(recs)}
         if summary["ate"].notna().any():
-            figures[group] = plot_cells(summary, f"{group}: effect on the treated vs placebo")
+            figures[group] = md_figure(plot_cells(summary, f"{group}: effect on the treated vs placebo"), group)
+            own[group]["plot"] = figures[group]
+            own[group]["verdicts"] = metadata_table(summary.drop(columns=[c for c in ("reason",) if c in summary]))
     seconds = round(time.time() - started, 1)
     table = pd.concat(summaries, ignore_index=True)
     estimated = table.dropna(subset=["ate"])
@@ -234,6 +241,12 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
               for group, (policy, rows) in policies.items()]
     for m in models:
         context.log.info(f"{m['model']} v{m['version']}: {m['decision']}: {m['reason']}")
+        own[m["group"]].update(model_name=m["model"], model_version=m["version"], decision=m["decision"])
+    for asset, table_name in (("retail_study_data", STUDY_DATA), ("retail_effects", EFFECTS), ("retail_summary", SUMMARY),
+                              ("retail_recommendations", RECOMMENDATIONS)):
+        each_partition(context, {g: {**mine, **(lake_partition(lake.lake, table_name, {"study": study_key(g)})
+                                                if lake.lake.exists(table_name, {"study": study_key(g)}) else {})}
+                                 for g, mine in own.items()}, asset_key=asset)
     url = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run.info.run_id))
     common = {"studies": ", ".join(study_key(g) for g in groups), "seconds": seconds, "mlflow_run": url}
     yield dg.MaterializeResult(asset_key="retail_study_data", metadata={
@@ -247,7 +260,7 @@ def retail_studies(context: dg.AssetExecutionContext, config: RetailConfigSchema
         **common, "cells": len(estimated), "identified": int((table["verdict"] == "identified").sum()),
         "verdicts": md_table(verdicts, digits=2),
         "reasons": md_table(table[["group", "campaign_type", "verdict", "reason"]], digits=2),
-        **{f"plot {g}": md_figure(f, g) for g, f in figures.items()},
+        **{f"plot {g}": f for g, f in figures.items()},
     })
     yield dg.MaterializeResult(asset_key="retail_recommendations", metadata={
         **common, "households by group": dg.MetadataValue.json(recs_rows),

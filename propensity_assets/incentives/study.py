@@ -143,13 +143,37 @@ def true_effects(data: pd.DataFrame, study: Study) -> dict[str, np.ndarray] | No
     return None if any(v is None for v in truth.values()) else truth
 
 
-def policy_report(data: pd.DataFrame, study: Study, policy: np.ndarray, evaluator=None) -> tuple[pd.DataFrame, object]:
-    """The policy comparison (DR value; realized profit vs the oracle when truth columns exist)."""
+def policy_report(data: pd.DataFrame, study: Study, policy: np.ndarray, evaluator=None,
+                  held_out: np.ndarray | None = None) -> tuple[pd.DataFrame, object]:
+    """The policy comparison (DR value; realized profit vs the oracle when truth columns exist);
+    the recommender's DR value is `held_out`'s when given (`cross_fitted_policy`)."""
     if evaluator is None:
         evaluator = rec.DoublyRobustEvaluator().fit(data, list(study.covariates), study.treatment_names, study.outcome)
     table = rec.policy_comparison(policy, data, unit_costs(data, study), study.treatment_names, evaluator,
-                                  true_effects(data, study))
+                                  true_effects(data, study), held_out)
     return table, evaluator
+
+
+def cross_fitted_policy(data: pd.DataFrame, study: Study, specs: dict[str, tuple[list[str], list[str]]],
+                        config: EstimatorConfig, folds: int = 2, seed: int = 0) -> np.ndarray:
+    """Each unit's recommended option from total effects estimated on the other folds only:
+    `specs` maps each treatment to its (modifiers, controls), as the effects run identified
+    them, and the estimators are fitted as there. The DR value of this policy is held out."""
+    from sklearn.model_selection import KFold
+
+    costs = unit_costs(data, study)
+    policy = np.empty(len(data), dtype=object)
+    for fit_rows, held_rows in KFold(folds, shuffle=True, random_state=seed).split(data):
+        fit, held = data.iloc[fit_rows].reset_index(drop=True), data.iloc[held_rows].reset_index(drop=True)
+        effects = {}
+        for t in study.treatment_names:
+            modifiers, controls = specs[t]
+            model = estimate_effect(fit, t, study.outcome, modifiers, controls, "total", config).model
+            effects[t] = (np.asarray(model.effect(held[modifiers].to_numpy(float)), float).ravel() if modifiers
+                          else np.full(len(held), float(model.ate())))
+        options = rec.option_profits(effects, {t: c[held_rows] for t, c in costs.items()}, study.treatment_names)
+        policy[held_rows] = rec.recommend(options)["recommended"].to_numpy()
+    return policy
 
 
 def wrong_specification(data: pd.DataFrame, study: Study, ident: Identification, add: list[str],

@@ -15,9 +15,15 @@ from propensity_assets.lifecycle import checks as quality
 from propensity_assets.lifecycle.config import DecayConfig, ScoringConfig, VettingConfig, rule_for
 from propensity_assets.lifecycle.sensors import rescore_sensor, retrain_sensor
 from propensity_assets.lifecycle.stage import ModelStage
-from propensity_assets.shared import registry, settings, tables
+from propensity_assets.shared import freshness, registry, settings, tables
 from propensity_assets.shared.checks import partition, population_drops
-from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
+from propensity_assets.lifecycle.partition_metadata import (
+    champion_partition,
+    decay_partition,
+    model_partition,
+    score_partition,
+)
+from propensity_assets.shared.metadata import each_partition, lake_partition, md_table, png_bytes
 from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     cutoff_group_partitions,
@@ -144,21 +150,8 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             raise dg.Failure("every model failed to train:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()),
                              allow_retries=False)
         metadata = {"models": md_table(rows), "failed": md_table([{"partition": k, "error": v} for k, v in failures.items()])}
-        for r in results:
-            prefix = "" if len(results) == 1 else f"{r.model_name}."
-            metadata[f"{prefix}mlflow_run"] = dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, r.experiment_id, r.run_id))
-        if len(results) == 1:
-            r = results[0]
-            metadata.update(
-                model_name=r.model_name, model_version=r.version, mlflow_run_id=r.run_id, search=r.search,
-                training_window=f"{min(r.plan.train)} .. {max(r.plan.train)} (vetting snapshot {r.plan.vetting})",
-                **{f"holdout_{k}": float(v) for k, v in r.holdout_metrics.items()},
-                **{f"selection_{k}": float(v) for k, v in r.selection_metrics.items()},
-                trials=md_table(r.trials.to_dict("records")),
-                **r.sample.params(),
-                training_sample=md_table([{"stratum": k, **v} for k, v in r.sample.strata.items()]),
-                **{report: md_table(table.to_dict("records")) for report, table in r.reports.items()},
-            )
+        # Each partition its own model's figures (a backfill over groups is one run).
+        each_partition(context, {a.key: model_partition(a.result, mlflow.tracking_uri) for a in attempts if a.error is None})
         if failures:
             raise dg.Failure(
                 f"{len(failures)} of {len(failures) + len(results)} models failed (the others were registered):\n"
@@ -193,14 +186,16 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             cutoff, group = split_key(key)
             return vet(stage, lake.lake, mlflow, group, cutoff, rule)
 
-        rows, results = [], []
+        rows, results, own = [], [], {}
         for attempt in attempt_each(requested_keys(context), vet_key):
             if attempt.error is not None:
                 rows.append({"model": stage.model_name(split_key(attempt.key)[1]), "candidate": "", "decision": "error",
                              "champion": "", "vetting_as_of": "", rule.metric: "", "reason": attempt.error})
+                own[attempt.key] = {"decision": "error", "reason": attempt.error}
                 continue
             r = attempt.result
             results.append(r)
+            own[attempt.key] = champion_partition(r, rule.metric)
             if r.passed_over:
                 context.log.warning(f"{r.model_name}: version(s) {', '.join(r.passed_over)} are incomplete (registration "
                                     f"stopped before the `complete` tag) and were not vetted; vetted {r.candidate_version}")
@@ -210,13 +205,10 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 rule.metric: r.candidate[rule.metric], "reason": r.reason,
             })
         metadata = {"decisions": md_table(rows), "metric": rule.metric, "auto_promote": rule.auto_promote}
-        if len(results) == 1:
-            r = results[0]
-            metadata.update(model_name=r.model_name, model_version=r.candidate_version, decision=r.decision,
-                            reason=r.reason, champion_version=str(r.champion_now))
         if not results:
             raise dg.Failure("no candidate could be vetted:\n" + "\n".join(f"{r['model']}: {r['reason']}" for r in rows),
                              allow_retries=False)
+        each_partition(context, own)
         return dg.MaterializeResult(metadata=metadata)
 
     @stage_asset(
@@ -226,6 +218,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         kinds={"mlflow", "spark", "parquet"},
         deps=FEATURE_DEPS,
         check_specs=[quality.SCORES_VALID.spec(scores_key)],
+        freshness_policy=freshness.daily("scores"),
         tags={
             "lifecycle/step": "score",
             "profile/prefix": stage.profile.prefix,
@@ -277,32 +270,32 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
                 )
             specs = [{"as_of": d, "product_group": g} for d, g in pairs if (d, g) in scored.counts]
             written = lake.write_spark(stage.scores_table, scored.frame, specs)
-            summary = spark_summaries(scored.frame, stage.score_column)[None]
-            per_group = spark_summaries(scored.frame, stage.score_column, by="product_group")
-            households = scored.frame.select("household_id").distinct().count()
+            # Each partition's own distribution and decile means (one Spark aggregate).
+            from pyspark.sql import functions as F
+
+            keyed = scored.frame.withColumn("partition_key", F.concat_ws("|", "as_of", "product_group"))
+            per_partition = spark_summaries(keyed, stage.score_column, by="partition_key")
         finally:
             scored.release()
-        models = [{**m, **per_group[m["group"]]["distribution"]} for m in scored.models]
         metadata = {
-            "rows": sum(scored.counts.values()),
-            "households": households,
+            "run_rows": sum(scored.counts.values()),
             "partitions_written": written,
             "as_of_min": min(d for d, _ in pairs),
             "as_of_max": max(d for d, _ in pairs),
-            "models": md_table(models),
-            **{f"{stage.score_column}_{k}": v for k, v in summary["distribution"].items()},
-            "mean_by_decile": dg.MetadataValue.json(summary["mean_by_decile"]),
+            "models": md_table(scored.models),
             "skipped": md_table([{"partition": k, "reason": v} for k, v in scored.skipped.items()]),
             "skipped_count": len(scored.skipped),
         }
         versions = {m["group"]: m["version"] for m in scored.models}
         yield check
         # One materialization per partition written (the output is never yielded: it would
-        # record every requested partition as materialized, the skipped ones too).
-        for (d, g), rows in sorted(scored.counts.items()):
+        # record every requested partition as materialized, the skipped ones too), with
+        # that partition's own figures.
+        for (d, g) in sorted(scored.counts):
             yield dg.AssetMaterialization(scores_key, partition=f"{d}|{g}", metadata={
-                **metadata, "rows": rows, "run_rows": metadata["rows"],
-                "model_name": stage.model_name(g), "model_version": versions[g],
+                **metadata,
+                **score_partition(stage, per_partition[f"{d}|{g}"], versions[g], g),
+                **lake_partition(lake.lake, stage.scores_table, {"as_of": d, "product_group": g}),
             })
 
     @stage_asset(
@@ -312,14 +305,15 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         deps=[champion_key, stage.labels_table],
         tags={"lifecycle/step": "monitor"},
         description=(
-            f"Error over time: the champion's and recent versions' metric at every later as_of whose label "
-            f"window has closed, by model age (days since the cutoff). The plot is the decay curve; "
+            f"Error over time: the champion's and recent versions' metric at every as_of from their cutoff on "
+            f"whose label window has closed, by model age ≥ 0 (days since the cutoff; never a snapshot a version "
+            f"was fitted or vetted on; a missing date is a gap in the curve). The plot is the decay curve; "
             f"`retraining_interval_days` is the age at which the champion's metric degrades past the tolerance "
             f"from its value at training. Lake table `{decay_key}/product_group=`; the retrain sensor reads it."
         ),
     )
     def decay_asset(context: dg.AssetExecutionContext, config: DecayConfig, lake: LakeResource, mlflow: MlflowResource):
-        from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, retraining_interval
+        from propensity_assets.lifecycle.monitoring import decay_curves, decay_figure, decay_row
 
         require_registry(mlflow)
 
@@ -328,30 +322,20 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
         def curves_of(group: str):
             return decay_curves(stage, lake.lake, mlflow, group, metric, config.tolerance, step, config.versions)
 
-        rows, figures, failures = [], {}, {}
+        rows, own, failures = [], {}, {}
         for attempt in attempt_each(requested_keys(context), curves_of):
             group, curves = attempt.key, attempt.result
             if attempt.error is not None:
                 failures[group] = attempt.error
                 continue
-            if curves.empty:
-                failures[group] = f"{stage.model_name(group)} has no version trained by the lifecycle"
-                continue
+            # Replaces the group's partition, emptied when no label window after a cutoff has closed yet.
             lake.lake.write_pandas(decay_key, curves.assign(product_group=group), ["product_group"], [{"product_group": group}])
-            champion = curves[curves["is_champion"]].sort_values("as_of")
-            latest = None if champion.empty else champion.iloc[-1]
-            interval = retraining_interval(curves)
-            rows.append({
-                "group": group,
-                "versions": ", ".join(sorted(set(curves["model_version"]), key=int)),
-                "champion": "none" if latest is None else str(latest["model_version"]),
-                "champion_at_training": float("nan") if latest is None else float(latest["at_training"]),
-                "champion_latest": float("nan") if latest is None else float(latest["value"]),
-                "champion_age_days": -1 if latest is None else int(latest["age_days"]),
-                "degraded": bool(latest is not None and latest["degraded"]),
-                "retraining_interval_days": "not reached" if interval is None else str(interval),
-            })
-            figures[group] = decay_figure(curves, f"{stage.model_name(group)}: {metric} by age")
+            row = decay_row(curves, stage.model_name(group))
+            rows.append({"group": group, **row})
+            figure = None if curves.empty else png_bytes(decay_figure(curves, f"{stage.model_name(group)}: {metric} by age", step))
+            own[group] = decay_partition({"group": group, **row}, figure, metric)
+            if not curves.empty:
+                own[group].update(lake_partition(lake.lake, decay_key, {"product_group": group}))
         if not rows:
             raise dg.Failure("no decay curve could be built:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items()),
                              allow_retries=False)
@@ -362,10 +346,7 @@ def stage_definitions(stage: ModelStage, training_config: type, decay_step_days:
             "groups": md_table(rows),
             "failed": md_table([{"group": k, "error": v} for k, v in failures.items()]),
         }
-        for group, fig in figures.items():
-            metadata[f"decay_curve:{group}"] = md_figure(fig, group)
-        if len(rows) == 1:
-            metadata.update({k: v for k, v in rows[0].items() if k != "group"})
+        each_partition(context, own)
         return dg.MaterializeResult(metadata=metadata)
 
     training_job = dg.define_asset_job(

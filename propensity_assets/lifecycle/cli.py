@@ -76,6 +76,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     except (registry.PromotionRefused, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from propensity_assets.lifecycle.registration import describe_version
+
+    describe_version(client, name, str(mv.version))  # the card says who promoted it and why
     print(f"{name}: champion -> version {mv.version}")
     return 0
 

@@ -91,7 +91,7 @@ def labels_definitions(stage: ModelStage) -> tuple:
         def summarize(specs, written, as_of_dates, groups) -> dict:
             rows = _label_summary(lake, table, specs)
             return {
-                "rows": sum(r["rows"] for r in rows),
+                "run_rows": sum(r["rows"] for r in rows),
                 "partitions_written": written,
                 "horizon_days": horizon,
                 **as_of_range(as_of_dates),
@@ -101,7 +101,13 @@ def labels_definitions(stage: ModelStage) -> tuple:
         def checks(rows):
             return rows, lambda specs: [quality.label_rate_result(lake.lake, table, [tuple(s.values()) for s in specs])]
 
-        return materialize_group_table(context, spark, lake, table, compute, summarize, checks)
+        def figures(spec: dict) -> dict:
+            """The partition's rows, mean label (the base rate, for 0/1 labels) and positive share."""
+            label = lake.lake.read_partition(table, spec, columns=["label"])["label"].astype("float64")
+            return {"rows": len(label), "horizon_days": horizon, "label_mean": float(label.mean()),
+                    "positive_share": float((label > 0).mean())}
+
+        return materialize_group_table(context, spark, lake, table, compute, summarize, checks, figures=figures)
 
     job, schedule = labels_schedule(table, stage.horizon_days, minute=stage.label.schedule_minute)
     return labels_asset, job, schedule

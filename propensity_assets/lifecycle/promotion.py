@@ -8,6 +8,7 @@ from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
 from propensity_assets.lifecycle import frames, registration, vetting
 from propensity_assets.lifecycle.stage import ModelStage
+from propensity_assets.lifecycle.training import log_evaluation
 
 
 class VettingError(RuntimeError):
@@ -49,6 +50,8 @@ class Vetted:
     champion_now: str | None
     p_worse: dict  # baseline → bootstrap probability that the candidate is worse on the vetting metric
     passed_over: list[str] = field(default_factory=list)  # newer incomplete versions at the cutoff, not vetted
+    deciles: object = None  # the candidate's decile table on the vetting snapshot
+    charts: dict = field(default_factory=dict)  # file name → PNG bytes: candidate, champion and baselines
 
 
 def predict_version(name: str, version: str, frame):
@@ -78,14 +81,15 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
             if not rule.better(rule.metric, cand[rule.metric], metrics[rule.metric])
         }
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
-    champ = None
+    champ = champion_predicted = None
     if champion is not None and str(champion.version) == str(candidate.version):
         decision = vetting.Decision(vetting.CHAMPION, f"version {candidate.version} is already the champion")
     else:
         trained_until = None if champion is None else champion.tags.get("train_as_of_max")
         refused = champion is not None and trained_until is not None and as_of <= trained_until
         if champion is not None and not refused:
-            champ = stage.evaluate(y, predict_version(name, champion.version, frame))
+            champion_predicted = predict_version(name, champion.version, frame)
+            champ = stage.evaluate(y, champion_predicted)
         decision = vetting.decide(
             rule, cand, baselines, champ, None if champion is None else str(champion.version),
             evaluated_on=as_of, champion_trained_until=trained_until, p_worse=p_worse,
@@ -105,9 +109,16 @@ def vet(stage: ModelStage, lake: Lake, mlflow_res, group: str, cutoff: str, rule
         tags["vetting.champion_version"] = str(champion.version)
         tags[f"vetting.champion_{rule.metric}"] = f"{champ[rule.metric]:.6f}"
     registration.tag_version(client, name, candidate.version, tags)
+    # The charts of the vetting snapshot, on the candidate's MLflow run and in the UI.
+    shown = {f"candidate v{candidate.version}": predicted}
+    if champion_predicted is not None:
+        shown[f"champion v{champion.version}"] = champion_predicted
+    deciles, charts = log_evaluation(client, stage, y, {**shown, **naive}, list(shown), f"{name} vetting, snapshot {as_of}",
+                                     "vetting", run_id=candidate.run_id)
     current = registry.version_by_alias(client, name, registry.CHAMPION)
+    registration.describe_version(client, name, str(candidate.version))
     return Vetted(
         name, str(candidate.version), decision.decision, decision.reason, as_of, cand, baselines,
         None if champion is None else str(champion.version), champ, None if current is None else str(current.version), p_worse,
-        passed_over,
+        passed_over, deciles, charts,
     )

@@ -77,6 +77,7 @@ def log_and_register(
     tag_version(client, name, version, tags or {})
     crash_point("tagged")
     client.set_model_version_tag(name, version, registry.COMPLETE, "true")
+    describe_version(client, name, version)
     return version
 
 
@@ -86,18 +87,67 @@ def tag_version(client, name: str, version: str, tags: dict) -> None:
 
 
 def move_aliases(client, name: str, version: str, decision: Decision, *, challenger: bool) -> None:
-    """`challenger` on the version when `challenger` (the stage's rule for a vetted candidate),
-    and `champion` through `registry.promote` when the decision promotes."""
-    if challenger:
-        client.set_registered_model_alias(name, registry.CHALLENGER, str(version))
+    """`challenger` on the version when `challenger` (the stage's rule for a vetted candidate)
+    and the decision does not promote it; `champion` through `registry.promote` when it does
+    (a champion is no challenger: the alias leaves it)."""
     if decision.promote:
         registry.promote(client, name, version, decision.reason, by="vetting")
+    elif challenger:
+        client.set_registered_model_alias(name, registry.CHALLENGER, str(version))
 
 
 def apply_decision(client, name: str, version: str, decision: Decision, tags: dict, *, challenger: bool) -> None:
-    """Move the aliases as `decision` says and record the vetting on the version's tags."""
+    """Move the aliases as `decision` says, record the vetting on the version's tags and
+    rewrite its card (`describe_version`)."""
     move_aliases(client, name, version, decision, challenger=challenger)
     tag_version(client, name, version, tags)
+    describe_version(client, name, version)
+
+
+# -- the model card: a registered version's description in MLflow -----------------------------
+
+_WINDOW = ("cutoff", "train_as_of_min", "train_as_of_max", "vetting_as_of", "horizon_days")
+
+
+def model_card(name: str, version: str, tags: dict[str, str], params: dict[str, str]) -> str:
+    """A version's description (Markdown, shown on its MLflow page): its training window, the
+    selected configuration, its holdout figures, the vetting decision with its figures and,
+    once promoted, by whom and why. Built from the version's tags and its run's `best.*`
+    params, so it says only what the registry records."""
+    lines = [f"**{name} version {version}**", ""]
+    if tags.get("cutoff"):
+        lines.append(
+            f"- trained at cutoff {tags['cutoff']} on the snapshots {tags.get('train_as_of_min', '?')} .. "
+            f"{tags.get('train_as_of_max', '?')}; vetting snapshot {tags.get('vetting_as_of', '?')}; label window "
+            f"{tags.get('horizon_days', '?')} days"
+        )
+    selected = {k.removeprefix("best."): v for k, v in sorted(params.items()) if k.startswith("best.")}
+    if selected:
+        lines.append("- selected configuration: " + ", ".join(f"{k}={v}" for k, v in selected.items()))
+    if tags.get("search"):
+        lines.append(f"- search: {tags['search']}")
+    holdout = {k: v for k, v in sorted(tags.items()) if k.startswith("holdout_")}
+    if holdout:
+        lines.append("- on the vetting snapshot at training: " + ", ".join(f"{k.removeprefix('holdout_')} {v}"
+                                                                           for k, v in holdout.items()))
+    if tags.get("vetting.decision"):
+        figures = {k.removeprefix("vetting."): v for k, v in sorted(tags.items())
+                   if k.startswith("vetting.") and k not in ("vetting.decision", "vetting.reason")}
+        lines.append(f"- vetting decision: **{tags['vetting.decision']}**: {tags.get('vetting.reason', '')}")
+        if figures:
+            lines.append("- vetting figures: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    if tags.get("promotion.by"):
+        replaced = tags.get("promotion.replaced_version")
+        lines.append(f"- promoted to champion by {tags['promotion.by']}"
+                     + (f", replacing version {replaced}" if replaced else "") + f": {tags.get('promotion.reason', '')}")
+    return "\n".join(lines)
+
+
+def describe_version(client, name: str, version: str) -> None:
+    """Write the version's card (`model_card`) as its MLflow description."""
+    mv = client.get_model_version(name, str(version))
+    params = client.get_run(mv.run_id).data.params if mv.run_id else {}
+    client.update_model_version(name, str(version), description=model_card(name, str(version), dict(mv.tags), params))
 
 
 def lineage_problem(mv, name: str, stage: str, group: str, model_config: dict | None = None) -> str | None:

@@ -113,6 +113,8 @@ class ModelStage:
     # are averaged in its headline) and the label window it covers.
     report_metrics: tuple[str, ...] = ()
     report_window: str = ""
+    # What the label measures, as the evaluation charts name it ("purchase rate", "spend").
+    actual_name: str = "actual"
 
     def model_name(self, group: str) -> str:
         return f"{self.name}__{group}"

@@ -58,6 +58,8 @@ class Registered:
     trials: pd.DataFrame
     sample: frames.TrainingSample
     search: str  # "space", or "champion vN" when the champion's configuration was refitted
+    deciles: pd.DataFrame  # the decile table on the vetting snapshot
+    charts: dict  # file name → PNG bytes of the evaluation charts on the vetting snapshot
 
 
 def train_and_register(
@@ -105,7 +107,8 @@ def train_and_register(
     predicted = result.predictor.predict(holdout)
     holdout_metrics = stage.evaluate(y, predicted)
     reports = stage.reports(y, predicted)
-    holdout_baselines = {name: stage.evaluate(y, p) for name, p in stage.baselines(holdout, horizon).items()}
+    naive = stage.baselines(holdout, horizon)
+    holdout_baselines = {name: stage.evaluate(y, p) for name, p in naive.items()}
 
     experiment_id = mlflow_res.experiment_id(stage.name)
     window = plan.tags()
@@ -142,6 +145,8 @@ def train_and_register(
         log_trials(result.trials, set(result.selection_metrics) | {"fit_seconds", "best_iteration"}, group, experiment_id)
         for report, table in reports.items():
             mlflow.log_table(table, f"holdout/{report}.json")
+        deciles, charts = log_evaluation(client, stage, y, {"model": predicted, **naive}, ["model"],
+                                         f"{name} at cutoff {cutoff}, snapshot {plan.vetting}", "evaluation")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "predictor.pkl"
             path.write_bytes(pickle.dumps(result.predictor))
@@ -169,8 +174,29 @@ def train_and_register(
             )
     return Registered(
         name, version, run.info.run_id, experiment_id, result.selection_metrics, holdout_metrics,
-        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample, search,
+        holdout_baselines, plan, train_seconds, len(train_df), reports, result.trials, sample, search, deciles, charts,
     )
+
+
+def log_evaluation(client, stage: ModelStage, y, predictions: dict, models: list[str], title: str, folder: str,
+                   run_id: str | None = None) -> tuple[pd.DataFrame, dict[str, bytes]]:
+    """The evaluation charts and the decile table of the first of `models` on one labelled
+    snapshot, logged to the MLflow run (`run_id`, else the active one) under `folder`; the
+    table and the charts as PNG bytes, for the Dagster UI."""
+    import mlflow
+
+    from propensity_assets.lifecycle.evaluation import evaluation_charts
+    from propensity_assets.shared.deciles import decile_table
+    from propensity_assets.shared.metadata import png_bytes
+
+    run_id = run_id or mlflow.active_run().info.run_id
+    deciles = decile_table(y, predictions[models[0]])
+    client.log_table(run_id, deciles, f"{folder}/deciles.json")
+    charts = {}
+    for file, fig in evaluation_charts(y, predictions, models, title, stage.actual_name).items():
+        client.log_figure(run_id, fig, f"{folder}/{file}")
+        charts[file] = png_bytes(fig)
+    return deciles, charts
 
 
 def pinned(config, params: dict[str, str], source: str):

@@ -66,6 +66,7 @@ LTV = ModelStage(
     score_column="ltv",
     report_metrics=("rmse", "normalized_gini", "mae", "spearman", "top_decile_capture", "calibration"),
     report_window="(labels {as_of} + H days)",
+    actual_name="spend",
     horizon_days=settings.ltv_horizon_days,
     train=_train,
     evaluate=lazy("propensity_assets.ltv.metrics:evaluate"),  # scipy loads with the run

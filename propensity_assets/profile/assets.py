@@ -14,7 +14,8 @@ from propensity_assets.shared.deciles import deciles
 from propensity_assets.profile.sources import ProfileSource, study_columns
 from propensity_assets.shared.partitions import as_of_partitions, product_group_partitions, requested_keys
 from propensity_assets.shared.resources import LakeResource
-from propensity_assets.shared import tables
+from propensity_assets.shared import freshness, tables
+from propensity_assets.shared.metadata import each_partition, lake_partition
 
 
 
@@ -82,6 +83,7 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"pandas", "parquet"},
         deps=[s.asset_key for s in scored],
+        freshness_policy=freshness.daily("profile"),
         # Rebuilt whenever any group's scores for the date change (any date, not only the latest).
         automation_condition=(
             dg.AutomationCondition.any_deps_updated().since_last_handled()
@@ -124,11 +126,15 @@ def profile_asset(sources: list[ProfileSource]) -> dg.AssetsDefinition:
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE, wide, ["as_of"], specs)
         lake.lake.write_pandas(tables.CUSTOMER_PROFILE_LONG, long, ["as_of"], specs)
         present = {prefix: sorted(set(long.loc[long["stage"] == prefix, "product_group"])) for prefix in scores}
+        # Each as_of its own households, schema and location (a backfill of dates is one run).
+        each_partition(context, {d: {"households": int((wide["as_of"] == d).sum()),
+                                     **lake_partition(lake.lake, tables.CUSTOMER_PROFILE, {"as_of": d})}
+                                 for d in dates if lake.lake.exists(tables.CUSTOMER_PROFILE, {"as_of": d})})
         preview, ranked_by = top_scorers(wide[wide["as_of"] == dates[-1]], [s.prefix for s in scored])
         return dg.MaterializeResult(
             metadata={
-                "rows": len(wide),
-                "households": int(wide["household_id"].nunique()),
+                "run_rows": len(wide),
+                "run_households": int(wide["household_id"].nunique()),
                 "as_of_min": dates[0],
                 "as_of_max": dates[-1],
                 "columns": len(wide.columns) - 2,

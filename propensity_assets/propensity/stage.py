@@ -50,6 +50,7 @@ PROPENSITY = ModelStage(
     score_column="score",
     report_metrics=("roc_auc", "average_precision", "brier", "lift_top_decile"),
     report_window="(labels {as_of} + 30 days)",
+    actual_name="purchase rate",
     horizon_days=lambda: HORIZON_DAYS,
     train=_train,
     evaluate=lazy(f"{MODEL}:evaluate"),

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from propensity_assets.shared import tables
+from propensity_assets.shared.metadata import each_partition, lake_partition
 from propensity_assets.shared.partitions import as_of_group_partitions, requested_keys, split_key
 from propensity_assets.shared.resources import LakeResource
 from propensity_assets.shared.retries import retried_asset
@@ -29,9 +30,12 @@ CheckResults = Callable[[list[dict]], list[dg.AssetCheckResult]]
 Checks = Callable[[DataFrame], tuple[DataFrame, CheckResults]]
 # (specs written, partitions written, as_of dates, groups) → the run's metadata.
 Summarize = Callable[[list[dict], int, list[date], list[str]], dict]
+# A partition written (its spec) → its own figures, beside its row count, schema and location.
+PartitionFigures = Callable[[dict], dict]
 
 
-def group_table_asset(name: str, group_name: str, check_specs: list[dg.AssetCheckSpec], description: str):
+def group_table_asset(name: str, group_name: str, check_specs: list[dg.AssetCheckSpec], description: str,
+                      freshness_policy: dg.FreshnessPolicy | None = None):
     """The asset decorator of an as_of × product_group table computed from the transactions
     and the group members: a backfill is one run (one Spark job), retried like every Spark step
     (transient errors only: `retries.retried_asset`)."""
@@ -44,6 +48,7 @@ def group_table_asset(name: str, group_name: str, check_specs: list[dg.AssetChec
         deps=[tables.TRANSACTIONS, tables.PRODUCT_GROUP_MEMBERS],
         check_specs=check_specs,
         description=description,
+        freshness_policy=freshness_policy,
     )
 
 
@@ -78,6 +83,7 @@ def materialize_group_table(
     summarize: Summarize,
     checks: Checks,
     refuse: Callable[[DataFrame, list[date]], None] | None = None,
+    figures: PartitionFigures | None = None,
 ) -> dg.MaterializeResult:
     """Compute an as_of × product_group table for every key of the run in one Spark job,
     keep exactly the requested keys, and swap each partition into the lake.
@@ -86,7 +92,8 @@ def materialize_group_table(
     product_group columns; a run over a date range × groups computes the rectangle.
     `refuse(transactions, as_of_dates)` may raise before anything is computed (e.g. as_of
     dates the transactions do not reach). `summarize` and the check results see the specs
-    of the partitions written (none when nothing was).
+    of the partitions written (none when nothing was); each partition written gets its own
+    row count, schema, location and `figures(spec)` (`shared.metadata.each_partition`).
     """
     pairs = sorted({split_key(key) for key in requested_keys(context)})
     as_of_dates = sorted({date.fromisoformat(d) for d, _ in pairs})
@@ -115,6 +122,11 @@ def materialize_group_table(
     written = lake.write_spark(table, rows, specs)
     stored = specs if written else []
     metadata = summarize(stored, written, as_of_dates, groups)
+    each_partition(context, {
+        f"{spec['as_of']}|{spec['product_group']}": {**lake_partition(lake.lake, table, spec),
+                                                     **(figures(spec) if figures else {})}
+        for spec in stored if lake.lake.exists(table, spec)
+    })
     if missing:
         raise dg.Failure(
             f"{table}: {unresolved}. The other {len(groups)} group(s) ({', '.join(groups)}) were written: "

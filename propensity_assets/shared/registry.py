@@ -220,7 +220,8 @@ def refusal(mv: ModelVersion, name: str, *, require_vetted: bool) -> str | None:
 
 def promote(client: MlflowClient, name: str, version: str | int, reason: str, by: str = "manual", *,
             force: bool = False, require_vetted: bool = False) -> ModelVersion:
-    """Move `champion` to `version`, recording who and why on the version's tags.
+    """Move `champion` to `version`, recording who and why on the version's tags; `challenger`
+    leaves the version when it was there.
 
     Refused (`PromotionRefused`) for an incomplete version, or an unvetted one when
     `require_vetted`, unless `force`. Promotions of one model hold a lock in turn; one
@@ -242,6 +243,10 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str, by
                 f"{previous.tags.get('promotion.reason', '?')}); run it again to replace version {previous.version}"
             )
         client.set_registered_model_alias(name, CHAMPION, str(version))
+        # A champion is no longer a challenger: the alias leaves the version it promoted.
+        challenger = version_by_alias(client, name, CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
         client.set_model_version_tag(name, str(version), "promotion.by", by)
         client.set_model_version_tag(name, str(version), "promotion.reason", reason)
         if previous is not None and previous.version != mv.version:

@@ -41,3 +41,24 @@ def test_doubly_robust_value_matches_the_truth_on_confounded_data():
     truth = np.mean(2_000 * x + np.where(targeted == "A", tau - 1_000, 0))
     assert ev.value(targeted, costs) == pytest.approx(truth, abs=60)
     assert ev.value(targeted, costs) > ev.value(np.full(n, "none"), costs) + 200
+
+
+def test_the_recommenders_policy_value_is_the_held_out_policys():
+    """A hand-built evaluator (outcome model μ per option, propensity 0.5, 4 units): the
+    recommender's DR value is its held-out policy's, 13.5, not the in-sample policy's 16.0."""
+    ev = rec.DoublyRobustEvaluator()
+    ev.names, ev.y = ["none", "A"], np.array([10.0, 20.0, 12.0, 18.0])
+    ev.actions = np.array(["none", "A", "none", "A"])
+    ev.mu = np.array([[10.0, 15.0], [11.0, 20.0], [12.0, 14.0], [13.0, 16.0]])
+    ev.p = np.full((4, 2), 0.5)
+    data, costs = pd.DataFrame({"A": [0, 1, 0, 1]}), {"A": np.ones(4)}
+    in_sample = np.array(["A", "A", "none", "A"])
+    held_out = np.array(["none", "A", "none", "none"])
+    # in-sample: μ(π) = 15, 20, 12, 16; unit 4 got A as observed: + (18 − 16) / 0.5 = 4; − 3 costs of 1
+    assert ev.value(in_sample, costs) == (15 + 20 + 12 + 16 + 4) / 4 - 0.75 == 16.0
+    table = rec.policy_comparison(in_sample, data, costs, ["A"], ev, held_out=held_out)
+    values = dict(zip(table["policy"], table["dr_value"]))
+    # held out: μ(π) = 10, 20, 12, 13, every observed match has a zero residual; − 1 cost
+    assert values["recommended"] == (10 + 20 + 12 + 13) / 4 - 0.25 == 13.5
+    assert values["no incentive"] == (10 + 11 + 12 + 13) / 4 == 11.5
+    assert rec.policy_comparison(in_sample, data, costs, ["A"], ev).loc[0, "dr_value"] == 16.0

@@ -93,6 +93,16 @@ def test_retail_studies_from_the_lake(tmp_path, spark):
     meta_recs = {m.asset_key.to_user_string(): m.metadata for m in
                  (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}
     assert "incentive__retail_cheese" in meta_recs["retail_recommendations"]["models"].value
+    # Each group's partition its own figures (one run studied both groups).
+    own = {(m.asset_key.to_user_string(), m.partition): m.metadata for m in
+           (e.event_specific_data.materialization for e in result.get_asset_materialization_events())}
+    cheese_recs, eggs_recs = own[("retail_recommendations", "cheese")], own[("retail_recommendations", "eggs")]
+    assert cheese_recs["households_recommended"].value == len(recs) == cheese_recs["dagster/row_count"].value
+    assert (cheese_recs["model_version"].value, cheese_recs["decision"].value) == ("1", "champion")
+    assert (cheese_recs["identified"].value, eggs_recs["identified"].value) == (1, 0)
+    assert own[("retail_study_data", "cheese")]["study_rows"].value == len(cheese)
+    assert own[("retail_study_data", "eggs")]["study_rows"].value == 0 and "model_version" not in eggs_recs
+    assert own[("retail_summary", "cheese")]["lake_location"].value.endswith("/incentive_summary/study=retail_cheese")
 
     (source,) = [s for s in sources_from(defs.assets) if s.asset_key == "retail_recommendations"]
     profile = study_columns(lake, source, ["cheese", "eggs"], pd.Series(sorted(cheese["unit_id"].unique())))

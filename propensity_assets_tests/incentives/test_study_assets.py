@@ -91,6 +91,11 @@ def test_metadata_and_checks(env):
     assert "shd corrected" in meta["incentive_graph"] and "adjustment sets" in meta["incentive_graph"]
     assert "Tech Support" in meta["incentive_effects"]["ATE table"].value
     assert "observed allocation" in meta["incentive_recommendations"]["policy comparison"].value
+    # The recommender's DR value is its cross-fitted policy's, as the lake's policy table holds it.
+    recs_meta = meta["incentive_recommendations"]
+    assert recs_meta["dr_value_basis"].value.startswith("the recommender's DR value is cross-fitted (2 folds)")
+    policy = Lake(str(env["tmp"] / "lake")).read_pandas("incentive_policy").set_index("policy")["dr_value"]
+    assert recs_meta["dr_value recommended"].value == policy["recommended"]
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {"placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome"}
     assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}

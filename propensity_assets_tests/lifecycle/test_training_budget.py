@@ -224,5 +224,7 @@ def test_the_model_asset_takes_the_budget_from_the_launchpad_and_reports_the_sam
     assert meta["training_sampled"] is True
     assert (meta["training_max_rows"], meta["training_rows_available"], meta["training_rows_used"]) == (90, 180, 90)
     assert meta["training_fraction_positive"] == meta["training_fraction_zero"] == 0.5
-    assert "| positive | 10 | 5 | 30 | 15 | 0.5000 |" in meta["training_sample"]
+    strata = {r.data["stratum"]: r.data for r in meta["training_sample"].records}
+    assert [strata["positive"][c] for c in ("households", "households_used", "rows", "rows_used")] == [10, 5, 30, 15]
+    assert strata["positive"]["fraction"] == 0.5
     assert "| 90 | 180 | True |" in meta["models"]

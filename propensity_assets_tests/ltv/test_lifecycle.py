@@ -166,8 +166,11 @@ def test_scores_carry_horizon_and_version_and_match_the_lookup(world):
     assert (scores["ltv"] >= 0).all() and scores["ltv"].notna().all()
     assert set(scores["horizon_days"]) == {90} and set(scores["model_version"]) == {"1"}
     [mat] = result.asset_materializations_for_node("ltv_scores")
-    deciles = mat.metadata["mean_by_decile"].value
-    assert list(deciles) == [str(d) for d in range(1, 11)] and deciles["1"] >= deciles["10"]
+    deciles = {r.data["decile"]: r.data["mean_ltv"] for r in mat.metadata["mean_by_decile"].records}
+    assert list(deciles) == list(range(1, 11)) and deciles[1] >= deciles[10]
+    # The partition's own figures: its rows and mean, as the lake holds them.
+    assert mat.metadata["rows"].value == mat.metadata["dagster/row_count"].value == len(scores)
+    assert mat.metadata["ltv_mean"].value == pytest.approx(scores["ltv"].mean(), rel=1e-12)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     looked_up = model.predict(scores[["household_id", "as_of"]])
     assert list(looked_up.columns) == ["household_id", "as_of", "ltv"]

@@ -26,6 +26,7 @@ One module-scoped world trains, in order:
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -280,12 +281,12 @@ def test_materialization_metadata(world):
     assert v1.model["training_window"] == "2017-04-05 .. 2017-04-26 (vetting snapshot 2017-05-03)"
     assert 0 <= v1.model["holdout_roc_auc"] <= 1
     assert 0 <= v1.model["holdout_brier"] <= 0.25  # better than a coin
-    assert "mean_predicted" in v1.model["calibration"] and "observed_rate" in v1.model["calibration"]
+    assert {"mean_predicted", "observed_rate"} <= {c.name for c in v1.model["calibration"].schema.columns}
     # Within the default row budget: nothing sampled, and the metadata says so.
     train_rows = int(world.client.get_run(run_id).data.params["train_rows"])
     assert v1.model["training_sampled"] is False
     assert v1.model["training_rows_available"] == v1.model["training_rows_used"] == train_rows
-    assert "positive" in v1.model["training_sample"] and "zero" in v1.model["training_sample"]
+    assert [r.data["stratum"] for r in v1.model["training_sample"].records] == ["positive", "zero"]
     assert v1.champion["model_version"] == "1"
     assert v1.champion["decision"] == "champion"
     assert v1.champion["champion_version"] == "1"
@@ -301,6 +302,45 @@ def test_first_good_version_becomes_champion(world):
     assert tags["vetting.decision"] == "champion"
     assert "no champion existed" in tags["vetting.reason"]
     assert tags["promotion.by"] == "vetting"
+
+
+def test_every_version_carries_its_card_and_the_evaluation_charts(world):
+    """The description (card) of a registered version: window, selected configuration, the
+    vetting decision with its figures and, once promoted, the promotion; the gains, lift and
+    calibration charts and the decile table on its MLflow run (training and vetting)."""
+    client = world.client
+    v4 = client.get_model_version(NAME, "4")
+    params = client.get_run(v4.run_id).data.params
+    card = v4.description
+    assert card.startswith("**propensity__grp_a version 4**")
+    assert ("- trained at cutoff 2017-06-02 on the snapshots 2017-04-05 .. 2017-04-26; vetting snapshot 2017-05-03; "
+            "label window 30 days") in card
+    assert f"num_leaves={params['best.num_leaves']}" in card and f"rounds={params['best.rounds']}" in card
+    assert f"- vetting decision: **champion**: {v4.tags['vetting.reason']}" in card
+    assert f"candidate_average_precision {v4.tags['vetting.candidate_average_precision']}" in card
+    assert "- promoted to champion by vetting, replacing version 1: auto-promoted" in card
+    rejected = client.get_model_version(NAME, "2").description
+    assert "- vetting decision: **rejected**: average_precision" in rejected and "promoted" not in rejected
+    for folder in ("evaluation", "vetting"):
+        files = {Path(a.path).name for a in client.list_artifacts(v4.run_id, folder)}
+        assert files == {"gains.png", "lift.png", "calibration.png", "deciles.json"}, folder
+    # The model partition shows the same: numbers for the Plots tab, the decile table, the charts.
+    meta = world.steps["v4"].model
+    assert isinstance(meta["holdout_average_precision"], float)
+    assert isinstance(meta["baseline_recency_average_precision"], float)
+    deciles = meta["deciles"]
+    assert [c.name for c in deciles.schema.columns] == [
+        "decile", "households", "mean_prediction", "mean_actual", "lift", "cumulative_share"]
+    assert [r.data["decile"] for r in deciles.records] == list(range(1, 11))
+    assert sum(r.data["households"] for r in deciles.records) == len(_population("2017-05-03"))
+    assert math.isclose(deciles.records[-1].data["cumulative_share"], 1.0)
+    for chart in ("cumulative gains", "lift by decile", "predicted vs actual"):
+        assert meta[f"chart: {chart}"].startswith(f"![{chart}](data:image/png;base64,")
+    champion = world.steps["v4"].champion
+    assert champion["decision"] == "champion" and champion["champion_before"] == "1"
+    assert champion["candidate_average_precision"] == pytest.approx(float(v4.tags["vetting.candidate_average_precision"]), abs=1e-6)
+    assert champion["champion_average_precision"] == pytest.approx(float(v4.tags["vetting.champion_average_precision"]), abs=1e-6)
+    assert champion["chart: cumulative gains"].startswith("![cumulative gains](data:image/png;base64,")
 
 
 def test_worse_model_is_rejected_even_with_auto_promote(world):
@@ -331,7 +371,8 @@ def test_as_good_model_with_auto_promote_becomes_champion(world):
     v4 = world.steps["v4"]
     assert v4.champion["decision"] == "champion"
     assert v4.champion["champion_version"] == "4"
-    assert v4.aliases == {"champion": "4", "challenger": "4"}
+    # Promoted, v4 is no challenger; the alias stays on v3, vetted and not promoted.
+    assert v4.aliases == {"champion": "4", "challenger": "3"}
     tags = world.client.get_model_version(NAME, "4").tags
     assert tags["promotion.by"] == "vetting"
     assert tags["promotion.replaced_version"] == "1"
@@ -357,7 +398,7 @@ def test_older_cutoff_candidate_is_refused_not_vetted_on_the_champions_training_
     assert v5.champion["reason"].startswith(
         "the vetting snapshot 2017-04-26 is not later than champion v4's training data (up to 2017-04-26)"
     )
-    assert v5.aliases == {"champion": "4", "challenger": "4"}
+    assert v5.aliases == {"champion": "4", "challenger": "3"}
     tags = world.client.get_model_version(NAME, "5").tags
     assert tags["vetting.decision"] == "refused" and "vetting.champion_version" not in tags
 
@@ -640,19 +681,26 @@ def test_decay_curve_and_retrain_trigger(world, monkeypatch):
     curves = world.lake.read_pandas("propensity_decay")
     assert set(curves["model_version"]) == {"4", "5"}  # the champion and the newest version
     v4 = curves[curves["model_version"] == "4"].sort_values("as_of")
-    # The vetting snapshot (the value at training, 30 days before the cutoff), then weekly from the cutoff.
-    assert v4["as_of"].tolist() == ["2017-05-03", SCORE_AS_OF, *DECAY_DATES]
-    assert v4["age_days"].tolist() == [-30, 0, 7, 14]
-    assert v4["is_champion"].all() and (v4["at_training"] == v4["value"].iloc[0]).all()
-    assert v4["value"].iloc[0] > 0.6  # learnable at training ...
-    assert (v4["value"].iloc[1:] < 0.5).all()  # ... coin flips later: AP near the 0.4 base rate
-    assert v4["degraded"].tolist() == [False, True, True, True]
+    # Weekly from the cutoff (age ≥ 0): never the vetting snapshot 2017-05-03 (age −30), whose
+    # value is only the reference `at_training`.
+    assert v4["as_of"].tolist() == [SCORE_AS_OF, *DECAY_DATES]
+    assert v4["age_days"].tolist() == [0, 7, 14]
+    at_vetting = float(world.client.get_model_version(NAME, "4").tags["vetting.candidate_average_precision"])
+    assert v4["is_champion"].all() and np.allclose(v4["at_training"], at_vetting, atol=1e-6)
+    assert at_vetting > 0.6  # learnable at training ...
+    assert (v4["value"] < 0.5).all()  # ... coin flips later: AP near the 0.4 base rate
+    assert v4["degraded"].tolist() == [True, True, True]
     v5 = curves[curves["model_version"] == "5"].sort_values("as_of")
-    assert v5["as_of"].tolist() == ["2017-04-26", SCORE_AS_OF, *DECAY_DATES] and not v5["is_champion"].any()
+    # v5's cutoff is 2017-05-26: its first labelled weekly as_of is a week later.
+    assert v5["as_of"].tolist() == [SCORE_AS_OF, *DECAY_DATES] and v5["age_days"].tolist() == [7, 14, 21]
+    assert not v5["is_champion"].any()
     [mat] = result.asset_materializations_for_node("propensity_decay")
+    assert mat.partition == "grp_a"
     assert mat.metadata["retraining_interval_days"].value == "0"
     assert mat.metadata["degraded"].value is True and mat.metadata["champion"].value == "4"
-    assert mat.metadata["decay_curve:grp_a"].value.startswith("![grp_a](data:image/png;base64,")
+    assert mat.metadata["champion_age_days"].value == 14 and mat.metadata["points"].value == 6
+    assert mat.metadata["decay_curve"].value.startswith("![grp_a: average_precision by age](data:image/png;base64,")
+    assert mat.metadata["dagster/row_count"].value == 6
 
     retrain = next(s for s in lifecycle.sensors if s.name == "propensity_retrain_sensor")
     monkeypatch.setenv("PROPENSITY_TODAY", "2017-06-16")
