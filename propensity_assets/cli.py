@@ -14,6 +14,8 @@
   at D, so that pytensor compiles its C code (~50 s, once per machine) before a training
   needs it; `make demo` runs it beside the label backfill.
 - `promote GROUP VERSION [--stage S]`: move `champion` of `S__GROUP` (default propensity) to VERSION.
+- `demo-dates`: the demo's dates derived from the ingested transactions, as Make variables
+  (`make demo` on PROPENSITY_SOURCE_DIR; ingest/demo_dates.py).
 - `scale-data --factor N --out DIR [--seed S]`: write a synthetic dataset of N times the
   embedded households in the canonical schema, for `PROPENSITY_SOURCE_DIR` (ingest/scale.py).
 """
@@ -70,11 +72,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     """The project's own errors: their message is the whole story."""
     from propensity_assets.groups.catalog import CatalogError
     from propensity_assets.incentives.catalog import StudyCatalogError
+    from propensity_assets.ingest.demo_dates import DemoDatesError
     from propensity_assets.ingest.scale import ScaleError
     from propensity_assets.ingest.sources import SourceError
     from propensity_assets.shared.registry import RegistryUnreachable
 
-    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
+    return (settings.SettingsError, CatalogError, StudyCatalogError, SourceError, ScaleError, DemoDatesError,
+            RegistryUnreachable)
 
 
 if __name__ == "__main__":

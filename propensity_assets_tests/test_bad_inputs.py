@@ -586,7 +586,10 @@ CASES = [
          "{scratch}/transactions.csv: 10 of 10 rows of table 'transactions' are invalid (invalid share 100.00%, "
          "limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; reasons: "
          "timestamp_out_of_range:transaction_timestamp 10). They are in the lake's quarantine table "
-         "(source_table=transactions); the previous version of 'transactions' is kept."),
+         "(source_table=transactions); the previous version of 'transactions' is kept. Timestamps must lie "
+         "within min_timestamp=1900-01-01 .. max_timestamp={tomorrow} (tomorrow); to accept other dates, set "
+         "them in the run config of asset 'transactions' (launchpad, or --config-json '{{\"ops\": "
+         "{{\"transactions\": {{\"config\": {{\"min_timestamp\": \"YYYY-MM-DD\"}}}}}}}}')."),
     Case("campaign described twice, differently", "raw", _campaign_described_twice, FAILURE,
          "{scratch}/campaign_descriptions.csv: 2 of 3 rows of table 'campaign_descriptions' are invalid (invalid "
          "share 66.67%, limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; "
@@ -680,7 +683,8 @@ def test_bad_input_is_refused_naming_what_and_why_and_loses_nothing(world, tmp_p
     shutil.copytree(world.src, scratch)
     before = world.state()
     error, message = case.run(world, scratch)
-    expected = case.message.format(scratch=scratch, groups=world.groups, root=world.root)
+    tomorrow = (pd.Timestamp.now().normalize() + pd.Timedelta(days=1)).date()
+    expected = case.message.format(scratch=scratch, groups=world.groups, root=world.root, tomorrow=tomorrow)
     assert (error, message) == (case.error, expected)
     after = world.state()
     assert after["lake"] == before["lake"], "the lake changed"
