@@ -26,7 +26,7 @@ SPARK_CONNECT := $(BIN)/python -m propensity_assets.deploy.spark_connect --log-d
 with_spark = if [ -n "$$SPARK_REMOTE" ]; then echo "runs use SPARK_REMOTE=$$SPARK_REMOTE"; exec $(2); \
 	else exec $(SPARK_CONNECT) --port $(1) -- $(2); fi
 
-.PHONY: install demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
+.PHONY: install demo demo-own-data demo-init demo-ingest demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
 	demo-ltv demo-propensity demo-models demo-profile demo-studies demo-decay demo-software demo-report test dev mlflow-ui spark-cluster spark-connect benchmark clean
 
 $(VENV)/.installed: pyproject.toml
@@ -59,7 +59,7 @@ PA := propensity-assets
 # Each step is a run of a named job, so the UI's Jobs pages and timeline show the demo's runs
 # (`propensity-assets launch`; `dg launch` runs carry no code location: docs/operations.md).
 LAUNCH := $(PA) launch
-DEMO_TARGETS := demo demo-init demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
+DEMO_TARGETS := demo demo-own-data demo-init demo-ingest demo-features demo-group-features demo-ltv-labels demo-propensity-labels demo-compile \
 	demo-ltv demo-propensity demo-models demo-profile demo-studies demo-decay demo-software demo-report
 # The embedded data ends on 2018-01-01: "today" is the holdout date, and the demo
 # auto-promotes vetted models (off by default elsewhere).
@@ -68,8 +68,26 @@ $(DEMO_TARGETS): export PROPENSITY_AUTO_PROMOTE ?= true
 # Every run of the demo reaches one Spark Connect server (a free port; stopped at the end),
 # as runs under `make dev` do, instead of starting its own JVM; with SPARK_REMOTE set, that
 # server. Two runs at a time wherever the graph allows (make -j2).
+#
+# Own data (PROPENSITY_SOURCE_DIR set): the fixed 2017 dates above are the embedded data's, so
+# the demo ingests first and then takes its dates from what was ingested (`demo-dates`: the
+# same rules give exactly the dates above on the embedded data). A source without a products
+# file has no categories: its catalogue is the whole basket alone (CONTRACTS §2).
+ifdef PROPENSITY_SOURCE_DIR
+ifeq ($(wildcard $(PROPENSITY_SOURCE_DIR)/products.parquet $(PROPENSITY_SOURCE_DIR)/products.csv $(PROPENSITY_SOURCE_DIR)/products),)
+export PROPENSITY_PRODUCT_GROUPS ?= $(CURDIR)/data/product_groups_all_products.yaml
+endif
+demo: install
+	@$(call with_spark,0,$(MAKE) --no-print-directory demo-own-data)
+else
 demo: install
 	@$(call with_spark,0,$(MAKE) --no-print-directory -j2 demo-report)
+endif
+
+# The dates come from the lake, so a failing `demo-dates` stops here instead of running 2017's.
+demo-own-data: demo-ingest
+	dates="$$($(PA) demo-dates)" && echo "demo dates: $$dates" && \
+	    $(MAKE) --no-print-directory -j2 demo-report INGESTED=yes $$dates
 
 # The partitions of the catalogues; this also creates the Dagster instance's databases, which
 # two first runs side by side would race to create.
@@ -77,8 +95,11 @@ demo-init:
 	$(PA) sync-groups
 	$(PA) sync-studies
 
-demo-features: demo-init
-	$(LAUNCH) --job ingest_job
+# INGESTED=yes: the own-data demo ingested already, before it could know its dates.
+demo-ingest: demo-init
+	$(if $(INGESTED),@echo "ingested already",$(LAUNCH) --job ingest_job)
+
+demo-features: demo-ingest
 	$(LAUNCH) --job daily_features_job --partition-range $(HISTORY_FROM)...$(AS_OF)
 
 # From here on two runs at a time, whichever are ready: the group features, the labels and

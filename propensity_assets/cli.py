@@ -18,6 +18,8 @@
   [--incentive X] [--out F]`: one campaign's audience from the lake, printed and written as CSV.
 - `sql-catalog [--out F] [--spark-sql]`: the DuckDB file with a view per lake table
   (data/lake.duckdb), or the Spark SQL that registers the tables on a cluster.
+- `demo-dates`: the demo's dates derived from the ingested transactions, as Make variables
+  (`make demo` on PROPENSITY_SOURCE_DIR; ingest/demo_dates.py).
 - `scale-data --factor N --out DIR [--seed S]`: write a synthetic dataset of N times the
   embedded households in the canonical schema, for `PROPENSITY_SOURCE_DIR` (ingest/scale.py).
 """
@@ -79,11 +81,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from propensity_assets.audiences.rules import AudienceError
     from propensity_assets.groups.catalog import CatalogError
     from propensity_assets.incentives.catalog import StudyCatalogError
+    from propensity_assets.ingest.demo_dates import DemoDatesError
     from propensity_assets.ingest.scale import ScaleError
     from propensity_assets.ingest.sources import SourceError
     from propensity_assets.shared.registry import RegistryUnreachable
 
-    return (settings.SettingsError, AudienceError, CatalogError, StudyCatalogError, SourceError, ScaleError, RegistryUnreachable)
+    return (settings.SettingsError, AudienceError, CatalogError, StudyCatalogError, SourceError, ScaleError,
+            DemoDatesError, RegistryUnreachable)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ from propensity_assets.features.assets import group_features, household_features
 from propensity_assets.groups.assets import product_group_members, sync_product_groups
 from propensity_assets.groups.catalog import CatalogError
 from propensity_assets.incentives.catalog import StudyCatalogError
+from propensity_assets.incentives.resources import IncentiveStudiesResource
+from propensity_assets.incentives.study_assets import incentive_study_data
 from propensity_assets.incentives.sensors import sync_studies
 from propensity_assets.ingest.assets import raw_assets
+from propensity_assets.shared import registry
 from propensity_assets.shared.lake import Lake
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.ingest.resources import SourceResource
@@ -74,6 +77,14 @@ incentive_studies:
       Discount: {cost: 7000}
     covariates: [Size]
 """
+LINEAGE = {"complete": "true", "stage": "ltv", "product_group": "cheese", "cutoff": "2017-04-07",
+           "horizon_days": "90", "train_as_of_min": "2016-12-09", "train_as_of_max": "2017-01-06",
+           "vetting_as_of": "2017-01-06", "features_sha256": "0" * 64}
+WRONG_CHAMPIONS = {
+    "propensity__cheese": LINEAGE,  # an LTV model made the propensity champion of cheese
+    "ltv__soft_drinks": LINEAGE,  # cheese's LTV model made the champion of soft_drinks
+    "ltv__cheese": {k: v for k, v in LINEAGE.items() if k != "train_as_of_max"},  # no training window
+}
 SPARK_CONF = {"spark.master": "local[1]", "spark.sql.shuffle.partitions": "1", "spark.ui.enabled": "false"}
 
 
@@ -156,6 +167,11 @@ def world(tmp_path_factory, spark):  # the session's Spark: the partition cases 
         client.create_registered_model("propensity__soft_drinks")
         version = client.create_model_version("propensity__soft_drinks", source=(root / "model").as_uri())
         client.set_registered_model_alias("propensity__soft_drinks", "champion", version.version)
+        # Champions a forced promotion could leave: complete versions whose lineage is not the model's.
+        for name, tags in WRONG_CHAMPIONS.items():
+            client.create_registered_model(name)
+            version = client.create_model_version(name, source=(root / "model").as_uri(), tags=tags)
+            client.set_registered_model_alias(name, "champion", version.version)
         try:
             yield w
         finally:
@@ -182,9 +198,10 @@ def user_error(result) -> tuple[str, str]:
     return error.cls_name, message
 
 
-def ingest(world: World, src: Path, tables: list[str]) -> tuple[str, str]:
+def ingest(world: World, src: Path, tables: list[str], run_config: dict | None = None) -> tuple[str, str]:
     assets = [a for a in raw_assets if a.key.path[-1] in tables]
-    result = dg.materialize(assets, instance=world.instance, resources=world.resources(src), raise_on_error=False)
+    result = dg.materialize(assets, instance=world.instance, resources=world.resources(src), raise_on_error=False,
+                            run_config=run_config)
     assert not result.success
     return user_error(result)
 
@@ -378,6 +395,34 @@ def _timestamps_out_of_range(w, d):
     return ingest(w, d, ["transactions"])
 
 
+def _transactions_of_1899(w, d):
+    rows_csv(d, [*good_lines(20), *(f"{1 + i % 7},{2000 + i},100,1,2.5,1899-12-0{1 + i}" for i in range(3))])
+    return ingest(w, d, ["transactions"])
+
+
+def _transactions_of_1997_below_a_configured_bound(w, d):
+    rows_csv(d, [f"{1 + i % 7},{1000 + i},100,1,2.5,1997-0{1 + i % 9}-15 10:00:00" for i in range(10)])
+    config = {"ops": {"transactions": {"config": {"min_timestamp": "1998-01-01", "max_timestamp": "2018-01-02"}}}}
+    return ingest(w, d, ["transactions"], config)
+
+
+def _truncated_parquet(w, d):
+    good = (d / "products.parquet").read_bytes()
+    (d / "products.parquet").write_bytes(good[: len(good) // 2])
+    return ingest(w, d, ["products"])
+
+
+def _stray_file_in_the_lake(w, d):
+    stray = w.lake_dir / "products" / "notes.txt"
+    stray.write_text("remember to re-ingest on Monday\n")
+    try:
+        result = dg.materialize([product_group_members], instance=w.instance, resources=w.resources(),
+                                raise_on_error=False)
+        return user_error(result)
+    finally:
+        stray.unlink()
+
+
 # -- the catalogues ----------------------------------------------------------------------------
 
 
@@ -433,6 +478,168 @@ def _study_unknown_generator(w, d):
 
 def _study_mediator_of_nothing(w, d):
     return sync_studies_text(w, d, STUDIES_YAML + "    mediators:\n      New Product Adoption: [Tech Support]\n")
+
+
+def _cost_formula_that_runs_code(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", """{cost: "`Size`.to_csv('out.csv')"}"""))
+
+
+def _cost_formula_reaching_class(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", '{cost: "`Size`.__class__"}'))
+
+
+def _cost_formula_importing(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", """{cost: "__import__('os')"}"""))
+
+
+def _cost_formula_naming_a_column_twice_and_an_undeclared_one(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", '{cost: "`Size` * `Size` + `Seats`"}'))
+
+
+def _negative_cost(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", "{cost: -7000}"))
+
+
+def _infinite_cost(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML.replace("{cost: 7000}", "{cost: 1e400}"))
+
+
+def _study_keyed_like_a_retail_study(w, d):
+    return sync_studies_text(w, d, STUDIES_YAML + STUDIES_YAML.split("\n", 1)[1].replace("  small:", "  retail_beef:"))
+
+
+# -- study tables: the data asset of the study `small`, read from a scratch catalogue ------------
+
+STUDY_ON_A_FILE = """\
+incentive_studies:
+  small:
+    path: {path}
+    outcome: Revenue
+    treatments:
+      Discount: {{cost: 100}}
+    covariates: [Size, Age]
+"""
+
+
+def study_table(n: int = 120) -> pd.DataFrame:
+    """Every other account given the Discount; Revenue = 2 × Size + 10 × Discount."""
+    discount = np.arange(n) % 2
+    size = np.arange(n, dtype=float) * 10
+    return pd.DataFrame({"Size": size, "Age": np.arange(n) % 7, "Discount": discount, "Revenue": 2 * size + 10 * discount})
+
+
+def study_data(w: World, d: Path, catalogue: str) -> tuple[str, str]:
+    path = d / "incentive_studies.yaml"
+    path.write_text(catalogue)
+    resources = {**w.resources(), "incentive_studies": IncentiveStudiesResource(path=str(path))}
+    result = dg.materialize([incentive_study_data], partition_key="small", instance=w.instance, resources=resources,
+                            raise_on_error=False)
+    return user_error(result)
+
+
+def study_of(w: World, d: Path, table: pd.DataFrame) -> tuple[str, str]:
+    table.to_csv(d / "table.csv", index=False)
+    return study_data(w, d, STUDY_ON_A_FILE.format(path="table.csv"))
+
+
+def _thirty_row_study(w, d):
+    return study_data(w, d, STUDIES_YAML.replace("n: 200", "n: 30"))
+
+
+def _nan_outcome(w, d):
+    table = study_table()
+    table.loc[[3, 17], "Revenue"] = np.nan
+    return study_of(w, d, table)
+
+
+def _infinite_outcome(w, d):
+    table = study_table()
+    table.loc[[5], "Revenue"] = np.inf
+    return study_of(w, d, table)
+
+
+def _every_unit_treated(w, d):
+    return study_of(w, d, study_table().assign(Discount=1))
+
+
+def _csv_that_is_not_a_table(w, d):
+    (d / "table.csv").write_text('Size,Age,Discount,Revenue\n1,2,0,3\n4,5,1,6,"and more",7\n')
+    return study_data(w, d, STUDY_ON_A_FILE.format(path="table.csv"))
+
+
+def _study_path_a_named_pipe(w, d):
+    os.mkfifo(d / "pipe.csv")  # reading it would block for ever
+    return study_data(w, d, STUDY_ON_A_FILE.format(path="pipe.csv"))
+
+
+def _study_path_a_symlink_to_a_system_file(w, d):
+    (d / "passwd.csv").symlink_to("/etc/passwd")
+    return study_data(w, d, STUDY_ON_A_FILE.format(path="passwd.csv"))
+
+
+def _study_path_a_directory(w, d):
+    (d / "tables.csv").mkdir()
+    return study_data(w, d, STUDY_ON_A_FILE.format(path="tables.csv"))
+
+
+# -- champions, promotion and training configuration -------------------------------------------
+
+
+def score(w: World, stage: str, key: str) -> tuple[str, str]:
+    from propensity_assets.ltv.assets import lifecycle as ltv
+    from propensity_assets.propensity.assets import lifecycle as propensity
+
+    scores = {"propensity": propensity, "ltv": ltv}[stage].assets[2]
+    result = dg.materialize([scores], partition_key=key, instance=w.instance, resources=w.resources(),
+                            raise_on_error=False)
+    return user_error(result)
+
+
+def train(w: World, stage: str, config: dict) -> tuple[str, str]:
+    from propensity_assets.ltv.assets import lifecycle as ltv
+    from propensity_assets.propensity.assets import lifecycle as propensity
+
+    model = {"propensity": propensity, "ltv": ltv}[stage].assets[0]
+    result = dg.materialize([model], partition_key="2017-04-07|soft_drinks", instance=w.instance,
+                            resources=w.resources(), raise_on_error=False,
+                            run_config={"ops": {f"{stage}_model": {"config": config}}})
+    return user_error(result)
+
+
+def _incomplete_champion_scored(w, d):
+    return score(w, "propensity", "2017-03-02|soft_drinks")
+
+
+def _ltv_model_as_propensity_champion(w, d):
+    return score(w, "propensity", "2017-03-02|cheese")
+
+
+def _champion_of_another_group(w, d):
+    return score(w, "ltv", "2017-03-02|soft_drinks")
+
+
+def _champion_without_train_as_of_max(w, d):
+    return score(w, "ltv", "2017-03-02|cheese")
+
+
+def _promote_an_incomplete_version(w, d):
+    return cli(w, "promote", "soft_drinks", "1")
+
+
+def _promote_an_unvetted_version(w, d):
+    return cli(w, "promote", "cheese", "1", "--stage", "ltv")
+
+
+def _no_trials(w, d):
+    return train(w, "propensity", {"max_trials": 0})
+
+
+def _empty_search_list(w, d):
+    return train(w, "propensity", {"num_leaves": []})
+
+
+def _no_ltv_algorithm(w, d):
+    return train(w, "ltv", {"algorithms": []})
 
 
 # -- partitions --------------------------------------------------------------------------------
@@ -586,7 +793,10 @@ CASES = [
          "{scratch}/transactions.csv: 10 of 10 rows of table 'transactions' are invalid (invalid share 100.00%, "
          "limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; reasons: "
          "timestamp_out_of_range:transaction_timestamp 10). They are in the lake's quarantine table "
-         "(source_table=transactions); the previous version of 'transactions' is kept."),
+         "(source_table=transactions); the previous version of 'transactions' is kept. Timestamps must lie "
+         "within min_timestamp=1900-01-01 .. max_timestamp={tomorrow} (tomorrow); to accept other dates, set "
+         "them in the run config of asset 'transactions' (launchpad, or --config-json '{{\"ops\": "
+         "{{\"transactions\": {{\"config\": {{\"min_timestamp\": \"YYYY-MM-DD\"}}}}}}}}')."),
     Case("campaign described twice, differently", "raw", _campaign_described_twice, FAILURE,
          "{scratch}/campaign_descriptions.csv: 2 of 3 rows of table 'campaign_descriptions' are invalid (invalid "
          "share 66.67%, limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; "
@@ -600,6 +810,31 @@ CASES = [
          "{scratch}: required table 'transactions' not found (expected transactions.parquet or transactions.csv)"),
     Case("no source directory", "raw", _no_source_directory, "SourceError",
          "{scratch}/nowhere: source directory does not exist"),
+    Case("transactions of 1899", "raw", _transactions_of_1899, FAILURE,
+         "{scratch}/transactions.csv: 3 of 23 rows of table 'transactions' are invalid (invalid share 13.04%, "
+         "limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; reasons: "
+         "timestamp_out_of_range:transaction_timestamp 3). They are in the lake's quarantine table "
+         "(source_table=transactions); the previous version of 'transactions' is kept. Timestamps must lie "
+         "within min_timestamp=1900-01-01 .. max_timestamp={tomorrow} (tomorrow); to accept other dates, set "
+         "them in the run config of asset 'transactions' (launchpad, or --config-json '{{\"ops\": "
+         "{{\"transactions\": {{\"config\": {{\"min_timestamp\": \"YYYY-MM-DD\"}}}}}}}}')."),
+    Case("transactions of 1997 below a configured min_timestamp", "raw",
+         _transactions_of_1997_below_a_configured_bound, FAILURE,
+         "{scratch}/transactions.csv: 10 of 10 rows of table 'transactions' are invalid (invalid share "
+         "100.00%, limit max_invalid_share=1.00%; duplicate share 0.00%, limit max_duplicate_share=10.00%; "
+         "reasons: timestamp_out_of_range:transaction_timestamp 10). They are in the lake's quarantine table "
+         "(source_table=transactions); the previous version of 'transactions' is kept. Timestamps must lie "
+         "within min_timestamp=1998-01-01 .. max_timestamp=2018-01-02; to accept other dates, set them in the "
+         "run config of asset 'transactions' (launchpad, or --config-json '{{\"ops\": {{\"transactions\": "
+         "{{\"config\": {{\"min_timestamp\": \"YYYY-MM-DD\"}}}}}}}}')."),
+    Case("truncated parquet", "raw", _truncated_parquet, "SourceError",
+         "{scratch}/products.parquet: unreadable file (ArrowInvalid: Could not open Parquet input source "
+         "'<Buffer>': Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
+         "parquet file.)"),
+    Case("stray file in a lake table", "raw", _stray_file_in_the_lake, "ArrowInvalid",
+         "Error creating dataset. Could not read schema from '{root}/lake/products/notes.txt'. Is this a "
+         "'parquet' file?: Could not open Parquet input source '{root}/lake/products/notes.txt': Parquet "
+         "magic bytes not found in footer. Either the file is corrupted or this is not a parquet file."),
     # the product-group catalogue
     Case("group key with a trailing newline", "groups", _key_with_newline, "CatalogError",
          "{scratch}/product_groups.yaml: product group 'milk\\n': " + KEY_RULE),
@@ -627,6 +862,95 @@ CASES = [
     Case("mediator of a treatment the study lacks", "studies", _study_mediator_of_nothing, "StudyCatalogError",
          "{scratch}/incentive_studies.yaml: study 'small': mediator 'New Product Adoption' mediates "
          "'Tech Support', which is not a treatment of the study"),
+    Case("cost formula that runs code", "studies", _cost_formula_that_runs_code, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost "
+         "\"`Size`.to_csv('out.csv')\": unexpected '.to_csv' at character 7. A cost is a number or a formula of "
+         "numbers and backticked columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC "
+         "Count`\""),
+    Case("cost formula reaching __class__", "studies", _cost_formula_reaching_class, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost '`Size`.__class__': "
+         "unexpected '.__class__' at character 7. A cost is a number or a formula of numbers and backticked "
+         "columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC Count`\""),
+    Case("cost formula calling __import__", "studies", _cost_formula_importing, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost \"__import__('os')\": "
+         "unexpected \"'os'\" at character 12. A cost is a number or a formula of numbers and backticked "
+         "columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC Count`\""),
+    Case("cost formula naming a column twice and an undeclared one", "studies",
+         _cost_formula_naming_a_column_twice_and_an_undeclared_one, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost formula '`Size` * "
+         "`Size` + `Seats`' uses column 'Seats', which the study does not have"),
+    Case("negative cost", "studies", _negative_cost, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost '-7000' is negative; a "
+         "rebate needs allow_negative_cost: true"),
+    Case("infinite cost", "studies", _infinite_cost, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'small': treatment 'Discount': cost '1e400': the number "
+         "1e400 is not finite (costs must be finite). A cost is a number or a formula of numbers and "
+         "backticked columns with + - * /, parentheses, min(...) and max(...), e.g. \"100 * `PC Count`\""),
+    Case("study keyed retail_beef", "studies", _study_keyed_like_a_retail_study, "StudyCatalogError",
+         "{scratch}/incentive_studies.yaml: study 'retail_beef': keys starting with 'retail_' are reserved "
+         "for the retail campaign studies of the product groups (retail_<group>), which write the same lake "
+         "tables under study=<key>; choose another key"),
+    # study tables
+    Case("30-row study", "study tables", _thirty_row_study, FAILURE,
+         "generator 'software_company': study 'small': treatment 'Discount' has 13 treated and 17 untreated "
+         "rows; each arm needs at least 30 (incentive_study_data config min_per_arm); the treated arm is 13 "
+         "row(s) (rows 0, 1, 2, 3, 5, …). Nothing was written."),
+    Case("NaN outcome", "study tables", _nan_outcome, FAILURE,
+         "{scratch}/table.csv: study 'small': column 'Revenue' is not a finite number in 2 row(s) (rows 3, "
+         "17); every value of the outcome, treatments, covariates, mediators and other variables must be (no "
+         "blank, NaN, inf or text). Nothing was written."),
+    Case("infinite outcome", "study tables", _infinite_outcome, FAILURE,
+         "{scratch}/table.csv: study 'small': column 'Revenue' is not a finite number in 1 row(s) (rows 5); "
+         "every value of the outcome, treatments, covariates, mediators and other variables must be (no "
+         "blank, NaN, inf or text). Nothing was written."),
+    Case("every unit treated", "study tables", _every_unit_treated, FAILURE,
+         "{scratch}/table.csv: study 'small': treatment 'Discount' is given to every one of the 120 rows: an "
+         "effect needs treated and untreated units. Nothing was written."),
+    Case("CSV that is not a table", "study tables", _csv_that_is_not_a_table, FAILURE,
+         "{scratch}/incentive_studies.yaml: study 'small': path '{scratch}/table.csv' is not a CSV table with "
+         "a header row (ParserError). Nothing was written."),
+    Case("study path a named pipe", "study tables", _study_path_a_named_pipe, FAILURE,
+         "{scratch}/incentive_studies.yaml: study 'small': path '{scratch}/pipe.csv' is a named pipe; "
+         "expected a regular CSV or Parquet file. Nothing was written."),
+    Case("study path a symlink to /etc/passwd", "study tables", _study_path_a_symlink_to_a_system_file, FAILURE,
+         "{scratch}/incentive_studies.yaml: study 'small': path '{scratch}/passwd.csv' is not a CSV table "
+         "with a header row (ParserError). Nothing was written."),
+    Case("study path a directory", "study tables", _study_path_a_directory, FAILURE,
+         "{scratch}/incentive_studies.yaml: study 'small': path '{scratch}/tables.csv' is a directory; "
+         "expected a regular CSV or Parquet file. Nothing was written."),
+    # champions, promotion and training configuration
+    Case("incomplete champion scored", "models", _incomplete_champion_scored, FAILURE,
+         "nothing scored; 1 partition(s) skipped:\n2017-03-02|soft_drinks: champion refused: "
+         "propensity__soft_drinks version 1 is incomplete: its registration stopped before all its tags and "
+         "artifacts were written (no `complete` tag, e.g. a killed training run); train it again"),
+    Case("LTV model as propensity champion", "models", _ltv_model_as_propensity_champion, FAILURE,
+         "nothing scored; 1 partition(s) skipped:\n2017-03-02|cheese: champion refused: propensity__cheese "
+         "version 1 is not a propensity model of product group cheese: tag stage is 'ltv', expected "
+         "'propensity'"),
+    Case("champion of another group", "models", _champion_of_another_group, FAILURE,
+         "nothing scored; 1 partition(s) skipped:\n2017-03-02|soft_drinks: champion refused: ltv__soft_drinks "
+         "version 1 is not a ltv model of product group soft_drinks: tag product_group is 'cheese', expected "
+         "'soft_drinks'"),
+    Case("champion without train_as_of_max", "models", _champion_without_train_as_of_max, FAILURE,
+         "nothing scored; 1 partition(s) skipped:\n2017-03-02|cheese: champion refused: ltv__cheese version 1 "
+         "lacks the lineage tags train_as_of_max that the lifecycle writes at registration; retrain it, or "
+         "promote a version the lifecycle registered"),
+    Case("promote an incomplete version", "models", _promote_an_incomplete_version, "exit 2",
+         "not promoted: propensity__soft_drinks version 1 is incomplete: its registration stopped before all "
+         "its tags and artifacts were written (no `complete` tag, e.g. a killed training run); train it "
+         "again; --force promotes it anyway"),
+    Case("promote an unvetted version", "models", _promote_an_unvetted_version, "exit 2",
+         "not promoted: ltv__cheese version 1 has not been vetted (no vetting.decision tag): materialize its "
+         "champion partition (cutoff 2017-04-07) first; --force promotes it anyway"),
+    Case("max_trials 0", "models", _no_trials, FAILURE,
+         "every model failed to train:\n2017-04-07|soft_drinks: ValueError: propensity_model config "
+         "max_trials: expected a whole number ≥ 1, got 0"),
+    Case("empty search list", "models", _empty_search_list, FAILURE,
+         "every model failed to train:\n2017-04-07|soft_drinks: ValueError: propensity_model config "
+         "num_leaves: the search list is empty; expected at least one value"),
+    Case("no LTV algorithm", "models", _no_ltv_algorithm, FAILURE,
+         "every model failed to train:\n2017-04-07|soft_drinks: ValueError: LtvSearchSpace.algorithms: unknown "
+         "or no values []; expected a subset of ['lgbm_l2', 'lgbm_tweedie', 'random_forest', 'sklearn_gbr']"),
     # partition keys and ranges
     Case("reversed date range", "partitions", _reversed_date_range, FAILURE,
          "household_features: the partition range 2017-11-30...2017-11-01 is empty: as_of 2017-11-30 comes "
@@ -680,7 +1004,8 @@ def test_bad_input_is_refused_naming_what_and_why_and_loses_nothing(world, tmp_p
     shutil.copytree(world.src, scratch)
     before = world.state()
     error, message = case.run(world, scratch)
-    expected = case.message.format(scratch=scratch, groups=world.groups, root=world.root)
+    tomorrow = (pd.Timestamp.now().normalize() + pd.Timedelta(days=1)).date()
+    expected = case.message.format(scratch=scratch, groups=world.groups, root=world.root, tomorrow=tomorrow)
     assert (error, message) == (case.error, expected)
     after = world.state()
     assert after["lake"] == before["lake"], "the lake changed"
@@ -688,9 +1013,10 @@ def test_bad_input_is_refused_naming_what_and_why_and_loses_nothing(world, tmp_p
     assert after["instance"] == before["instance"], "the instance changed"
 
 
-def test_the_corpus_covers_every_area_with_25_distinct_inputs():
-    assert len({c.id for c in CASES}) == len(CASES) >= 25
-    assert {c.area for c in CASES} == {"raw", "groups", "studies", "partitions", "config", "environment"}
+def test_the_corpus_covers_every_area_with_60_distinct_inputs():
+    assert len({c.id for c in CASES}) == len(CASES) >= 60
+    assert {c.area for c in CASES} == {"raw", "groups", "studies", "study tables", "models", "partitions", "config",
+                                       "environment"}
 
 
 # -- what used to be silently corrupted is now stored exactly ---------------------------------

@@ -7,6 +7,7 @@ import pandas as pd
 from propensity_assets.shared import tables
 from propensity_assets.incentives.study_tables import read_or_none as _read
 from propensity_assets.incentives.study_tables import retail_key
+from propensity_assets.incentives.retail_verdicts import NO_CAMPAIGN
 from propensity_assets.shared.lake import Lake
 
 
@@ -47,18 +48,24 @@ def print_report(lake_uri: str, study: str) -> int:
 def print_retail(lake_uri: str, groups: list[str]) -> int:
     """The verdict table of every retail campaign study in the lake (`propensity-assets retail`)."""
     lake = Lake(lake_uri)
-    studies = [g for g in groups if lake.exists(tables.INCENTIVE_STUDY_DATA, {"study": retail_key(g)})]
+    # A study with nothing to do (a dataset without campaigns) writes its summary, saying why, and no study table.
+    studies = [g for g in groups if any(lake.exists(table, {"study": retail_key(g)})
+                                        for table in (tables.INCENTIVE_STUDY_DATA, tables.INCENTIVE_SUMMARY))]
     if not studies:
         print("error: lake table 'incentive_study_data' holds no retail study: materialize retail_study_data and "
               "retail_effects for the product groups first", file=sys.stderr)
         return 2
-    rows, idle = [], []
+    rows, idle = [], {}
     for group in studies:
         summary = _read(lake, tables.INCENTIVE_SUMMARY, retail_key(group))
         if summary is None or summary.empty:
-            idle.append(group)
+            idle[group] = "nothing to do (no campaign of the group could be studied)"
             continue
-        rows.append(summary.assign(group=group))
+        studied = summary[summary.treatment != NO_CAMPAIGN]
+        if studied.empty:
+            idle[group] = "; ".join(summary.reason.unique())
+            continue
+        rows.append(studied.assign(group=group))
     print("retail campaign studies: effect on the treated (ATT) per household-campaign, group spend in the 28-day "
           "window, 95 % household-clustered intervals")
     if rows:
@@ -74,6 +81,6 @@ def print_retail(lake_uri: str, groups: list[str]) -> int:
         print(f"{(table.verdict == 'identified').sum()} of {len(table)} cells identified. Reasons:")
         for r in table.itertuples():
             print(f"  {r.group} type {r.campaign_type}: {r.verdict}: {r.reason}")
-    for group in idle:
-        print(f"  {group}: nothing to do (no campaign of the group could be studied)")
+    for group, why in idle.items():
+        print(f"  {group}: {why}")
     return 0

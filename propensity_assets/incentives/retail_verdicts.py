@@ -130,8 +130,11 @@ def effects_table(cells: list[Cell]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
+NO_CAMPAIGN = "no campaign"  # the treatment of a summary with nothing to estimate
+
+
 def nothing_to_do_row(why: str) -> pd.DataFrame:
     """The summary of a study with nothing to estimate: one `not identified` row saying why."""
-    return _typed(pd.DataFrame([{"treatment": "no campaign", "effect": "total", "verdict": NOT_IDENTIFIED,
+    return _typed(pd.DataFrame([{"treatment": NO_CAMPAIGN, "effect": "total", "verdict": NOT_IDENTIFIED,
                           "reason": f"nothing to do: {why}", "campaign_type": "", "n_treated": 0, "n_control": 0,
                           "estimand": "ATT", "campaigns": 0}]))

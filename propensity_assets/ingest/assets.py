@@ -6,7 +6,7 @@ from typing import Optional
 import dagster as dg
 
 from propensity_assets.ingest.sources import SCHEMA, read_source
-from propensity_assets.ingest.validation import ValidationRules, empty_table, validate
+from propensity_assets.ingest.validation import DEFAULT_MIN_TIMESTAMP, ValidationRules, empty_table, validate
 from propensity_assets.groups.catalog import CatalogError, load_catalog, resolve
 from propensity_assets.groups.resources import ProductGroupsResource
 from propensity_assets.ingest.resources import SourceResource
@@ -23,7 +23,7 @@ class IngestConfig(dg.Config):
     # the embedded `coupons` table repeats 4.2% of its rows; a double-loaded file repeats 50%.
     max_duplicate_share: float = 0.10
     max_suspicious_share: float = 0.01
-    min_timestamp: str = "2000-01-01"
+    min_timestamp: str = DEFAULT_MIN_TIMESTAMP
     max_timestamp: Optional[str] = None  # default: tomorrow
 
 
@@ -169,6 +169,7 @@ def _build_raw_asset(table: str) -> dg.AssetsDefinition:
                     + ", ".join(f"{reason} {n:,}" for reason, n in sorted(result.invalid_counts.items()))
                     + f"). They are in the lake's quarantine table "
                     f"(source_table={table}); the previous version of {table!r} is kept."
+                    + rules.bounds_note(table, result.invalid_counts)
                 ),
                 metadata=invalid_meta,
             )

@@ -1,4 +1,4 @@
-"""The ingest room's command: `scale-data`."""
+"""The ingest room's commands: `scale-data`, `demo-dates`."""
 
 import argparse
 from pathlib import Path
@@ -20,6 +20,32 @@ def cmd_scale_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_dates(args: argparse.Namespace) -> int:
+    """Print the demo's dates, derived from the lake's ingested transactions, as Make variable
+    assignments (`make demo` passes them to its steps when PROPENSITY_SOURCE_DIR is set)."""
+    import sys
+
+    import pyarrow.compute as pc
+
+    from propensity_assets.ingest.demo_dates import DemoDatesError, demo_dates
+    from propensity_assets.shared import settings, tables
+    from propensity_assets.shared.lake import Lake
+
+    lake = Lake(settings.lake_uri())
+    if not lake.exists(tables.TRANSACTIONS):
+        raise DemoDatesError(f"{lake.uri(tables.TRANSACTIONS)}: no ingested transactions; run the ingest_job first")
+    stamps = lake.read_arrow(tables.TRANSACTIONS, columns=["transaction_timestamp"])["transaction_timestamp"]
+    span = pc.min_max(stamps).as_py()
+    if span["min"] is None:
+        raise DemoDatesError(f"{lake.uri(tables.TRANSACTIONS)}: the ingested transactions table has no rows")
+    first, last = span["min"].date(), span["max"].date()
+    dates = demo_dates(first, last, settings.ltv_horizon_days())
+    print(" ".join(f"{name}={value}" for name, value in dates.items()))
+    print(f"demo dates from the transactions of {first} .. {last}: " + ", ".join(f"{k} {v}" for k, v in dates.items()),
+          file=sys.stderr)
+    return 0
+
+
 def register(sub) -> None:
     scale = sub.add_parser(
         "scale-data",
@@ -33,3 +59,12 @@ def register(sub) -> None:
     scale.add_argument("--households", type=int, default=None,
                        help="scale only the first H households (by id) of the data: a small dataset for tests")
     scale.set_defaults(func=cmd_scale_data)
+    dates = sub.add_parser(
+        "demo-dates",
+        help="print the demo's dates (holdouts, cutoffs, history) derived from the ingested transactions",
+        description="Reads the lake's transactions (PROPENSITY_LAKE_URI) and prints Make variable assignments: "
+        "HISTORY_FROM, AS_OF, LTV_HOLDOUT, LTV_CUTOFF, DECAY_CUTOFF, PROPENSITY_TODAY and the partitions' "
+        "PROPENSITY_AS_OF_START, PROPENSITY_AS_OF_END, PROPENSITY_TRAINING_START; on the embedded data they are "
+        "the Makefile's own dates. `make demo` uses them when PROPENSITY_SOURCE_DIR is set.",
+    )
+    dates.set_defaults(func=cmd_demo_dates)

@@ -23,9 +23,14 @@ from propensity_assets.ingest.sources import SCHEMA, RawTable, SourceError
 from propensity_assets.shared import tables
 
 
+# The accepted timestamps: anything from 1900 on, so that a real history of any decade is
+# kept; what the bounds still catch is a placeholder date (0001-01-01) or a date in the future.
+DEFAULT_MIN_TIMESTAMP = "1900-01-01"
+
+
 @dataclass(frozen=True)
 class ValidationRules:
-    min_timestamp: str = "2000-01-01"
+    min_timestamp: str = DEFAULT_MIN_TIMESTAMP
     max_timestamp: str | None = None  # None: one day after now
 
     def timestamp_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -35,6 +40,17 @@ class ValidationRules:
             else pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
         )
         return pd.Timestamp(self.min_timestamp), upper
+
+    def bounds_note(self, table: str, counts: dict[str, int]) -> str:
+        """What a run refused for timestamps out of range says: the bounds and where to change
+        them; empty when no row was out of range."""
+        if not any(reason.startswith("timestamp_out_of_range:") for reason in counts):
+            return ""
+        low, high = self.timestamp_bounds()
+        upper = self.max_timestamp or f"{high.date()} (tomorrow)"
+        return (f" Timestamps must lie within min_timestamp={low.date()} .. max_timestamp={upper}; to accept other "
+                f"dates, set them in the run config of asset {table!r} (launchpad, or --config-json "
+                f"'{{\"ops\": {{\"{table}\": {{\"config\": {{\"min_timestamp\": \"YYYY-MM-DD\"}}}}}}}}').")
 
 
 @dataclass

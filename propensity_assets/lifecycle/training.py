@@ -83,6 +83,7 @@ def train_and_register(
     import mlflow
 
     config = config.resolved()  # the run's choices, else the deployment's settings
+    config.space()  # a search space without a trial is refused here, before anything is read
     horizon = stage.horizon_days()
     plan = frames.snapshot_plan(cutoff, horizon, config.history_weeks, date.fromisoformat(settings.as_of_start()))
     dates = [str(d) for d in plan.train]

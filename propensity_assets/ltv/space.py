@@ -73,6 +73,10 @@ class LtvSearchSpace:
     selection_metric: str = "rmse"
     seed: int = 42
 
+    def __post_init__(self):
+        # Refused when the space is built, before a training reads anything.
+        check(self)
+
 
 # -- permutations -------------------------------------------------------------------------
 
@@ -94,15 +98,8 @@ def _grid(space: LtvSearchSpace, names: list[str]) -> list[dict]:
     return [dict(zip(names, values)) for values in itertools.product(*(getattr(space, n) for n in names))]
 
 
-def permutations(space: LtvSearchSpace) -> list[dict]:
-    """A deterministic, seeded sample of at most `max_permutations` from the cross product.
-
-    Each permutation is a flat dict (algorithm, reducer, feature_subset and the
-    parameters that apply to them), loggable as MLflow params. The sample is stratified
-    by (algorithm, reducer): strata take turns in a seeded order, so a budget as large as
-    the number of strata tries every declared algorithm and reducer at least once,
-    whereas a plain sample would be dominated by the largest hyperparameter grid.
-    """
+def check(space: LtvSearchSpace) -> None:
+    """Refuse a space that names unknown values or allows no permutation (ValueError)."""
     for name, allowed, values in [
         ("algorithms", ALGORITHMS, space.algorithms), ("reducers", REDUCERS, space.reducers),
     ]:
@@ -120,6 +117,21 @@ def permutations(space: LtvSearchSpace) -> list[dict]:
         raise ValueError(f"LtvSearchSpace.max_permutations must be ≥ 1, got {space.max_permutations}")
     if space.gbr_max_iter < 1:
         raise ValueError(f"LtvSearchSpace.gbr_max_iter must be ≥ 1, got {space.gbr_max_iter}")
+    for name in ("max_rounds", "early_stopping_rounds"):
+        if getattr(space, name) < 1:
+            raise ValueError(f"LtvSearchSpace.{name} must be ≥ 1, got {getattr(space, name)}")
+
+
+def permutations(space: LtvSearchSpace) -> list[dict]:
+    """A deterministic, seeded sample of at most `max_permutations` from the cross product.
+
+    Each permutation is a flat dict (algorithm, reducer, feature_subset and the
+    parameters that apply to them), loggable as MLflow params. The sample is stratified
+    by (algorithm, reducer): strata take turns in a seeded order, so a budget as large as
+    the number of strata tries every declared algorithm and reducer at least once,
+    whereas a plain sample would be dominated by the largest hyperparameter grid.
+    """
+    check(space)
     rng = random.Random(space.seed)
     strata = []
     for algorithm, reducer in itertools.product(space.algorithms, space.reducers):

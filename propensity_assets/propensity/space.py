@@ -32,6 +32,16 @@ class SearchSpace:
 
     NAMES = ("num_leaves", "learning_rate", "min_child_samples", "feature_fraction", "lambda_l2")
 
+    def __post_init__(self):
+        # Refused when the space is built, before a training reads anything: an empty grid or
+        # no trial would otherwise fail deep inside the search with nothing named.
+        for name in self.NAMES:
+            if not getattr(self, name):
+                raise ValueError(f"propensity_model config {name}: the search list is empty; expected at least one value")
+        for name in ("max_trials", "max_rounds", "early_stopping_rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"propensity_model config {name}: expected a whole number ≥ 1, got {getattr(self, name)}")
+
     def trials(self) -> list[dict]:
         """A seeded random sample of the grid, at most `max_trials` permutations."""
         grid = [dict(zip(self.NAMES, values)) for values in itertools.product(*(getattr(self, n) for n in self.NAMES))]

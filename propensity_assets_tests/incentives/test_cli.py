@@ -37,3 +37,24 @@ def test_incentives_report_without_a_run_names_the_table(tmp_path, monkeypatch, 
     monkeypatch.setenv("PROPENSITY_LAKE_URI", str(tmp_path / "lake"))
     assert cli.main(["incentives", "software_company"]) == 2
     assert "'incentive_summary' has no partition study=software_company" in capsys.readouterr().err
+
+
+def test_retail_on_a_dataset_without_campaigns_says_there_is_nothing_to_do(tmp_path, capsys):
+    """Transactions only: the retail study of each group writes a summary saying why it has
+    nothing to do, and no study table; `retail` prints that reason and succeeds."""
+    from propensity_assets.incentives.report import print_retail
+    from propensity_assets.incentives.retail_study import no_campaigns
+    from propensity_assets.incentives.retail_verdicts import nothing_to_do_row
+    from propensity_assets.shared import tables
+    from propensity_assets.shared.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    spec = {"study": "retail_all_products"}
+    lake.write_pandas(tables.INCENTIVE_SUMMARY, nothing_to_do_row(no_campaigns().nothing_to_do).assign(**spec),
+                      ["study"], specs=[spec])
+    assert print_retail(lake.root, ["all_products", "beef"]) == 0
+    assert capsys.readouterr().out == (
+        "retail campaign studies: effect on the treated (ATT) per household-campaign, group spend in the 28-day "
+        "window, 95 % household-clustered intervals\n"
+        "  all_products: nothing to do: the dataset has no campaigns (campaigns or campaign_descriptions is empty)\n")
+    assert print_retail(str(tmp_path / "empty"), ["all_products"]) == 2

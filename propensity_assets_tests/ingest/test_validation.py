@@ -130,7 +130,7 @@ def test_counts_per_reason_and_one_reason_per_row(tmp_path):
 
 def test_timestamp_bounds_follow_the_rules(tmp_path):
     lines = [*GOOD, "4,13,100,1,2.50,2010-06-01 00:00:00"]
-    # Default rules: 2000-01-01 .. tomorrow, so 2010 is fine.
+    # Default rules: 1900-01-01 .. tomorrow, so 2010 is fine.
     assert validate(tx_raw(tmp_path, lines)).invalid_counts == {}
     strict = validate(tx_raw(tmp_path, lines), ValidationRules(min_timestamp="2015-01-01"))
     assert strict.invalid_counts == {"timestamp_out_of_range:transaction_timestamp": 1}
