@@ -75,9 +75,11 @@ def tiny_lake(tmp_path_factory) -> TinyLake:
                                     run_config=config or {})
             assert result.success
             results[names[0]] = result
-        # The profile job rebuilds the profile for its date, then the SQL catalogue (unpartitioned).
-        result = defs.resolve_job_def("profile_job").execute_in_process(
-            instance=instance, partition_key=AS_OF, resources=resources)
+        # The profile job rebuilds the profile for its date, then the SQL catalogue (unpartitioned);
+        # the LTV cohorts beside them need household features, which this lake lacks.
+        result = defs.resolve_job_def("profile_job").get_subset(
+            asset_selection={dg.AssetKey("customer_profile"), dg.AssetKey("sql_catalog")}
+        ).execute_in_process(instance=instance, partition_key=AS_OF, resources=resources)
         assert result.success
         results["sql_catalog"] = result
         yield TinyLake(root, lake, groups_file, results, instance)

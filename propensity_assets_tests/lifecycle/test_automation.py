@@ -18,6 +18,7 @@ from propensity_assets.shared.partitions import (
     as_of_group_partitions,
     as_of_partitions,
     cutoff_group_partitions,
+    product_group_partitions,
 )
 from propensity_assets.propensity.assets import labels_schedule as daily_labels_schedule
 from propensity_assets.features.automation import daily_features_schedule
@@ -225,9 +226,10 @@ def test_jobs_resolve_with_their_partitions():
     defs = definitions.defs
     expected = {
         "daily_features_job": (as_of_partitions, {"household_features"}),
-        "profile_job": (as_of_partitions, {"customer_profile", "sql_catalog"}),
+        "profile_job": (as_of_partitions, {"customer_profile", "ltv_cohorts", "sql_catalog"}),
         "audiences_job": (as_of_group_partitions, {"audiences"}),
         "daily_scoring_job": (as_of_group_partitions, {"group_features", "propensity_scores", "ltv_scores"}),
+        "decay_job": (product_group_partitions, {"propensity_decay", "ltv_decay"}),
         "propensity_labels_job": (as_of_group_partitions, {"propensity_labels"}),
         "weekly_training_job": (
             cutoff_group_partitions, {"propensity_model", "propensity_champion", "ltv_model", "ltv_champion"}
