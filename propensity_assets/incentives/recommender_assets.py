@@ -5,13 +5,14 @@ import time
 
 import dagster as dg
 
+from propensity_assets.incentives import recommender as rec
 from propensity_assets.incentives import study_tables, tracking
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.incentives.study_assets import EFFECTS, REFUTATIONS, STUDY_DATA, study_asset, study_inputs
 from propensity_assets.incentives.vetting import DR_POLICY_VALUE, RECOMMENDED, policy_decision, policy_tags
 from propensity_assets.lifecycle import registration
 from propensity_assets.shared import settings, tables
-from propensity_assets.shared.metadata import md_table, mlflow_run_url
+from propensity_assets.shared.metadata import md_figure, md_table, mlflow_run_url
 from propensity_assets.shared.resources import LakeResource, MlflowResource
 
 RECOMMENDATIONS, POLICY = tables.INCENTIVE_RECOMMENDATIONS, tables.INCENTIVE_POLICY
@@ -68,7 +69,7 @@ def incentive_recommendations(
     name = tracking.model_name(study.key)
     recs = registration.load_model(name, version).predict(data)
     # The recommender's policy value is held out: each unit's option from effects fitted without it.
-    held_out = cross_fitted_policy(data, study, total_effect_specs(study_tables.read(lake.lake, tables.INCENTIVE_SUMMARY, study.key)),
+    held_out, held_out_gain = cross_fitted_policy(data, study, total_effect_specs(study_tables.read(lake.lake, tables.INCENTIVE_SUMMARY, study.key)),
                                    estimator_config(effects_run.data.params), folds=POLICY_FOLDS)
     comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy(), held_out=held_out)
     champion_value = champion_version = None
@@ -89,8 +90,12 @@ def incentive_recommendations(
                             policy_tags(DR_POLICY_VALUE, values[RECOMMENDED], baselines, decision))
     import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
 
+    uplift = rec.uplift_curve(evaluator, held_out, held_out_gain, unit_costs(data, study))
+    uplift_figure = rec.plot_uplift(uplift, f"{study.key}: uplift of the recommended incentives")
     with mlflow_lib.start_run(run_id=run_id):
         mlflow_lib.log_table(comparison, "policy_comparison.json")
+        mlflow_lib.log_table(uplift, "uplift_curve.json")
+        mlflow_lib.log_figure(uplift_figure, "uplift_curve.png")
         mlflow_lib.log_metrics({f"{DR_POLICY_VALUE}.{p.replace(' ', '_').replace(':', '').replace('+', '_')}": v
                                      for p, v in zip(comparison.policy, comparison.dr_value)})
         if "share_of_oracle" in comparison:
@@ -107,6 +112,9 @@ def incentive_recommendations(
         "options chosen": md_table(recs["recommended"].value_counts().rename_axis("option").reset_index(), floatfmt=",.0f"),
         "refutations failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
         "dr_propensity_clipped_share": round(evaluator.clipped_share, 4),
+        "uplift_curve": md_figure(uplift_figure, "uplift curve"),
+        "uplift_at_half": float(uplift.loc[uplift.share_targeted == 0.5, "dr_value"].iloc[0]
+                                - uplift.loc[uplift.share_targeted == 0.5, "random"].iloc[0]),
         "seconds": round(time.time() - started, 1),
         "mlflow_run": dg.MetadataValue.url(mlflow_run_url(mlflow.tracking_uri, experiment_id, run_id)),
     }

@@ -155,14 +155,16 @@ def policy_report(data: pd.DataFrame, study: Study, policy: np.ndarray, evaluato
 
 
 def cross_fitted_policy(data: pd.DataFrame, study: Study, specs: dict[str, tuple[list[str], list[str]]],
-                        config: EstimatorConfig, folds: int = 2, seed: int = 0) -> np.ndarray:
-    """Each unit's recommended option from total effects estimated on the other folds only:
-    `specs` maps each treatment to its (modifiers, controls), as the effects run identified
-    them, and the estimators are fitted as there. The DR value of this policy is held out."""
+                        config: EstimatorConfig, folds: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's recommended option, and its expected profit over no incentive, from total
+    effects estimated on the other folds only: `specs` maps each treatment to its (modifiers,
+    controls), as the effects run identified them, and the estimators are fitted as there. The
+    DR value of this policy is held out."""
     from sklearn.model_selection import KFold
 
     costs = unit_costs(data, study)
     policy = np.empty(len(data), dtype=object)
+    gain = np.zeros(len(data))
     for fit_rows, held_rows in KFold(folds, shuffle=True, random_state=seed).split(data):
         fit, held = data.iloc[fit_rows].reset_index(drop=True), data.iloc[held_rows].reset_index(drop=True)
         effects = {}
@@ -172,8 +174,10 @@ def cross_fitted_policy(data: pd.DataFrame, study: Study, specs: dict[str, tuple
             effects[t] = (np.asarray(model.effect(held[modifiers].to_numpy(float)), float).ravel() if modifiers
                           else np.full(len(held), float(model.ate())))
         options = rec.option_profits(effects, {t: c[held_rows] for t, c in costs.items()}, study.treatment_names)
-        policy[held_rows] = rec.recommend(options)["recommended"].to_numpy()
-    return policy
+        chosen = rec.recommend(options)
+        policy[held_rows] = chosen["recommended"].to_numpy()
+        gain[held_rows] = chosen["expected_profit"].to_numpy()  # "none" earns 0: the gain over it
+    return policy, gain
 
 
 def wrong_specification(data: pd.DataFrame, study: Study, ident: Identification, add: list[str],

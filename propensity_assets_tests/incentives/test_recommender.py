@@ -62,3 +62,23 @@ def test_the_recommenders_policy_value_is_the_held_out_policys():
     assert values["recommended"] == (10 + 20 + 12 + 13) / 4 - 0.25 == 13.5
     assert values["no incentive"] == (10 + 11 + 12 + 13) / 4 == 11.5
     assert rec.policy_comparison(in_sample, data, costs, ["A"], ev).loc[0, "dr_value"] == 16.0
+
+
+def test_uplift_curve_on_hand_computed_values():
+    """Four units, one treatment A costing 1; nobody was treated and every outcome is the
+    outcome model's, so a policy's DR value is the mean of μ(x, π) minus the mean cost."""
+    evaluator = rec.DoublyRobustEvaluator()
+    evaluator.names = [rec.NONE, "A"]
+    evaluator.actions = np.array([rec.NONE] * 4, dtype=object)
+    evaluator.mu = np.array([[0.0, 10.0], [0.0, 4.0], [0.0, -2.0], [0.0, 6.0]])
+    evaluator.p = np.full((4, 2), 0.5)
+    evaluator.y = np.zeros(4)
+    policy = np.array(["A", "A", rec.NONE, "A"], dtype=object)
+    gain = np.array([9.0, 3.0, 0.0, 5.0])  # units 0, 3, 1, then 2 (recommended none)
+
+    curve = rec.uplift_curve(evaluator, policy, gain, {"A": np.ones(4)}, steps=4)
+
+    assert curve["share_targeted"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    # (10 − 1)/4; (10 + 6 − 2)/4; (10 + 6 + 4 − 3)/4; unit 2 keeps none at 100 %.
+    assert curve["dr_value"].tolist() == [0.0, 2.25, 3.5, 4.25, 4.25]
+    assert curve["random"].tolist() == [0.0, 1.0625, 2.125, 3.1875, 4.25]

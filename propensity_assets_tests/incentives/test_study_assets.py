@@ -96,6 +96,17 @@ def test_metadata_and_checks(env):
     assert recs_meta["dr_value_basis"].value.startswith("the recommender's DR value is cross-fitted (2 folds)")
     policy = Lake(str(env["tmp"] / "lake")).read_pandas("incentive_policy").set_index("policy")["dr_value"]
     assert recs_meta["dr_value recommended"].value == policy["recommended"]
+    # Its uplift curve: targeting everyone with their option is the held-out recommended policy;
+    # no one, the no-incentive policy (both valued by the same evaluator).
+    assert recs_meta["uplift_curve"].value.startswith("![uplift curve](data:image/png;base64,")
+    run_id = recs_meta["mlflow_run"].value.rsplit("/", 1)[1]
+    client = mlflow.MlflowClient(env["resources"]["mlflow"].tracking_uri)
+    curve = pd.read_json(client.download_artifacts(run_id, "uplift_curve.json", str(env["tmp"])), orient="split")
+    assert curve["share_targeted"].tolist() == pytest.approx([i / 20 for i in range(21)])
+    assert curve["dr_value"].iloc[0] == pytest.approx(policy["no incentive"])
+    assert curve["dr_value"].iloc[-1] == pytest.approx(policy["recommended"])
+    half = curve[curve.share_targeted.round(2) == 0.5].iloc[0]
+    assert recs_meta["uplift_at_half"].value == pytest.approx(half["dr_value"] - half["random"])
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {"placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome"}
     assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
