@@ -174,7 +174,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db \
 	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --host 127.0.0.1 --port 5000
 
-## test: the whole suite (real Spark, MLflow and Dagster; 14-25 minutes on 2 cores: benchmarks/RESULTS.md)
+## test: the whole suite (real Spark, MLflow and Dagster; its time on 2 cores: benchmarks/RESULTS.md)
 test: install
 	$(BIN)/pytest -q
 
