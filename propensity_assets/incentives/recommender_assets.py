@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 
-from propensity_assets.incentives import recommender as rec
 from propensity_assets.incentives import study_tables, tracking
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.incentives.study_assets import EFFECTS, REFUTATIONS, STUDY_DATA, study_asset, study_inputs
@@ -89,6 +88,8 @@ def incentive_recommendations(
     tracking.record_vetting(client, study.key, version, decision,
                             policy_tags(DR_POLICY_VALUE, values[RECOMMENDED], baselines, decision))
     import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
+
+    from propensity_assets.incentives import recommender as rec  # imports MLflow's pyfunc
 
     uplift = rec.uplift_curve(evaluator, held_out, held_out_gain, unit_costs(data, study))
     uplift_figure = rec.plot_uplift(uplift, f"{study.key}: uplift of the recommended incentives")
