@@ -174,9 +174,10 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db \
 	    --default-artifact-root $(CURDIR)/data/mlflow/artifacts --host 127.0.0.1 --port 5000
 
-## test: the whole suite (real Spark, MLflow and Dagster; its time on 2 cores: benchmarks/RESULTS.md)
+## test: the whole suite (real Spark, MLflow and Dagster; its time on 2 cores: benchmarks/RESULTS.md),
+##   ending with its 25 slowest tests
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 ## dev: the Dagster web UI and daemon (schedules, sensors) on http://localhost:$(DAGSTER_PORT), with a
 ##   local Spark Connect server (sc://127.0.0.1:$(SPARK_CONNECT_PORT)) that every run from the
