@@ -31,7 +31,7 @@ EFFECTS = ("total", "direct")
 GENERATORS = ("software_company",)
 FIELDS = {
     "description", "generate", "generator", "path", "id_column", "outcome", "treatments", "covariates",
-    "mediators", "other", "effects", "knowledge", "expected_graph", "estimator",
+    "mediators", "other", "effects", "knowledge", "expected_graph", "estimator", "effect_modifiers", "trim",
 }
 TREATMENT_FIELDS = {"cost", "allow_negative_cost"}
 
@@ -98,6 +98,10 @@ class Study:
     path: str | None = None
     id_column: str | None = None
     estimator: str = "linear_dml"
+    # Covariates the study declares the effects vary with: the `declared` candidate specification.
+    effect_modifiers: tuple[str, ...] = ()
+    # Fit and average only over the units inside overlap (recorded in every estimate's population).
+    trim: bool = False
 
     @property
     def treatment_names(self) -> list[str]:
@@ -301,16 +305,24 @@ def parse_study(key, body, source: str) -> Study:
         raise StudyCatalogError(f"{where}: 'id_column' is for a study read by path; a generated study's unit_id is the row number")
     generator = body.get("generator") or {}
     if not isinstance(generator, dict):
-        raise StudyCatalogError(f"{where}: 'generator' must be a mapping (n, seed, mediator_noise, assignment_strength)")
+        raise StudyCatalogError(f"{where}: 'generator' must be a mapping (n, seed, mediator_noise, assignment_strength, assignment)")
     estimator = str(body.get("estimator", "linear_dml"))
     if estimator not in ("linear_dml", "causal_forest_dml"):
         raise StudyCatalogError(f"{where}: 'estimator' must be linear_dml or causal_forest_dml, got {estimator!r}")
+    effect_modifiers = _names(body.get("effect_modifiers"), where, "effect_modifiers")
+    stray = [m for m in effect_modifiers if m not in covariates]
+    if stray:
+        raise StudyCatalogError(f"{where}: effect_modifiers {stray} are not covariates of the study; expected some of {list(covariates)}")
+    trim = body.get("trim", False)
+    if not isinstance(trim, bool):
+        raise StudyCatalogError(f"{where}: 'trim' must be true or false, got {trim!r}")
     return Study(
         key=key, description=" ".join(str(body.get("description") or key).split()), outcome=outcome,
         treatments=tuple(treatments), covariates=covariates, mediators=mediators, other=other, effects=effects,
         tiers=tiers, required=required, forbidden=forbidden, expected_graph=expected,
         generate=body.get("generate"), generator=dict(generator),
         path=str(body["path"]) if "path" in body else None, id_column=id_column, estimator=estimator,
+        effect_modifiers=effect_modifiers, trim=trim,
     )
 
 

@@ -25,7 +25,11 @@ class EstimatorConfig:
     estimator: str = "linear_dml"  # or "causal_forest_dml"
     folds: int = 3  # cross-fitting folds
     n_estimators: int = 200  # of the LightGBM nuisance models
-    trim: bool = True  # fit and average only over units inside OVERLAP_BAND
+    # Fit and average only over units inside OVERLAP_BAND: a choice the study records (`trim:`), not a default.
+    trim: bool = False
+    # Choose the final stage among `specification.candidates` by out-of-sample R-loss; False: the
+    # configured `estimator` over every modifier (still standardized, scored and validated).
+    select: bool = True
     random_state: int = 0
 
 
@@ -59,9 +63,35 @@ class EffectEstimate:
     ate: float
     ate_lower: float
     ate_upper: float
-    in_overlap: np.ndarray
+    in_overlap: np.ndarray  # the unit's propensity is inside OVERLAP_BAND
     overlap: Overlap
-    model: object = field(repr=False, default=None)
+    model: object = field(repr=False, default=None)  # a specification.ScaledCate over `modifiers`
+    in_fit: np.ndarray | None = None  # the unit was in the final fit (all units unless trimmed)
+    population: np.ndarray | None = None  # the units the ATE averages over
+    population_label: str = "all units"
+    specification: str = ""
+    choice: object = field(repr=False, default=None)  # specification.Choice
+    ranking: object = field(repr=False, default=None)  # validation.Ranking
+    extrapolation: object = field(repr=False, default=None)  # validation.Extrapolation
+    propensity_model: object = field(repr=False, default=None)  # for the overlap of new units
+
+    @property
+    def cate_drives_policy(self) -> bool:
+        return self.ranking is None or self.ranking.passed
+
+    @property
+    def fit_rows_or_all(self) -> np.ndarray:
+        return np.ones(len(self.cate), bool) if self.in_fit is None else self.in_fit
+
+    @property
+    def population_or_all(self) -> np.ndarray:
+        return np.ones(len(self.cate), bool) if self.population is None else self.population
+
+    def validation_row(self) -> dict:
+        row = {} if self.ranking is None else self.ranking.row()
+        if self.extrapolation is not None:
+            row.update(extrapolation_passed=self.extrapolation.passed, extrapolation_detail=self.extrapolation.detail)
+        return row
 
 
 def _lgbm(kind: str, config: EstimatorConfig):
@@ -96,8 +126,7 @@ def check_overlap(propensity: np.ndarray, treatment: str) -> Overlap:
     if share > OVERLAP_WARN_SHARE:
         warning = (
             f"poor overlap for {treatment!r}: {share:.1%} of units have a propensity outside "
-            f"[{low}, {high}] ({n_low} below, {n_high} above); they are trimmed from the fit and the ATE, "
-            f"and their CATEs extrapolate the fitted model"
+            f"[{low}, {high}] ({n_low} below, {n_high} above); their CATEs extrapolate the fitted model"
         )
     return Overlap(propensity, share, n_low, n_high, warning)
 
@@ -121,6 +150,12 @@ def make_estimator(config: EstimatorConfig):
     raise ValueError(f"unknown estimator {config.estimator!r}; expected 'linear_dml' or 'causal_forest_dml'")
 
 
+def population_label(population: np.ndarray) -> str:
+    """`all units`, or `the 1,234 units inside overlap (12.3 %)`."""
+    n = int(population.sum())
+    return "all units" if n == len(population) else f"the {n:,} units inside overlap ({n / len(population):.1%})"
+
+
 def estimate_effect(
     data: pd.DataFrame,
     treatment: str,
@@ -129,11 +164,20 @@ def estimate_effect(
     controls: list[str],
     effect: str = "total",
     config: EstimatorConfig = EstimatorConfig(),
+    declared: list[str] | None = None,
 ) -> EffectEstimate:
     """Per-unit CATE and ATE of a binary `treatment` on `outcome` by double machine learning.
 
-    The adjustment set is `modifiers` ∪ `controls`; the CATE varies with `modifiers` only.
+    The adjustment set is `modifiers` ∪ `controls`; the CATE varies with the chosen specification's
+    modifiers (`declared` ones, all, sparse or a forest: `specification.choose`). The CATE is null
+    for units outside overlap unless the model passed the extrapolation check there, and the ATE then
+    covers the units inside overlap only (`population_label`).
     """
+    from sklearn.base import clone
+
+    from propensity_assets.incentives import specification as spec_lib
+    from propensity_assets.incentives import validation
+
     features = list(dict.fromkeys([*modifiers, *controls]))
     overlap = check_overlap(propensity_scores(data, treatment, features, config), treatment)
     low, high = OVERLAP_BAND
@@ -141,25 +185,45 @@ def estimate_effect(
     fit_rows = inside if config.trim and inside.sum() >= 50 else np.ones(len(data), bool)
     y = data[outcome].to_numpy(float)
     t = data[treatment].to_numpy().astype(int)
-    x_all = data[modifiers].to_numpy(float) if modifiers else None
-    w_all = data[controls].to_numpy(float) if controls else None
-    est = make_estimator(config)
-    est.fit(
-        y[fit_rows], t[fit_rows],
-        X=None if x_all is None else x_all[fit_rows],
-        W=None if w_all is None else w_all[fit_rows],
-    )
-    if x_all is None:
-        cate = np.full(len(data), float(est.ate()))
-        lo, hi = (np.full(len(data), float(v)) for v in est.ate_interval(alpha=0.05))
+    f_all = data[features].to_numpy(float)
+    model_y, model_t = _lgbm("regressor", config), _lgbm("classifier", config)
+    if not modifiers:  # nothing for the effect to vary with: a constant effect, no choice to make
+        est = make_estimator(config)
+        w = data[controls].to_numpy(float) if controls else None
+        est.fit(y[fit_rows], t[fit_rows], X=None, W=None if w is None else w[fit_rows])
         ate, (ate_lo, ate_hi) = float(est.ate()), map(float, est.ate_interval(alpha=0.05))
+        full = lambda v: np.full(len(data), float(v))  # noqa: E731
+        return EffectEstimate(treatment, effect, [], list(controls), full(ate), full(ate_lo), full(ate_hi), ate, ate_lo,
+                              ate_hi, inside, overlap, est, fit_rows, fit_rows, population_label(fit_rows), "constant")
+    x_all = data[modifiers].to_numpy(float)
+    w_all = data[controls].to_numpy(float) if controls else None
+    rows = np.flatnonzero(fit_rows)
+    w_fit = None if w_all is None else w_all[rows]
+    if config.select:
+        specs = spec_lib.candidates(declared or [], modifiers)
     else:
-        cate = np.asarray(est.effect(x_all), float).ravel()
-        lo, hi = (np.asarray(v, float).ravel() for v in est.effect_interval(x_all, alpha=0.05))
-        x_fit = x_all[fit_rows]
-        ate = float(est.ate(x_fit))
-        ate_lo, ate_hi = (float(v) for v in est.ate_interval(x_fit, alpha=0.05))
+        final = "forest" if config.estimator == "causal_forest_dml" else "linear"
+        specs = [spec_lib.Spec(config.estimator, tuple(modifiers), final)]
+    choice = spec_lib.choose(specs, modifiers, y[rows], t[rows], x_all[rows], w_fit, model_y, model_t, config.folds,
+                             config.random_state)
+    tr, va = rows[choice.train], rows[choice.validation]
+    ranking = validation.rank_validation(choice.models[choice.spec.name], x_all[tr], x_all[va], f_all[tr], f_all[va],
+                                         t[tr], t[va], y[tr], y[va], clone(model_y), clone(model_t), config.folds)
+    model = spec_lib.fit(choice.spec, modifiers, y[rows], t[rows], x_all[rows], w_fit, clone(model_y), clone(model_t),
+                         config.folds, config.random_state)
+    cate = np.asarray(model.effect(x_all), float).ravel()
+    lo, hi = (np.asarray(v, float).ravel() for v in model.effect_interval(x_all, alpha=0.05))
+    extrapolation = validation.extrapolation_check(lo, hi, inside)
+    # Outside overlap the model speaks only when it passed the extrapolation check there.
+    silent = np.zeros(len(data), bool) if extrapolation.passed else ~inside
+    cate, lo, hi = (np.where(silent, np.nan, v) for v in (cate, lo, hi))
+    population = fit_rows & ~silent  # a trimmed fit's ATE covers the units it was fitted on
+    ate = float(model.ate(x_all[population]))
+    ate_lo, ate_hi = (float(v) for v in model.ate_interval(x_all[population], alpha=0.05))
+    # New units are scored from their covariates alone (the other treatments are not known yet).
+    propensity_model = clone(model_t).fit(x_all, t)
     return EffectEstimate(
         treatment, effect, list(modifiers), list(controls), cate, lo, hi, ate, ate_lo, ate_hi,
-        fit_rows, overlap, est,
+        inside, overlap, model, fit_rows, population, population_label(population), choice.spec.name, choice,
+        ranking, extrapolation, propensity_model,
     )

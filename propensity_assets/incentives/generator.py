@@ -40,6 +40,24 @@ class GeneratorConfig:
     # Multiplies the covariate part of each treatment's logit and divides its noise: 1 is the
     # published model; larger values make assignment nearly determined by the account.
     assignment_strength: float = 1.0
+    # "random": the published treatment model. "threshold": each treatment a near-threshold function of
+    # Employee Count, IT Spend and the SMC, Major and Commercial flags (THRESHOLD_SCORES), as sales teams
+    # hand incentives out and as in the case study's own published data.
+    assignment: str = "random"
+
+
+ASSIGNMENTS = ("random", "threshold")
+# Threshold assignment: each treatment's score over the standardized logs of IT Spend (a) and
+# Employee Count (e) and the flags; the logit is THRESHOLD_SHARPNESS × (score − its median) / its sd
+# plus Normal(0, THRESHOLD_NOISE²) noise. The median keeps the treated shares near one half; the
+# sharpness puts about 90 % of the propensities outside [0.02, 0.98].
+THRESHOLD_SCORES = {
+    "Tech Support": {"a": 1.0, "e": 0.1, "SMC Flag": 0.5, "Commercial Flag": -0.3},
+    "Discount": {"e": 1.0, "Major Flag": 0.8, "Commercial Flag": -0.4},
+    "New Engagement Strategy": {"Major Flag": 1.0, "SMC Flag": 0.8, "Commercial Flag": -0.6, "a": -0.3},
+}
+THRESHOLD_SHARPNESS = 60.0
+THRESHOLD_NOISE = 0.5
 
 
 def adoption_uplift(noise_sd: float) -> float:
@@ -55,6 +73,15 @@ def adoption_uplift(noise_sd: float) -> float:
     return float(np.sum(weights * (expit(1.0 + z) - expit(-1.0 + z))))
 
 
+def _standardized(v: np.ndarray) -> np.ndarray:
+    return (v - v.mean()) / v.std()
+
+
+def _threshold(score: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    z = (score - np.median(score)) / score.std()
+    return rng.binomial(1, expit(THRESHOLD_SHARPNESS * z + rng.normal(0, THRESHOLD_NOISE, len(z))))
+
+
 def generate_software_company(config: GeneratorConfig = GeneratorConfig()) -> pd.DataFrame:
     """Accounts drawn from the structural model; truth columns carry each account's effects."""
     n, rng, k = config.n, np.random.default_rng(config.seed), config.assignment_strength
@@ -67,15 +94,23 @@ def generate_software_company(config: GeneratorConfig = GeneratorConfig()) -> pd
     pc_count = (rng.exponential(50, n) + rng.uniform(5, 10, n)).astype(int)
     employee_count = np.exp(0.9 * np.log(pc_count) + 0.4 + rng.uniform(0, 1, n)).astype(int)
 
-    def assign(linear: np.ndarray, noise_sd: float) -> np.ndarray:
-        return rng.binomial(1, expit(k * linear + rng.normal(0, noise_sd / k, n)))
+    if config.assignment not in ASSIGNMENTS:
+        raise ValueError(f"unknown assignment {config.assignment!r}; expected one of {ASSIGNMENTS}")
+    if config.assignment == "threshold":
+        parts = {"a": _standardized(np.log(it_spend)), "e": _standardized(np.log(employee_count)),
+                 "SMC Flag": smc_flag, "Major Flag": major_flag, "Commercial Flag": commercial_flag}
+        tech_support, discount, nes = (
+            _threshold(sum(w * parts[v] for v, w in THRESHOLD_SCORES[t].items()), rng) for t in TREATMENTS)
+    else:
+        def assign(linear: np.ndarray, noise_sd: float) -> np.ndarray:
+            return rng.binomial(1, expit(k * linear + rng.normal(0, noise_sd / k, n)))
 
-    tech_support = assign(1e-5 * it_spend - 0.465, 2.0)
-    discount = assign(0.2 * major_flag + 5e-6 * it_spend - 0.27, 1.5)
-    nes = assign(
-        0.5 * major_flag + 0.1 * smc_flag - 0.2 * commercial_flag + 0.005 * employee_count - 0.005 * pc_count - 0.12,
-        1.0,
-    )
+        tech_support = assign(1e-5 * it_spend - 0.465, 2.0)
+        discount = assign(0.2 * major_flag + 5e-6 * it_spend - 0.27, 1.5)
+        nes = assign(
+            0.5 * major_flag + 0.1 * smc_flag - 0.2 * commercial_flag + 0.005 * employee_count - 0.005 * pc_count - 0.12,
+            1.0,
+        )
     adoption = rng.binomial(1, expit(2 * tech_support - 1 + rng.normal(0, config.mediator_noise, n)))
     tau_ts = 5_000 + 500 * global_flag + 0.02 * size
     tau_d = -1_000 * global_flag + 0.05 * size

@@ -20,6 +20,15 @@ import pandas as pd
 NONE = "none"
 # Propensities of the observed option below this are clipped in the DR weights.
 PROPENSITY_FLOOR = 0.01
+FALLBACK_BASIS = "fallback: best single option by doubly robust value (outside overlap, no validated CATE)"
+
+
+def best_single_option(evaluator: "DoublyRobustEvaluator", costs: dict[str, np.ndarray]) -> str:
+    """The option (none or one treatment or a combination) with the highest doubly robust value when
+    given to everyone: the recommendation for units without a validated CATE."""
+    n = len(evaluator.y)
+    values = {name: evaluator.value(np.full(n, name), costs) for name in evaluator.names}
+    return max(values, key=values.get)
 
 
 def options(treatments: list[str]) -> list[tuple[str, ...]]:
@@ -213,23 +222,48 @@ class IncentiveRecommender(mlflow.pyfunc.PythonModel):
         self.costs = bundle["costs"]  # treatment → cost formula
         self.treatments = bundle["treatments"]
         self.id_column = bundle.get("id_column")
+        self.bundle = bundle
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from propensity_assets.incentives.catalog import Treatment
 
         frame = model_input.reset_index(drop=True)
-        effects, costs = {}, {}
+        effects, costs, basis = {}, {}, np.full(len(frame), "CATE", dtype=object)
+        outside = np.zeros(len(frame), bool)
         for t in self.treatments:
-            cols = self.modifiers[t]
-            missing = [c for c in cols if c not in frame.columns]
+            needs = [*self.modifiers[t], *self.bundle.get("features", {}).get(t, [])]
+            missing = [c for c in dict.fromkeys(needs) if c not in frame.columns]
             if missing:
-                raise KeyError(f"incentive recommender: input lacks column(s) {missing} (needs {cols})")
-            x = frame[cols].to_numpy(float) if cols else None
-            est = self.estimators[t]
-            effects[t] = np.asarray(est.effect(x), float).ravel() if x is not None else np.full(len(frame), float(est.ate()))
+                raise KeyError(f"incentive recommender: input lacks column(s) {missing} (needs {list(dict.fromkeys(needs))})")
+            effects[t], basis = self._effect(t, frame, basis)
+            if not self.bundle.get("extrapolates", {}).get(t, True):
+                outside |= self._outside_overlap(t, frame)
             costs[t] = Treatment(t, self.costs[t]).unit_cost(frame)
         out = recommend(option_profits(effects, costs, self.treatments))
+        fallback = self.bundle.get("fallback")
+        if outside.any() and fallback is not None:
+            # No validated CATE for these units: the best single option by doubly robust value.
+            out.loc[outside, "recommended"] = fallback
+            out.loc[outside, [c for c in out.columns if c.startswith("expected_profit")]] = np.nan
+            basis[outside] = FALLBACK_BASIS
+        out["basis"] = basis
         for key in ("unit_id", self.id_column):
             if key and key in frame.columns:
                 out.insert(0, key, frame[key].to_numpy())
         return out
+
+    def _effect(self, t: str, frame: pd.DataFrame, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols, est = self.modifiers[t], self.estimators[t]
+        if not cols:
+            return np.full(len(frame), float(est.ate())), basis
+        if not self.bundle.get("use_cate", {}).get(t, True):
+            label = f"ATE of {t} (its CATEs failed validation)"
+            basis = np.array([label if b == "CATE" else f"{b}; {label}" for b in basis], dtype=object)
+            return np.full(len(frame), float(self.bundle["ate"][t])), basis
+        return np.asarray(est.effect(frame[cols].to_numpy(float)), float).ravel(), basis
+
+    def _outside_overlap(self, t: str, frame: pd.DataFrame) -> np.ndarray:
+        from propensity_assets.incentives.estimation import OVERLAP_BAND
+
+        p = self.bundle["propensity_models"][t].predict_proba(frame[self.bundle["features"][t]].to_numpy(float))[:, 1]
+        return (p < OVERLAP_BAND[0]) | (p > OVERLAP_BAND[1])

@@ -48,6 +48,9 @@ def incentive_recommendations(
     option out), vetted with the shared rule on doubly robust policy value against no incentive,
     treat-all with each option, the observed allocation and the champion, and promoted unless a
     refutation failed. With truth columns, realized profit against the oracle is reported."""
+    import joblib
+
+    from propensity_assets.incentives.recommender import DoublyRobustEvaluator, best_single_option
     from propensity_assets.incentives.study import cross_fitted_policy, policy_report, unit_costs
 
     study, data = study_inputs(context, incentive_studies, lake)
@@ -57,8 +60,11 @@ def incentive_recommendations(
     experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
     effects_run = tracking.latest_run(client, experiment_id, study.key, "effects")
     started = time.time()
+    evaluator = DoublyRobustEvaluator().fit(data, list(study.covariates), study.treatment_names, study.outcome)
+    fallback = best_single_option(evaluator, unit_costs(data, study))
     with tracking.tempdir() as tmp:
         bundle = client.download_artifacts(effects_run.info.run_id, tracking.ESTIMATORS_ARTIFACT, tmp)
+        joblib.dump({**joblib.load(bundle), "fallback": fallback}, bundle)  # for units without a validated CATE
         champion = tracking.champion_options(study.key, data, client)
         example_cols = list(dict.fromkeys([*study.covariates, *(c for t in study.treatments for c in t.cost_columns)]))
         version, run_id = tracking.register_study_recommender(
@@ -70,7 +76,7 @@ def incentive_recommendations(
     # The recommender's policy value is held out: each unit's option from effects fitted without it.
     held_out, held_out_gain = cross_fitted_policy(data, study, total_effect_specs(study_tables.read(lake.lake, tables.INCENTIVE_SUMMARY, study.key)),
                                    estimator_config(effects_run.data.params), folds=POLICY_FOLDS)
-    comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy(), held_out=held_out)
+    comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy(), evaluator, held_out=held_out)
     champion_value = champion_version = None
     if champion is not None:
         champion_version = champion[0]
@@ -111,6 +117,8 @@ def incentive_recommendations(
                           "from effects estimated without it",
         **{f"dr_value {p}": float(v) for p, v in zip(comparison.policy, comparison.dr_value)},
         "options chosen": md_table(recs["recommended"].value_counts().rename_axis("option").reset_index(), floatfmt=",.0f"),
+        "basis": md_table(recs["basis"].value_counts().rename_axis("basis").reset_index(), floatfmt=",.0f"),
+        "fallback option": fallback,
         "refutations failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
         "dr_propensity_clipped_share": round(evaluator.clipped_share, 4),
         "uplift_curve": md_figure(uplift_figure, "uplift curve"),

@@ -48,7 +48,7 @@ def check_effect_arms(study: Study, data: pd.DataFrame, estimates, min_per_arm: 
     untreated units; the message names the effect and the trimmed rows."""
     for e in estimates:
         treated = data[e.treatment].to_numpy(dtype=float) == 1
-        inside = np.asarray(e.in_overlap, dtype=bool)
+        inside = np.asarray(e.fit_rows_or_all, dtype=bool)  # every unit unless the study trims
         k, m = int((treated & inside).sum()), int((~treated & inside).sum())
         if min(k, m) < min_per_arm:
             raise StudyCatalogError(

@@ -70,7 +70,8 @@ def identify_all(graph: nx.DiGraph, study: Study) -> list[Identification]:
 
 def estimate_all(data: pd.DataFrame, study: Study, ids: list[Identification], config: EstimatorConfig) -> list[EffectEstimate]:
     return [
-        estimate_effect(data, i.treatment, study.outcome, list(i.modifiers), list(i.controls), i.effect, config)
+        estimate_effect(data, i.treatment, study.outcome, list(i.modifiers), list(i.controls), i.effect, config,
+                        list(study.effect_modifiers))
         for i in ids
         if i.identified
     ]
@@ -82,11 +83,12 @@ def effects_table(data: pd.DataFrame, estimates: list[EffectEstimate]) -> pd.Dat
         pd.DataFrame({
             UNIT_ID: data[UNIT_ID].to_numpy(), "treatment": e.treatment, "effect": e.effect,
             "cate": e.cate, "cate_lower": e.cate_lower, "cate_upper": e.cate_upper, "in_overlap": e.in_overlap,
+            "in_fit": e.fit_rows_or_all,
         })
         for e in estimates
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=[UNIT_ID, "treatment", "effect", "cate", "cate_lower", "cate_upper", "in_overlap"])
+        columns=[UNIT_ID, "treatment", "effect", "cate", "cate_lower", "cate_upper", "in_overlap", "in_fit"])
 
 
 def summary_table(data: pd.DataFrame, ids: list[Identification], estimates: list[EffectEstimate]) -> pd.DataFrame:
@@ -97,26 +99,40 @@ def summary_table(data: pd.DataFrame, ids: list[Identification], estimates: list
         e = by_key.get((i.treatment, i.effect))
         # An effect the graph says is zero (no path) is estimated to test that claim, never `identified`.
         row = {"treatment": i.treatment, "effect": i.effect, "ate": np.nan, "ate_lower": np.nan, "ate_upper": np.nan,
-               "verdict": "identified" if e is not None and i.graph_path else "not identified",
+               "verdict": verdict(e, i.graph_path),
                "reason": "; ".join([i.reason, *i.notes] if i.graph_path else [*i.notes, i.reason]),
                "adjustment": ", ".join(i.adjustment), "modifiers": ", ".join(i.modifiers), "controls": ", ".join(i.controls)}
         if e is not None:
-            row.update(ate=e.ate, ate_lower=e.ate_lower, ate_upper=e.ate_upper, n_fit=int(e.in_overlap.sum()),
-                       **e.overlap.row())
+            population = e.population_or_all
+            row.update(ate=e.ate, ate_lower=e.ate_lower, ate_upper=e.ate_upper, n_fit=int(e.fit_rows_or_all.sum()),
+                       population=e.population_label, population_units=int(population.sum()),
+                       population_share=float(population.mean()), specification=e.specification,
+                       cate_units=int(np.isfinite(e.cate).sum()), **e.overlap.row(), **e.validation_row())
             if e.overlap.warning:
                 row["reason"] += f"; WARNING {e.overlap.warning}"
             truth = truth_of(data, i.treatment, i.effect)
-            if truth is not None:
-                fit = e.in_overlap
+            if truth is not None:  # compared on the population the estimate covers, and over its CATEs
+                has = np.isfinite(e.cate)
                 row.update(
-                    true_ate=float(truth[fit].mean()), ate_error=float(e.ate - truth[fit].mean()),
+                    true_ate=float(truth[population].mean()), ate_error=float(e.ate - truth[population].mean()),
                     true_ate_all=float(truth.mean()),
-                    truth_in_interval=bool(e.ate_lower <= truth[fit].mean() <= e.ate_upper),
-                    cate_rmse=float(np.sqrt(np.mean((e.cate - truth) ** 2))),
-                    cate_coverage=float(np.mean((e.cate_lower <= truth) & (truth <= e.cate_upper))),
+                    truth_in_interval=bool(e.ate_lower <= truth[population].mean() <= e.ate_upper),
+                    cate_rmse=float(np.sqrt(np.mean((e.cate[has] - truth[has]) ** 2))) if has.any() else np.nan,
+                    cate_max_error=float(np.abs(e.cate[has] - truth[has]).max()) if has.any() else np.nan,
+                    cate_coverage=float(np.mean((e.cate_lower[has] <= truth[has]) & (truth[has] <= e.cate_upper[has]))),
                 )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def verdict(estimate: EffectEstimate | None, graph_path: bool) -> str:
+    """`identified`, `identified on the 15 % of units inside overlap`, or `not identified`."""
+    if estimate is None or not graph_path:
+        return "not identified"
+    population = estimate.population_or_all
+    if population.all():
+        return "identified"
+    return f"identified on the {population.mean():.0%} of units inside overlap"
 
 
 def unit_costs(data: pd.DataFrame, study: Study) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Optional
 import dagster as dg
 import pandas as pd
 
-from propensity_assets.incentives import study_tables
+from propensity_assets.incentives import effect_checks, study_tables
 from propensity_assets.incentives.catalog import Study, StudyCatalogError, get_study
 from propensity_assets.incentives.resources import IncentiveStudiesResource
 from propensity_assets.shared import tables
@@ -61,6 +61,7 @@ class StudyDataConfig(dg.Config):
     seed: Optional[int] = None
     mediator_noise: Optional[float] = None
     assignment_strength: Optional[float] = None
+    assignment: Optional[str] = None  # random | threshold (generator.ASSIGNMENTS)
     near_deterministic_assignment: bool = False
 
 
@@ -84,7 +85,7 @@ def incentive_study_data(
 
     study = study_of(context, incentive_studies)
     overrides = dict(n=config.n, seed=config.seed, mediator_noise=config.mediator_noise,
-                     assignment_strength=config.assignment_strength)
+                     assignment_strength=config.assignment_strength, assignment=config.assignment)
     if config.near_deterministic_assignment and config.assignment_strength is None:
         overrides["assignment_strength"] = NEAR_DETERMINISTIC_STRENGTH
     try:
@@ -173,10 +174,11 @@ class EffectsConfig(dg.Config):
     """Estimator settings (EconML DML). `estimator` empty: the catalogue's (default linear_dml).
     `min_per_arm`: the least number of treated and of untreated units of each effect's fit."""
 
-    estimator: Optional[str] = None  # linear_dml | causal_forest_dml
+    estimator: Optional[str] = None  # linear_dml | causal_forest_dml (with select: false)
     folds: int = 3
     n_estimators: int = 200
-    trim: bool = True
+    trim: Optional[bool] = None  # empty: the study's `trim:` (default false)
+    select: bool = True  # choose the specification by out-of-sample R-loss (incentives/specification.py)
     min_per_arm: int = MIN_PER_ARM
 
 
@@ -184,7 +186,8 @@ def _estimator_config(study: Study, config) -> "EstimatorConfig":
     from propensity_assets.incentives.estimation import EstimatorConfig
 
     return EstimatorConfig(estimator=config.estimator or study.estimator, folds=config.folds,
-                           n_estimators=config.n_estimators, trim=config.trim)
+                           n_estimators=config.n_estimators, trim=study.trim if config.trim is None else config.trim,
+                           select=config.select)
 
 
 @dg.multi_asset(
@@ -195,6 +198,7 @@ def _estimator_config(study: Study, config) -> "EstimatorConfig":
                      description="Per treatment × effect: ATE with its 95 % interval, verdict, reason, overlap "
                                  "and, with truth columns, the errors (`incentive_summary`)."),
     ],
+    check_specs=[dg.AssetCheckSpec(name, asset=EFFECTS, description=text) for name, text in effect_checks.CHECKS.items()],
     partitions_def=incentive_study_partitions,
     can_subset=False,
 )
@@ -202,9 +206,11 @@ def incentive_effects(
     context: dg.AssetExecutionContext, config: EffectsConfig, incentive_studies: IncentiveStudiesResource,
     lake: LakeResource, mlflow: MlflowResource,
 ):
-    """EconML DML (LinearDML; CausalForestDML by config) per treatment × effect, with cross-fitting,
-    on the adjustment sets the graph identifies. Overlap is checked per treatment (propensity outside
-    [0.02, 0.98]); units outside are trimmed from the fit and the ATE, with a warning."""
+    """EconML DML per treatment × effect, with cross-fitting, on the adjustment sets the graph
+    identifies; the final stage (declared modifiers, sparse, all covariates, causal forest) chosen by
+    out-of-sample R-loss and validated (DRTester; the extrapolation check outside overlap). Overlap
+    is checked per treatment (propensity outside [0.02, 0.98]); units outside are trimmed only when
+    the study says `trim: true`, and each estimate names the population it covers."""
     import mlflow as mlflow_lib  # the resources here are named `mlflow`; MLflow loads with the run
     from propensity_assets.incentives import tracking
     from propensity_assets.incentives.sample import check_effect_arms
@@ -225,7 +231,7 @@ def incentive_effects(
     study_tables.write(lake.lake, EFFECTS, effects, study.key)
     study_tables.write(lake.lake, SUMMARY, summary, study.key)
     warnings = [e.overlap.warning for e in estimates if e.overlap.warning]
-    for row in summary[summary.verdict != "identified"].itertuples():
+    for row in summary[summary.verdict == "not identified"].itertuples():
         context.log.warning(f"study {study.key}: {row.treatment} ({row.effect}) not identified: {row.reason}")
     for w in warnings:
         context.log.warning(f"study {study.key}: {w}")
@@ -244,7 +250,9 @@ def incentive_effects(
         tracking.save_estimators(path, estimates, study)
         mlflow_lib.log_artifact(str(path), "estimators")
         mlflow_lib.log_metric("seconds", seconds)
-    cols = [c for c in ["treatment", "effect", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
+        plots = effect_checks.log_to_mlflow(estimates, tmp)
+        images = {f"validation {k}": md_image_file(v, k) for k, v in plots.items()}
+    cols = [c for c in ["treatment", "effect", "population", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
                         "truth_in_interval", "cate_rmse", "verdict"] if c in summary.columns]
     overlap_cols = [c for c in ["treatment", "effect", "overlap_outside_share", "overlap_below", "overlap_above",
                                 "propensity_min", "propensity_max", "n_fit"] if c in summary.columns]
@@ -255,12 +263,19 @@ def incentive_effects(
         "ATE table": md_table(summary[cols], floatfmt=",.1f"),
         "overlap": md_table(summary[overlap_cols], floatfmt=",.3f"),
         "overlap warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+        "specification candidates (R-score)": md_table(effect_checks.candidates_table(estimates), floatfmt=",.4f"),
+        "CATE validation": md_table(effect_checks.validation_table(estimates), floatfmt=",.3f"),
+        **images,
     })
     yield dg.MaterializeResult(asset_key=SUMMARY, metadata={
         **common, "rows": len(summary), "ATE table": md_table(summary[cols], floatfmt=",.1f"),
         "adjustment sets": md_table(summary[["treatment", "effect", "modifiers", "controls"]], floatfmt=",.1f"),
         **{f"ate {r.treatment} ({r.effect})": float(r.ate) for r in summary.itertuples() if pd.notna(r.ate)},
     })
+    for name, (passed, description, rows) in effect_checks.check_results(estimates).items():
+        yield dg.AssetCheckResult(check_name=name, asset_key=EFFECTS, passed=passed,
+                                  severity=dg.AssetCheckSeverity.WARN, description=description,
+                                  metadata={"results": md_table(rows, floatfmt=",.3f")})
 
 
 # -- refutations ------------------------------------------------------------------------------
@@ -300,7 +315,8 @@ def incentive_refutations(
         if not ident.identified or match.empty or pd.isna(match.ate.iloc[0]):
             continue
         inside = effects[(effects.treatment == ident.treatment) & (effects.effect == ident.effect)]
-        fit = data[data["unit_id"].isin(inside.loc[inside.in_overlap, "unit_id"])]
+        fitted = inside.in_fit if "in_fit" in inside else inside.in_overlap
+        fit = data[data["unit_id"].isin(inside.loc[fitted.astype(bool), "unit_id"])]
         half = float(match.ate_upper.iloc[0] - match.ate_lower.iloc[0]) / 2
         results = refute(make_estimator(est_config), fit, ident.treatment, study.outcome, list(ident.modifiers),
                          list(ident.controls), ident.effect, half)

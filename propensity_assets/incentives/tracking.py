@@ -66,6 +66,13 @@ def save_estimators(path: Path, estimates, study) -> None:
         {
             "estimators": {t: e.model for t, e in totals.items()},
             "modifiers": {t: e.modifiers for t, e in totals.items()},
+            # What the recommender may use: a CATE that failed validation gives way to the ATE, and
+            # outside overlap (the propensity model says where) a model that failed there gives none.
+            "use_cate": {t: e.cate_drives_policy for t, e in totals.items()},
+            "ate": {t: e.ate for t, e in totals.items()},
+            "extrapolates": {t: e.extrapolation is None or e.extrapolation.passed for t, e in totals.items()},
+            "propensity_models": {t: e.propensity_model for t, e in totals.items()},
+            "features": {t: list(e.modifiers) for t, e in totals.items()},  # of the propensity models
             "costs": {t.name: t.cost for t in study.treatments},
             "treatments": study.treatment_names,
             "id_column": study.id_column,
