@@ -100,6 +100,7 @@ EXPECTED_CHECKS = {
     "household_features": ["features_finite", "population"], "group_features": ["features_finite", "population"],
     "propensity_labels": ["label_rate"], "ltv_labels": ["label_rate"],
     "propensity_scores": ["scores_valid"], "ltv_scores": ["scores_valid"],
+    "incentive_effects": ["cate_validation", "extrapolation"],
     "incentive_refutations": ["data_subset", "dummy_outcome", "placebo_treatment", "random_common_cause"],
     "retail_summary": ["placebo", "plausibility"],
 }

@@ -153,7 +153,7 @@ def make_estimator(config: EstimatorConfig):
 def population_label(population: np.ndarray) -> str:
     """`all units`, or `the 1,234 units inside overlap (12.3 %)`."""
     n = int(population.sum())
-    return "all units" if n == len(population) else f"the {n:,} units inside overlap ({n / len(population):.1%})"
+    return "all units" if n == len(population) else f"the {n:,} units inside overlap ({n / len(population) * 100:.1f} %)"
 
 
 def estimate_effect(

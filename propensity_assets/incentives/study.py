@@ -132,7 +132,7 @@ def verdict(estimate: EffectEstimate | None, graph_path: bool) -> str:
     population = estimate.population_or_all
     if population.all():
         return "identified"
-    return f"identified on the {population.mean():.0%} of units inside overlap"
+    return f"identified on the {population.mean() * 100:.0f} % of units inside overlap"
 
 
 def unit_costs(data: pd.DataFrame, study: Study) -> dict[str, np.ndarray]:

@@ -9,17 +9,18 @@ def test_sync_studies_adds_and_removes_partitions(tmp_path, monkeypatch, capsys)
     home = tmp_path / "home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert cli.main(["sync-studies", "--file", str(REPO / "data" / "incentive_studies.yaml")]) == 0
-    assert "added: software_company, software_company_poor_overlap" in capsys.readouterr().out
+    assert "added: software_company, software_company_poor_overlap, software_company_deterministic" in capsys.readouterr().out
     one = tmp_path / "one.yaml"
     text = (REPO / "data" / "incentive_studies.yaml").read_text()
     one.write_text(text.split("\n  # The same accounts")[0] + "\n")
     assert cli.main(["sync-studies", "--file", str(one)]) == 2  # a study would be removed: only with --prune
     assert (
-        f"{one}: incentive_study partition(s) software_company_poor_overlap are not in the catalogue; nothing was "
+        f"{one}: incentive_study partition(s) software_company_poor_overlap, software_company_deterministic are not in "
+        "the catalogue; nothing was "
         "changed. Add them back, or run `propensity-assets sync-studies --prune` to remove them"
     ) in capsys.readouterr().err
     assert cli.main(["sync-studies", "--file", str(one), "--prune"]) == 0
-    assert "removed: software_company_poor_overlap" in capsys.readouterr().out
+    assert "removed: software_company_poor_overlap, software_company_deterministic" in capsys.readouterr().out
     with instance_at(home) as instance:
         assert instance.get_dynamic_partitions("incentive_study") == ["software_company"]
 

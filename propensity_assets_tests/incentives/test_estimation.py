@@ -36,13 +36,26 @@ def test_poor_overlap_warns_trims_and_widens():
     good = estimate_effect(_confounded(3000, 1_000), "t", "y", ["x"], ["z"], config=config)
     poor = estimate_effect(_confounded(3000, 1_000, strength=6), "t", "y", ["x"], ["z"], config=config)
     assert poor.overlap.warning and "poor overlap for 't'" in poor.overlap.warning
-    assert poor.in_overlap.sum() < len(poor.in_overlap)
+    assert poor.in_overlap.sum() < len(poor.in_overlap) and poor.fit_rows_or_all.all()  # no silent trimming
     assert (poor.ate_upper - poor.ate_lower) > 1.3 * (good.ate_upper - good.ate_lower)
     ov = check_overlap(np.array([0.01, 0.5, 0.5, 0.99]), "t")
     assert (ov.n_low, ov.n_high, ov.share_outside) == (1, 1, 0.5)
 
 
+def test_trimmed_and_extrapolated_fit_fails_the_extrapolation_check():
+    data = _confounded(2000, 1_000, strength=6)
+    config = EstimatorConfig(folds=2, n_estimators=200, trim=True, select=False)
+    est = estimate_effect(data, "t", "y", ["x", "z"], [], config=config)
+    outside = ~est.in_overlap
+    assert outside.sum() > 1000  # most units: p = expit(9x)
+    assert not est.extrapolation.passed and est.extrapolation.width_outside > 2 * est.extrapolation.width_inside
+    assert np.isnan(est.cate[outside]).all() and np.isfinite(est.cate[~outside]).all()
+    n_in = int((~outside).sum())
+    assert est.population_label == f"the {n_in:,} units inside overlap ({n_in / 20:.1f} %)"
+    assert est.specification == "linear_dml" and [r["candidate"] for r in est.choice.rows()] == ["linear_dml"]
+
+
 def test_causal_forest_is_a_config_option():
     est = estimate_effect(_confounded(1500, 1_000), "t", "y", ["x"], ["z"],
-                          config=EstimatorConfig(estimator="causal_forest_dml", folds=2, n_estimators=40))
+                          config=EstimatorConfig(estimator="causal_forest_dml", folds=2, n_estimators=40, select=False))
     assert abs(est.ate - 1_000) < 400
