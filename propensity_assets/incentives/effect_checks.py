@@ -28,6 +28,20 @@ def candidates_table(estimates) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["treatment", "effect", "candidate", "r_score", "se_of_gap", "chosen"])
 
 
+def nuisances_table(estimates) -> pd.DataFrame:
+    """One row per effect × nuisance candidate: its cross-validated loss (outcome: MSE; treatment: log-loss), chosen."""
+    rows = []
+    for e in estimates:
+        if e.nuisances is None:
+            continue
+        chosen = {"outcome": e.nuisances.outcome, "treatment": e.nuisances.treatment}
+        for key, loss in e.nuisances.losses.items():
+            part, name = key.split(".", 1)
+            rows.append({"treatment": e.treatment, "effect": e.effect, "model of": part, "candidate": name,
+                         "cv_loss": loss, "chosen": chosen[part] == name})
+    return pd.DataFrame(rows, columns=["treatment", "effect", "model of", "candidate", "cv_loss", "chosen"])
+
+
 def validation_table(estimates) -> pd.DataFrame:
     rows = []
     for e in estimates:
@@ -68,10 +82,13 @@ def log_to_mlflow(estimates, tmp: str) -> dict[str, str]:
         if e.choice is not None:
             mlflow.log_metrics({f"{tag(e)}.r_score.{n}": v for n, v in e.choice.scores.items()})
             mlflow.set_tag(f"{tag(e)}.specification", e.specification)
+        if e.nuisances is not None:
+            mlflow.set_tags({f"{tag(e)}.outcome_model": e.nuisances.outcome, f"{tag(e)}.treatment_model": e.nuisances.treatment})
         if e.ranking is not None:
             mlflow.log_metrics({f"{tag(e)}.{k}": float(v) for k, v in e.ranking.row().items()})
             path = plot_ranking(e.ranking, f"{tmp}/{tag(e)}.png", f"{e.treatment} ({e.effect}), {e.specification}")
             mlflow.log_artifact(path, "validation")
             plots[f"{e.treatment} ({e.effect})"] = path
     mlflow.log_table(candidates_table(estimates), "specification_candidates.json")
+    mlflow.log_table(nuisances_table(estimates), "nuisance_candidates.json")
     return plots

@@ -30,6 +30,8 @@ class EstimatorConfig:
     # Choose the final stage among `specification.candidates` by out-of-sample R-loss; False: the
     # configured `estimator` over every modifier (still standardized, scored and validated).
     select: bool = True
+    # Choose each DML nuisance model among a few LightGBM settings by cross-validated loss.
+    tune_nuisances: bool = True
     random_state: int = 0
 
 
@@ -74,6 +76,7 @@ class EffectEstimate:
     ranking: object = field(repr=False, default=None)  # validation.Ranking
     extrapolation: object = field(repr=False, default=None)  # validation.Extrapolation
     propensity_model: object = field(repr=False, default=None)  # for the overlap of new units
+    nuisances: Nuisances | None = None
 
     @property
     def cate_drives_policy(self) -> bool:
@@ -94,15 +97,64 @@ class EffectEstimate:
         return row
 
 
-def _lgbm(kind: str, config: EstimatorConfig):
+def _lgbm(kind: str, config: EstimatorConfig, num_leaves: int = 15, n_estimators: int | None = None,
+          linear_tree: bool = False):
     import lightgbm as lgb
 
     params = dict(
-        n_estimators=config.n_estimators, learning_rate=0.05, num_leaves=15, min_child_samples=20,
-        subsample=0.8, subsample_freq=1, colsample_bytree=0.9, n_jobs=1, verbose=-1,
-        random_state=config.random_state,
+        n_estimators=config.n_estimators if n_estimators is None else n_estimators, learning_rate=0.05,
+        num_leaves=num_leaves, min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=0.9, n_jobs=1,
+        verbose=-1, random_state=config.random_state, linear_tree=linear_tree,
     )
     return lgb.LGBMClassifier(**params) if kind == "classifier" else lgb.LGBMRegressor(**params)
+
+
+# The nuisance candidates: LightGBM of a few complexities; the outcome's may also grow linear
+# trees (a piecewise-linear fit of outcomes that are linear in heavy-tailed covariates).
+OUTCOME_CANDIDATES = {
+    "lightgbm": {},
+    "lightgbm_linear_trees": {"linear_tree": True},
+    "lightgbm_linear_trees_7_leaves": {"linear_tree": True, "num_leaves": 7},
+}
+TREATMENT_CANDIDATES = {
+    "lightgbm_4_leaves": {"num_leaves": 4, "n_estimators": 300},
+    "lightgbm_8_leaves": {"num_leaves": 8, "n_estimators": 200},
+    "lightgbm": {},
+}
+
+
+@dataclass(frozen=True)
+class Nuisances:
+    """The outcome and treatment models DML residualizes with, each the candidate with the lowest
+    cross-validated loss (outcome: mean squared error; treatment: log-loss): an overfitted
+    propensity near 0 or 1 is what biases DML where treatment is nearly determined."""
+    outcome: str
+    treatment: str
+    losses: dict  # "outcome.lightgbm" → loss, …
+
+    def models(self, config: EstimatorConfig):
+        return (_lgbm("regressor", config, **OUTCOME_CANDIDATES[self.outcome]),
+                _lgbm("classifier", config, **TREATMENT_CANDIDATES[self.treatment]))
+
+
+def choose_nuisances(f: np.ndarray, y: np.ndarray, t: np.ndarray, config: EstimatorConfig) -> Nuisances:
+    """Each nuisance's candidate with the lowest `config.folds`-fold cross-validated loss on these rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+    if not config.tune_nuisances:
+        return Nuisances("lightgbm", "lightgbm", {})
+    losses = {}
+    y_folds = KFold(config.folds, shuffle=True, random_state=config.random_state)
+    t_folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.random_state)
+    for name, params in OUTCOME_CANDIDATES.items():
+        pred = cross_val_predict(_lgbm("regressor", config, **params), f, y, cv=y_folds)
+        losses[f"outcome.{name}"] = float(np.mean((y - pred) ** 2))
+    for name, params in TREATMENT_CANDIDATES.items():
+        p = cross_val_predict(_lgbm("classifier", config, **params), f, t, cv=t_folds, method="predict_proba")[:, 1]
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        losses[f"treatment.{name}"] = float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    best = lambda part, names: min(names, key=lambda n: losses[f"{part}.{n}"])  # noqa: E731
+    return Nuisances(best("outcome", OUTCOME_CANDIDATES), best("treatment", TREATMENT_CANDIDATES), losses)
 
 
 def propensity_scores(data: pd.DataFrame, treatment: str, features: list[str], config: EstimatorConfig) -> np.ndarray:
@@ -131,19 +183,21 @@ def check_overlap(propensity: np.ndarray, treatment: str) -> Overlap:
     return Overlap(propensity, share, n_low, n_high, warning)
 
 
-def make_estimator(config: EstimatorConfig):
+def make_estimator(config: EstimatorConfig, model_y=None, model_t=None):
+    model_y = _lgbm("regressor", config) if model_y is None else model_y
+    model_t = _lgbm("classifier", config) if model_t is None else model_t
     if config.estimator == "linear_dml":
         from econml.dml import LinearDML
 
         return LinearDML(
-            model_y=_lgbm("regressor", config), model_t=_lgbm("classifier", config),
+            model_y=model_y, model_t=model_t,
             discrete_treatment=True, cv=config.folds, random_state=config.random_state,
         )
     if config.estimator == "causal_forest_dml":
         from econml.dml import CausalForestDML
 
         return CausalForestDML(
-            model_y=_lgbm("regressor", config), model_t=_lgbm("classifier", config),
+            model_y=model_y, model_t=model_t,
             discrete_treatment=True, cv=config.folds, n_estimators=400, min_samples_leaf=20,
             random_state=config.random_state, n_jobs=1,
         )
@@ -186,20 +240,22 @@ def estimate_effect(
     y = data[outcome].to_numpy(float)
     t = data[treatment].to_numpy().astype(int)
     f_all = data[features].to_numpy(float)
-    model_y, model_t = _lgbm("regressor", config), _lgbm("classifier", config)
+    nuisances = choose_nuisances(f_all[fit_rows], y[fit_rows], t[fit_rows], config)
+    model_y, model_t = nuisances.models(config)
     if not modifiers:  # nothing for the effect to vary with: a constant effect, no choice to make
-        est = make_estimator(config)
+        est = make_estimator(config, model_y, model_t)
         w = data[controls].to_numpy(float) if controls else None
         est.fit(y[fit_rows], t[fit_rows], X=None, W=None if w is None else w[fit_rows])
         ate, (ate_lo, ate_hi) = float(est.ate()), map(float, est.ate_interval(alpha=0.05))
         full = lambda v: np.full(len(data), float(v))  # noqa: E731
         return EffectEstimate(treatment, effect, [], list(controls), full(ate), full(ate_lo), full(ate_hi), ate, ate_lo,
-                              ate_hi, inside, overlap, est, fit_rows, fit_rows, population_label(fit_rows), "constant")
+                              ate_hi, inside, overlap, est, fit_rows, fit_rows, population_label(fit_rows), "constant",
+                              nuisances=nuisances)
     x_all = data[modifiers].to_numpy(float)
     w_all = data[controls].to_numpy(float) if controls else None
     rows = np.flatnonzero(fit_rows)
     w_fit = None if w_all is None else w_all[rows]
-    if config.select:
+    if config.select and config.estimator == "linear_dml":  # a causal forest asked for is used as asked
         specs = spec_lib.candidates(declared or [], modifiers)
     else:
         final = "forest" if config.estimator == "causal_forest_dml" else "linear"
@@ -225,5 +281,5 @@ def estimate_effect(
     return EffectEstimate(
         treatment, effect, list(modifiers), list(controls), cate, lo, hi, ate, ate_lo, ate_hi,
         inside, overlap, model, fit_rows, population, population_label(population), choice.spec.name, choice,
-        ranking, extrapolation, propensity_model,
+        ranking, extrapolation, propensity_model, nuisances,
     )

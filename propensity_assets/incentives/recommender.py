@@ -216,7 +216,16 @@ class IncentiveRecommender(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import joblib
 
-        bundle = joblib.load(context.artifacts["estimators"])
+        self._load(joblib.load(context.artifacts["estimators"]))
+
+    @classmethod
+    def from_bundle(cls, bundle: dict) -> "IncentiveRecommender":
+        """The recommender of an in-memory bundle (`tracking.recommender_bundle`), as MLflow would load it."""
+        model = cls()
+        model._load(bundle)
+        return model
+
+    def _load(self, bundle: dict) -> None:
         self.estimators = bundle["estimators"]  # treatment → fitted EconML estimator (total effect)
         self.modifiers = bundle["modifiers"]  # treatment → its X columns
         self.costs = bundle["costs"]  # treatment → cost formula

@@ -30,7 +30,9 @@ def estimator_config(params: dict):
     from propensity_assets.incentives.estimation import EstimatorConfig
 
     return EstimatorConfig(estimator=params.get("estimator", "linear_dml"), folds=int(params.get("folds", 3)),
-                           n_estimators=int(params.get("n_estimators", 200)), trim=params.get("trim", "True") == "True")
+                           n_estimators=int(params.get("n_estimators", 200)), trim=params.get("trim") == "True",
+                           select=params.get("select", "True") == "True",
+                           tune_nuisances=params.get("tune_nuisances", "True") == "True")
 
 
 @study_asset(
@@ -64,7 +66,7 @@ def incentive_recommendations(
     fallback = best_single_option(evaluator, unit_costs(data, study))
     with tracking.tempdir() as tmp:
         bundle = client.download_artifacts(effects_run.info.run_id, tracking.ESTIMATORS_ARTIFACT, tmp)
-        joblib.dump({**joblib.load(bundle), "fallback": fallback}, bundle)  # for units without a validated CATE
+        joblib.dump({**joblib.load(bundle), "fallback": fallback}, bundle)
         champion = tracking.champion_options(study.key, data, client)
         example_cols = list(dict.fromkeys([*study.covariates, *(c for t in study.treatments for c in t.cost_columns)]))
         version, run_id = tracking.register_study_recommender(
@@ -75,7 +77,8 @@ def incentive_recommendations(
     recs = registration.load_model(name, version).predict(data)
     # The recommender's policy value is held out: each unit's option from effects fitted without it.
     held_out, held_out_gain = cross_fitted_policy(data, study, total_effect_specs(study_tables.read(lake.lake, tables.INCENTIVE_SUMMARY, study.key)),
-                                   estimator_config(effects_run.data.params), folds=POLICY_FOLDS)
+                                                  estimator_config(effects_run.data.params), fallback,
+                                                  folds=POLICY_FOLDS)
     comparison, evaluator = policy_report(data, study, recs["recommended"].to_numpy(), evaluator, held_out=held_out)
     champion_value = champion_version = None
     if champion is not None:

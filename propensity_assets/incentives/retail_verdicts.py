@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from propensity_assets.incentives.estimation import check_overlap
-from propensity_assets.incentives.retail_estimation import AttEstimate, cate_projection, estimate_att, modifiers_of
+from propensity_assets.incentives.retail_estimation import MODIFIERS, AttEstimate, cate_projection, estimate_att, modifiers_of
 from propensity_assets.incentives.retail_study import UNIT_ID, RetailConfig, design, treatment_name
 
 IDENTIFIED, NOT_IDENTIFIED = "identified", "not identified"
@@ -79,11 +79,16 @@ def estimate_cells(data: pd.DataFrame, config: RetailConfig) -> list[Cell]:
         placebo = estimate_att(design(rows, placebo=True), rows["placebo_outcome"].to_numpy(float), t, clusters, config)
         overlap = check_overlap(att.propensity, treatment_name(kind))
         decided, reason = verdict(att, placebo, row["plausibility_bound"], kind)
+        share = 1 - att.trimmed / len(rows)  # the rows the ATT averages over: those inside overlap
+        if att.trimmed and decided == IDENTIFIED:
+            reason = f"identified on the {share * 100:.0f} % of rows inside overlap; " + reason
         if overlap.warning:
             reason += f" WARNING {overlap.warning}"
         row.update(ate=att.att, ate_lower=att.lower, ate_upper=att.upper, placebo=placebo.att,
                    placebo_lower=placebo.lower, placebo_upper=placebo.upper, verdict=decided, reason=reason,
                    n_fit_treated=att.n_treated, n_fit_control=att.n_control, trimmed=att.trimmed,
+                   population="overlap" if att.trimmed else "all", population_share=share,
+                   specification=f"linear projection of the doubly robust effects on {', '.join(MODIFIERS)}",
                    overlap_outside_share=round(overlap.share_outside, 4))
         cells.append(Cell(kind, row, att, rows))
     return cells
@@ -93,12 +98,12 @@ SUMMARY_COLUMNS = [
     "treatment", "effect", "ate", "ate_lower", "ate_upper", "verdict", "reason", "campaign_type", "n_treated",
     "n_control", "naive", "placebo", "placebo_lower", "placebo_upper", "plausibility_bound",
     "estimand", "campaigns", "redemption_rate", "redemptions_per_treated", "n_fit_treated", "n_fit_control",
-    "trimmed", "overlap_outside_share",
+    "trimmed", "overlap_outside_share", "population", "population_share", "specification",
 ]
 
 
 COUNTS = ("n_treated", "n_control", "campaigns", "n_fit_treated", "n_fit_control", "trimmed")
-TEXTS = ("treatment", "effect", "verdict", "reason", "campaign_type", "estimand")
+TEXTS = ("treatment", "effect", "verdict", "reason", "campaign_type", "estimand", "population", "specification")
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """Effect specifications chosen, not assumed: candidate CATE models scored by out-of-sample R-loss.
 
-Pure logic. For one treatment × effect the candidates are, simplest first:
+Pure logic. A study that declares its effect modifiers gets a linear final stage over them
+(`declared`), still scored and validated. Otherwise the candidates are, simplest first:
 
-- `declared`: a linear final stage over the study's declared effect modifiers;
 - `sparse`: a sparse (debiased lasso) linear final stage over every pre-treatment covariate;
 - `all_covariates`: a linear final stage over every pre-treatment covariate;
 - `causal_forest`: a causal forest over every pre-treatment covariate.
@@ -34,13 +34,23 @@ class Spec:
 
 
 def candidates(declared: list[str], modifiers: list[str]) -> list[Spec]:
-    """The candidate specifications; `declared` only when the study declares modifiers among `modifiers`."""
+    """The study's declared modifiers (those among `modifiers`) as its one specification: the study
+    says where its effects vary. Without them, the candidates that compete on R-score."""
     declared = [m for m in declared if m in modifiers]
-    out = [Spec("declared", tuple(declared), "linear")] if declared else []
-    if modifiers:
-        out += [Spec("sparse", tuple(modifiers), "sparse"), Spec("all_covariates", tuple(modifiers), "linear"),
-                Spec("causal_forest", tuple(modifiers), "forest")]
-    return out
+    if declared:
+        return [Spec("declared", tuple(declared), "linear")]
+    if not modifiers:
+        return []
+    return [Spec("sparse", tuple(modifiers), "sparse"), Spec("all_covariates", tuple(modifiers), "linear"),
+            Spec("causal_forest", tuple(modifiers), "forest")]
+
+
+def named(name: str, declared: list[str], modifiers: list[str]) -> Spec | None:
+    """The specification an estimate recorded as `name` (`EffectEstimate.specification`); None for
+    a constant effect (no modifiers)."""
+    known = [*candidates(declared, modifiers), *candidates([], modifiers),
+             Spec("linear_dml", tuple(modifiers), "linear"), Spec("causal_forest_dml", tuple(modifiers), "forest")]
+    return next((s for s in known if s.name == name), None)
 
 
 class ScaledCate:
@@ -83,9 +93,13 @@ def make(spec: Spec, model_y, model_t, folds: int, random_state: int):
 
 
 def fit(spec: Spec, all_modifiers: list[str], y, t, x_all, w, model_y, model_t, folds: int, random_state: int) -> ScaledCate:
-    """The spec's DML fitted on these rows; `x_all` holds every column of `all_modifiers`."""
+    """The spec's DML fitted on these rows; `x_all` holds every column of `all_modifiers`. The
+    modifiers the spec leaves out stay in the adjustment set, as controls."""
     cols = [all_modifiers.index(m) for m in spec.modifiers]
     x = x_all[:, cols]
+    rest = [i for i in range(x_all.shape[1]) if i not in cols]
+    if rest:
+        w = x_all[:, rest] if w is None else np.column_stack([x_all[:, rest], w])
     mean, sd = x.mean(axis=0), x.std(axis=0)
     if spec.final == "forest":  # trees are scale-free; keep the raw values readable
         mean, sd = np.zeros(len(cols)), np.ones(len(cols))

@@ -98,15 +98,19 @@ def summary_table(data: pd.DataFrame, ids: list[Identification], estimates: list
     for i in ids:
         e = by_key.get((i.treatment, i.effect))
         # An effect the graph says is zero (no path) is estimated to test that claim, never `identified`.
+        said = verdict(e, i.graph_path)
+        reasons = [i.reason, *i.notes] if i.graph_path else [*i.notes, i.reason]
         row = {"treatment": i.treatment, "effect": i.effect, "ate": np.nan, "ate_lower": np.nan, "ate_upper": np.nan,
-               "verdict": verdict(e, i.graph_path),
-               "reason": "; ".join([i.reason, *i.notes] if i.graph_path else [*i.notes, i.reason]),
+               "verdict": said.split(" on ", 1)[0],  # CONTRACTS §9: identified | not identified
+               "reason": "; ".join([said, *reasons] if " on " in said else reasons),
                "adjustment": ", ".join(i.adjustment), "modifiers": ", ".join(i.modifiers), "controls": ", ".join(i.controls)}
         if e is not None:
             population = e.population_or_all
             row.update(ate=e.ate, ate_lower=e.ate_lower, ate_upper=e.ate_upper, n_fit=int(e.fit_rows_or_all.sum()),
-                       population=e.population_label, population_units=int(population.sum()),
+                       population="all" if population.all() else "overlap", population_units=int(population.sum()),
                        population_share=float(population.mean()), specification=e.specification,
+                       outcome_model=e.nuisances.outcome if e.nuisances else "lightgbm",
+                       treatment_model=e.nuisances.treatment if e.nuisances else "lightgbm",
                        cate_units=int(np.isfinite(e.cate).sum()), **e.overlap.row(), **e.validation_row())
             if e.overlap.warning:
                 row["reason"] += f"; WARNING {e.overlap.warning}"
@@ -126,7 +130,8 @@ def summary_table(data: pd.DataFrame, ids: list[Identification], estimates: list
 
 
 def verdict(estimate: EffectEstimate | None, graph_path: bool) -> str:
-    """`identified`, `identified on the 15 % of units inside overlap`, or `not identified`."""
+    """`identified`, `identified on the 15 % of units inside overlap`, or `not identified`. The
+    summary's `verdict` column holds its first words; the population statement opens its `reason`."""
     if estimate is None or not graph_path:
         return "not identified"
     population = estimate.population_or_all
@@ -171,28 +176,27 @@ def policy_report(data: pd.DataFrame, study: Study, policy: np.ndarray, evaluato
 
 
 def cross_fitted_policy(data: pd.DataFrame, study: Study, specs: dict[str, tuple[list[str], list[str]]],
-                        config: EstimatorConfig, folds: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                        config: EstimatorConfig, fallback: str | None, folds: int = 2,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Each unit's recommended option, and its expected profit over no incentive, from total
     effects estimated on the other folds only: `specs` maps each treatment to its (modifiers,
-    controls), as the effects run identified them, and the estimators are fitted as there. The
-    DR value of this policy is held out."""
+    controls), as the effects run identified them; the estimates are made, validated and turned into
+    a recommender exactly as there (`tracking.recommender_bundle`). The DR value of this policy is
+    held out. A unit given the `fallback` has no expected profit: its gain counts as 0."""
     from sklearn.model_selection import KFold
 
-    costs = unit_costs(data, study)
+    from propensity_assets.incentives.tracking import recommender_bundle
+
     policy = np.empty(len(data), dtype=object)
     gain = np.zeros(len(data))
     for fit_rows, held_rows in KFold(folds, shuffle=True, random_state=seed).split(data):
         fit, held = data.iloc[fit_rows].reset_index(drop=True), data.iloc[held_rows].reset_index(drop=True)
-        effects = {}
-        for t in study.treatment_names:
-            modifiers, controls = specs[t]
-            model = estimate_effect(fit, t, study.outcome, modifiers, controls, "total", config).model
-            effects[t] = (np.asarray(model.effect(held[modifiers].to_numpy(float)), float).ravel() if modifiers
-                          else np.full(len(held), float(model.ate())))
-        options = rec.option_profits(effects, {t: c[held_rows] for t, c in costs.items()}, study.treatment_names)
-        chosen = rec.recommend(options)
+        estimates = [estimate_effect(fit, t, study.outcome, *specs[t], "total", config, list(study.effect_modifiers))
+                     for t in study.treatment_names]
+        model = rec.IncentiveRecommender.from_bundle(recommender_bundle(estimates, study, fallback))
+        chosen = model.predict(None, held)
         policy[held_rows] = chosen["recommended"].to_numpy()
-        gain[held_rows] = chosen["expected_profit"].to_numpy()  # "none" earns 0: the gain over it
+        gain[held_rows] = np.nan_to_num(chosen["expected_profit"].to_numpy(float))  # "none" earns 0
     return policy, gain
 
 

@@ -179,6 +179,7 @@ class EffectsConfig(dg.Config):
     n_estimators: int = 200
     trim: Optional[bool] = None  # empty: the study's `trim:` (default false)
     select: bool = True  # choose the specification by out-of-sample R-loss (incentives/specification.py)
+    tune_nuisances: bool = True  # each DML nuisance model among a few LightGBM settings, by cross-validated loss
     min_per_arm: int = MIN_PER_ARM
 
 
@@ -187,7 +188,7 @@ def _estimator_config(study: Study, config) -> "EstimatorConfig":
 
     return EstimatorConfig(estimator=config.estimator or study.estimator, folds=config.folds,
                            n_estimators=config.n_estimators, trim=study.trim if config.trim is None else config.trim,
-                           select=config.select)
+                           select=config.select, tune_nuisances=config.tune_nuisances)
 
 
 @dg.multi_asset(
@@ -239,7 +240,9 @@ def incentive_effects(
     experiment_id = mlflow.experiment_id(tracking.EXPERIMENT)
     with tracking.tempdir() as tmp, tracking.study_run(experiment_id, study.key, "effects") as run:
         mlflow_lib.log_params({"estimator": est_config.estimator, "folds": est_config.folds,
-                                    "n_estimators": est_config.n_estimators, "trim": est_config.trim, "rows": len(data)})
+                               "n_estimators": est_config.n_estimators, "trim": est_config.trim,
+                               "select": est_config.select, "tune_nuisances": est_config.tune_nuisances,
+                               "rows": len(data)})
         for row in summary.to_dict("records"):
             tag = f"{row['treatment'].replace(' ', '_')}.{row['effect']}"
             metrics = {f"{tag}.{k}": row[k] for k in ("ate", "ate_lower", "ate_upper", "ate_error", "cate_rmse",
@@ -252,7 +255,7 @@ def incentive_effects(
         mlflow_lib.log_metric("seconds", seconds)
         plots = effect_checks.log_to_mlflow(estimates, tmp)
         images = {f"validation {k}": md_image_file(v, k) for k, v in plots.items()}
-    cols = [c for c in ["treatment", "effect", "population", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
+    cols = [c for c in ["treatment", "effect", "population", "population_share", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
                         "truth_in_interval", "cate_rmse", "verdict"] if c in summary.columns]
     overlap_cols = [c for c in ["treatment", "effect", "overlap_outside_share", "overlap_below", "overlap_above",
                                 "propensity_min", "propensity_max", "n_fit"] if c in summary.columns]
@@ -264,6 +267,7 @@ def incentive_effects(
         "overlap": md_table(summary[overlap_cols], floatfmt=",.3f"),
         "overlap warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
         "specification candidates (R-score)": md_table(effect_checks.candidates_table(estimates), floatfmt=",.4f"),
+        "nuisance models (cross-validated loss)": md_table(effect_checks.nuisances_table(estimates), floatfmt=",.4g"),
         "CATE validation": md_table(effect_checks.validation_table(estimates), floatfmt=",.3f"),
         **images,
     })
@@ -298,7 +302,8 @@ def incentive_refutations(
     context: dg.AssetExecutionContext, config: EffectsConfig, incentive_studies: IncentiveStudiesResource,
     lake: LakeResource,
 ):
-    from propensity_assets.incentives.estimation import make_estimator
+    from propensity_assets.incentives import specification as spec_lib
+    from propensity_assets.incentives.estimation import Nuisances, make_estimator
     from propensity_assets.incentives.refutation import refute
     from propensity_assets.incentives.study import graph_from_edges, identify_all
 
@@ -318,8 +323,19 @@ def incentive_refutations(
         fitted = inside.in_fit if "in_fit" in inside else inside.in_overlap
         fit = data[data["unit_id"].isin(inside.loc[fitted.astype(bool), "unit_id"])]
         half = float(match.ate_upper.iloc[0] - match.ate_lower.iloc[0]) / 2
-        results = refute(make_estimator(est_config), fit, ident.treatment, study.outcome, list(ident.modifiers),
-                         list(ident.controls), ident.effect, half)
+        # The estimate's own specification and nuisance models, refitted through DoWhy.
+        row = match.iloc[0]
+        text = lambda key, default: row[key] if isinstance(row.get(key), str) else default  # noqa: E731
+        model_y, model_t = Nuisances(text("outcome_model", "lightgbm"), text("treatment_model", "lightgbm"),
+                                     {}).models(est_config)
+        spec = spec_lib.named(text("specification", ""), list(study.effect_modifiers), list(ident.modifiers))
+        if spec is None:
+            x_cols, estimator = [], make_estimator(est_config, model_y, model_t)
+        else:
+            x_cols = list(spec.modifiers)
+            estimator = spec_lib.make(spec, model_y, model_t, est_config.folds, est_config.random_state)
+        w_cols = [c for c in dict.fromkeys([*ident.modifiers, *ident.controls]) if c not in x_cols]
+        results = refute(estimator, fit, ident.treatment, study.outcome, x_cols, w_cols, ident.effect, half)
         rows += [r.row() for r in results]
     table = pd.DataFrame(rows, columns=["refuter", "treatment", "effect", "original", "new", "tolerance", "passed", "p_value", "detail"])
     study_tables.write(lake.lake, REFUTATIONS, table, study.key)

@@ -58,27 +58,30 @@ def latest_run(client, experiment_id: str, study: str, kind: str):
     return runs[0]
 
 
+def recommender_bundle(estimates, study, fallback: str | None = None) -> dict:
+    """What the recommender needs of the total effects' estimates (`IncentiveRecommender`)."""
+    totals = {e.treatment: e for e in estimates if e.effect == "total"}
+    return {
+        "estimators": {t: e.model for t, e in totals.items()},
+        "modifiers": {t: e.modifiers for t, e in totals.items()},
+        # What the recommender may use: a CATE that failed validation gives way to the ATE, and
+        # outside overlap (the propensity model says where) a model that failed there gives none.
+        "use_cate": {t: e.cate_drives_policy for t, e in totals.items()},
+        "ate": {t: e.ate for t, e in totals.items()},
+        "extrapolates": {t: e.extrapolation is None or e.extrapolation.passed for t, e in totals.items()},
+        "propensity_models": {t: e.propensity_model for t, e in totals.items()},
+        "features": {t: list(e.modifiers) for t, e in totals.items()},  # of the propensity models
+        "costs": {t.name: t.cost for t in study.treatments},
+        "treatments": study.treatment_names,
+        "id_column": study.id_column,
+        "fallback": fallback,  # the option for units without a validated CATE
+    }
+
+
 def save_estimators(path: Path, estimates, study) -> None:
     import joblib
 
-    totals = {e.treatment: e for e in estimates if e.effect == "total"}
-    joblib.dump(
-        {
-            "estimators": {t: e.model for t, e in totals.items()},
-            "modifiers": {t: e.modifiers for t, e in totals.items()},
-            # What the recommender may use: a CATE that failed validation gives way to the ATE, and
-            # outside overlap (the propensity model says where) a model that failed there gives none.
-            "use_cate": {t: e.cate_drives_policy for t, e in totals.items()},
-            "ate": {t: e.ate for t, e in totals.items()},
-            "extrapolates": {t: e.extrapolation is None or e.extrapolation.passed for t, e in totals.items()},
-            "propensity_models": {t: e.propensity_model for t, e in totals.items()},
-            "features": {t: list(e.modifiers) for t, e in totals.items()},  # of the propensity models
-            "costs": {t.name: t.cost for t in study.treatments},
-            "treatments": study.treatment_names,
-            "id_column": study.id_column,
-        },
-        path,
-    )
+    joblib.dump(recommender_bundle(estimates, study), path)
 
 
 def unit_signature(example: pd.DataFrame):

@@ -59,3 +59,20 @@ def test_causal_forest_is_a_config_option():
     est = estimate_effect(_confounded(1500, 1_000), "t", "y", ["x"], ["z"],
                           config=EstimatorConfig(estimator="causal_forest_dml", folds=2, n_estimators=40, select=False))
     assert abs(est.ate - 1_000) < 400
+
+
+def test_the_summary_names_the_population_a_trimmed_estimate_covers():
+    """CONTRACTS §9: `verdict` stays identified / not identified; `population` is all or overlap
+    with its share, and the reason opens with the population statement."""
+    from propensity_assets.incentives.identification import Identification
+    from propensity_assets.incentives.study import summary_table
+
+    data = _confounded(2000, 1_000, strength=6)
+    est = estimate_effect(data, "t", "y", ["x", "z"], [], config=EstimatorConfig(folds=2, n_estimators=200, trim=True,
+                                                                                   select=False))
+    n_in = int(est.in_overlap.sum())
+    ident = Identification("t", "total", ("x", "z"), ("x", "z"), (), True, "back-door set {x, z}")
+    row = summary_table(data, [ident], [est]).iloc[0]
+    assert (row.verdict, row.population, row.population_units) == ("identified", "overlap", n_in)
+    assert row.population_share == pytest.approx(n_in / 2000)
+    assert row.reason == f"identified on the {n_in / 20:.0f} % of units inside overlap; back-door set {{x, z}}; WARNING " + est.overlap.warning

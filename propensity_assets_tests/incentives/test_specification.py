@@ -26,11 +26,16 @@ def test_threshold_assignment_is_near_deterministic_and_keeps_the_effects():
         generate_software_company(GeneratorConfig(n=10, assignment="lottery"))
 
 
-def test_candidates_simplest_first_and_the_one_standard_error_rule():
-    names = [s.name for s in spec.candidates(["Size", "Global Flag", "Not A Modifier"], ["Global Flag", "Size", "PC Count"])]
-    assert names == ["declared", "sparse", "all_covariates", "causal_forest"]
-    assert spec.candidates([], ["Size"])[0].name == "sparse"
-    assert spec.candidates(["Size"], ["Size"])[0].modifiers == ("Size",)
+def test_declared_modifiers_are_the_specification_else_the_candidates_compete_simplest_first():
+    # The study's declared modifiers (those the graph admits) are its one specification.
+    assert spec.candidates(["Size", "Global Flag", "Not A Modifier"], ["Global Flag", "Size", "PC Count"]) == [
+        spec.Spec("declared", ("Size", "Global Flag"), "linear")]
+    assert [s.name for s in spec.candidates(["Not A Modifier"], ["Size", "PC Count"])] == [
+        "sparse", "all_covariates", "causal_forest"]
+    assert spec.candidates([], []) == []
+
+
+def test_the_one_standard_error_rule():
     scores = {"declared": 0.100, "sparse": 0.104, "all_covariates": 0.106, "causal_forest": 0.090}
     # declared is 0.006 below the best: within one standard error of 0.007, it wins as the simplest
     assert spec.pick(scores, {"declared": 0.007, "sparse": 0.001, "all_covariates": 0.0, "causal_forest": 0.01},
@@ -74,3 +79,38 @@ def test_fallback_is_the_best_single_option_by_doubly_robust_value():
     assert best_single_option(ev, {"A": np.array([4.0, 4.0])}) == "A"
     # cost 6: value(A) = 14.5 < 15
     assert best_single_option(ev, {"A": np.array([6.0, 6.0])}) == "none"
+
+
+def test_a_declared_specification_keeps_the_other_covariates_as_controls():
+    """The effect is 2 + 3·M; C confounds (raises both the treatment's odds and the outcome by 10·C)
+    and is no modifier. With C dropped from the adjustment the estimate would absorb its 10·C; kept
+    as a control, the linear final stage over M recovers 2 and 3."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    m, c = rng.normal(size=n), rng.normal(size=n)
+    t = rng.binomial(1, 1 / (1 + np.exp(-1.5 * c)))
+    y = (2 + 3 * m) * t + 10 * c + m + rng.normal(0, 0.5, n)
+    model = spec.fit(spec.Spec("declared", ("M",), "linear"), ["M", "C"], y, t, np.column_stack([m, c]), None,
+                     LinearRegression(), LogisticRegression(), folds=2, random_state=0)
+    at = np.array([[0.0, 0.0], [1.0, 0.0]])  # M = 0 and M = 1 (C is not an input of the CATE)
+    assert np.asarray(model.effect(at)).ravel() == pytest.approx([2.0, 5.0], abs=0.15)
+
+
+def test_each_nuisance_is_the_candidate_with_the_lowest_cross_validated_loss():
+    from propensity_assets.incentives.estimation import (
+        OUTCOME_CANDIDATES, TREATMENT_CANDIDATES, EstimatorConfig, choose_nuisances)
+
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(1500, 3))
+    t = (f[:, 0] + rng.normal(0, 0.3, 1500) > 0).astype(int)
+    y = 50 * f[:, 1] + 3 * t + rng.normal(0, 1, 1500)  # linear in f: the linear trees fit it best
+    chosen = choose_nuisances(f, y, t, EstimatorConfig(n_estimators=100))
+    assert set(chosen.losses) == {f"outcome.{n}" for n in OUTCOME_CANDIDATES} | {f"treatment.{n}" for n in TREATMENT_CANDIDATES}
+    assert chosen.outcome == min(OUTCOME_CANDIDATES, key=lambda n: chosen.losses[f"outcome.{n}"])
+    assert chosen.treatment == min(TREATMENT_CANDIDATES, key=lambda n: chosen.losses[f"treatment.{n}"])
+    assert chosen.outcome.startswith("lightgbm_linear_trees")
+    assert chosen.losses[f"outcome.{chosen.outcome}"] < chosen.losses["outcome.lightgbm"] / 5
+    fixed = choose_nuisances(f, y, t, EstimatorConfig(tune_nuisances=False))
+    assert (fixed.outcome, fixed.treatment, fixed.losses) == ("lightgbm", "lightgbm", {})
