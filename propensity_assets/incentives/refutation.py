@@ -82,12 +82,13 @@ def refute(
     modifiers: list[str],
     controls: list[str],
     effect: str,
-    half_width: float,
+    half_width: float | None,
     refuters: list[str] | None = None,
     num_simulations: int = 2,
     seed: int = 0,
 ) -> list[Refutation]:
-    """Fit `estimator` (an unfitted EconML estimator) through DoWhy and run the refuters."""
+    """Fit `estimator` (an unfitted EconML estimator) through DoWhy and run the refuters; the
+    tolerances come from `half_width`, or, when None, from the refitted estimator's own interval."""
     wrapper = estimator.dowhy
     x = data[modifiers].to_numpy(float) if modifiers else None
     w = data[controls].to_numpy(float) if controls else None
@@ -99,6 +100,9 @@ def refute(
             feature_names=[_safe(c) for c in modifiers] or None, confounder_names=[_safe(c) for c in controls] or None,
         )
         original = float(wrapper.estimate_.value)
+        if half_width is None:  # the refitted estimator's own 95 % interval
+            lo, hi = (wrapper.ate_interval(X=x, alpha=0.05) if x is not None else wrapper.ate_interval(alpha=0.05))
+            half_width = (float(hi) - float(lo)) / 2
         results = []
         for name in refuters or list(REFUTERS):
             method, kwargs = REFUTERS[name]

@@ -302,8 +302,7 @@ def incentive_refutations(
     context: dg.AssetExecutionContext, config: EffectsConfig, incentive_studies: IncentiveStudiesResource,
     lake: LakeResource,
 ):
-    from propensity_assets.incentives import specification as spec_lib
-    from propensity_assets.incentives.estimation import Nuisances, make_estimator
+    from propensity_assets.incentives.estimation import make_estimator
     from propensity_assets.incentives.refutation import refute
     from propensity_assets.incentives.study import graph_from_edges, identify_all
 
@@ -322,20 +321,10 @@ def incentive_refutations(
         inside = effects[(effects.treatment == ident.treatment) & (effects.effect == ident.effect)]
         fitted = inside.in_fit if "in_fit" in inside else inside.in_overlap
         fit = data[data["unit_id"].isin(inside.loc[fitted.astype(bool), "unit_id"])]
-        half = float(match.ate_upper.iloc[0] - match.ate_lower.iloc[0]) / 2
-        # The estimate's own specification and nuisance models, refitted through DoWhy.
-        row = match.iloc[0]
-        text = lambda key, default: row[key] if isinstance(row.get(key), str) else default  # noqa: E731
-        model_y, model_t = Nuisances(text("outcome_model", "lightgbm"), text("treatment_model", "lightgbm"),
-                                     {}).models(est_config)
-        spec = spec_lib.named(text("specification", ""), list(study.effect_modifiers), list(ident.modifiers))
-        if spec is None:
-            x_cols, estimator = [], make_estimator(est_config, model_y, model_t)
-        else:
-            x_cols = list(spec.modifiers)
-            estimator = spec_lib.make(spec, model_y, model_t, est_config.folds, est_config.random_state)
-        w_cols = [c for c in dict.fromkeys([*ident.modifiers, *ident.controls]) if c not in x_cols]
-        results = refute(estimator, fit, ident.treatment, study.outcome, x_cols, w_cols, ident.effect, half)
+        # The default specification (a linear final stage over every modifier, LightGBM nuisances),
+        # refitted through DoWhy; the tolerances come from that fit's own interval.
+        results = refute(make_estimator(est_config), fit, ident.treatment, study.outcome, list(ident.modifiers),
+                         list(ident.controls), ident.effect, None)
         rows += [r.row() for r in results]
     table = pd.DataFrame(rows, columns=["refuter", "treatment", "effect", "original", "new", "tolerance", "passed", "p_value", "detail"])
     study_tables.write(lake.lake, REFUTATIONS, table, study.key)

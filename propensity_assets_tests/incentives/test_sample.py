@@ -145,7 +145,7 @@ def test_an_effect_whose_trimmed_fit_is_too_small_is_refused():
     [ident] = S.identify_all(nx.DiGraph([("Size", "Discount"), ("Size", "Revenue"), ("Discount", "Revenue")]), study)
     [estimate] = S.estimate_all(data, study, [ident], EstimatorConfig(folds=2, n_estimators=20))
     check_effect_arms(study, data, [estimate])
-    estimate.in_overlap = np.arange(120) >= 70  # 25 treated and 25 untreated left
+    estimate.in_overlap = estimate.in_fit = np.arange(120) >= 70  # a trimmed fit: 25 treated and 25 untreated left
     with pytest.raises(StudyCatalogError) as err:
         check_effect_arms(study, data, [estimate])
     assert str(err.value) == (
