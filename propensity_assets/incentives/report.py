@@ -19,9 +19,11 @@ def print_report(lake_uri: str, study: str) -> int:
               f"assets for {study} first", file=sys.stderr)
         return 2
     fmt = lambda v: f"{v:,.1f}"  # noqa: E731
-    cols = [c for c in ["treatment", "effect", "ate", "ate_lower", "ate_upper", "true_ate", "ate_error",
-                        "truth_in_interval", "cate_rmse", "overlap_outside_share", "verdict"] if c in summary]
-    print(f"incentive study {study}: effects (95 % intervals; truth where the study carries it)")
+    cols = [c for c in ["treatment", "effect", "population", "population_share", "specification", "ate", "ate_lower",
+                        "ate_upper", "true_ate", "ate_error", "truth_in_interval", "cate_rmse", "overlap_outside_share",
+                        "verdict"] if c in summary]
+    print(f"incentive study {study}: effects (95 % intervals over the population each covers; truth where the study "
+          "carries it)")
     print(summary[cols].to_string(index=False, float_format=fmt))
     refutations = _read(lake, tables.INCENTIVE_REFUTATIONS, study)
     if refutations is not None:

@@ -20,6 +20,14 @@ def test_a_planted_effect_under_planted_targeting_is_recovered_and_identified():
     assert row["ate_lower"] <= 12.0 <= row["ate_upper"], row
     assert row["placebo_lower"] <= 0 <= row["placebo_upper"], row
     assert row["verdict"] == "identified", row["reason"]
+    # The population the ATT covers: the rows inside overlap, stated in the reason when any were trimmed.
+    share = 1 - row["trimmed"] / 6000
+    assert row["population_share"] == share
+    assert row["population"] == ("overlap" if row["trimmed"] else "all")
+    assert row["reason"].startswith(f"identified on the {share * 100:.0f} % of rows inside overlap; " if row["trimmed"]
+                                    else "placebo compatible with 0")
+    assert row["specification"] == ("linear projection of the doubly robust effects on grp_spend_90d, "
+                                    "grp_baskets_90d, hh_spend_90d")
     recs = recommendations([cell], RetailConfig())
     assert len(recs) == study.data["unit_id"].nunique()
     assert set(recs["recommended"]) <= {"none", "campaign type B"}
