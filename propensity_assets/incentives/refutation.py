@@ -10,7 +10,8 @@ Pure logic. Each refuter re-fits the same estimator on altered data:
 DoWhy's own p-values need many simulations (each a full DML fit), so the verdict
 uses the estimate's own precision instead: with h the half-width of the original
 ATE's 95 % interval, a refutation passes when the placebo effect is within ±2h of 0,
-the dummy-outcome effect within 4 standard errors of 0 (the dummy is unit noise), the random-common-cause effect within
+the dummy-outcome effect within 4 standard errors of 0 (the dummy is unit noise: 1 / (√n · the sd of
+the treatment's DML residual)), the random-common-cause effect within
 h of the original, and the subset effect within 2h of it. DoWhy's p-values are
 reported beside.
 """
@@ -61,8 +62,8 @@ def judge(refuter: str, original: float, new: float, half_width: float, dummy_sc
         return abs(new - original) <= tol, tol, f"effect on an 80 % subset {new:,.1f} must be within ±{tol:,.1f} of {original:,.1f}"
     if refuter == "dummy_outcome":
         # DoWhy's dummy outcome is standard normal noise, so the interval of the original
-        # outcome says nothing about it: use 4 standard errors of a difference in means of
-        # unit-variance noise, 1 / (√n · sd(T)).
+        # outcome says nothing about it: use 4 standard errors of DML's estimate on unit-variance
+        # noise, 1 / (√n · sd of the treatment's residual).
         if dummy_scale is None:
             raise ValueError("dummy_outcome needs dummy_scale (the standard error on unit noise)")
         tol = 4 * dummy_scale
@@ -98,8 +99,13 @@ def refute(
             data[outcome].to_numpy(float), data[treatment].to_numpy().astype(int), X=x, W=w,
             outcome_names=[_safe(outcome)], treatment_names=[_safe(treatment)],
             feature_names=[_safe(c) for c in modifiers] or None, confounder_names=[_safe(c) for c in controls] or None,
+            cache_values=True,
         )
         original = float(wrapper.estimate_.value)
+        # DML's standard error on unit noise is 1 / (√n · sd of the treatment's residual): under
+        # near-deterministic assignment that residual, not the treatment, is what varies.
+        t_res = np.asarray(wrapper.residuals_[1], float).ravel()
+        dummy_se = 1.0 / (np.sqrt(len(t_res)) * max(float(t_res.std()), 1e-9))
         if half_width is None:  # the refitted estimator's own 95 % interval
             lo, hi = (wrapper.ate_interval(X=x, alpha=0.05) if x is not None else wrapper.ate_interval(alpha=0.05))
             half_width = (float(hi) - float(lo)) / 2
@@ -110,8 +116,6 @@ def refute(
             res = res[0] if isinstance(res, list) else res
             new = float(np.asarray(res.new_effect).ravel()[0])
             p = (res.refutation_result or {}).get("p_value") if isinstance(res.refutation_result, dict) else None
-            t = data[treatment].to_numpy(float)
-            dummy_se = 1.0 / (np.sqrt(len(t)) * max(float(t.std()), 1e-9))
             passed, tol, detail = judge(name, original, new, half_width, dummy_se)
             results.append(Refutation(name, treatment, effect, original, new, tol, bool(passed),
                                       None if p is None else float(p), detail))

@@ -98,3 +98,17 @@ def test_judge_rules():
     assert judge("random_common_cause", 5_000, 5_050, 60)[0] and not judge("random_common_cause", 5_000, 5_070, 60)[0]
     assert judge("data_subset", 5_000, 4_900, 60)[0] and not judge("data_subset", 5_000, 4_870, 60)[0]
     assert judge("dummy_outcome", 5_000, 0.05, 60, 0.02)[0] and not judge("dummy_outcome", 5_000, 0.1, 60, 0.02)[0]
+
+
+def test_the_dummy_outcome_tolerance_follows_the_treatment_residual():
+    """Under near-deterministic assignment (t ≈ 1{x > 0}) DML learns from the residual t − p(x),
+    whose spread is far below t's: the tolerance is 4 / (√n · sd of that residual)."""
+    rng = np.random.default_rng(3)
+    n = 800
+    x = rng.normal(size=n)
+    t = rng.binomial(1, expit(6 * x))
+    data = pd.DataFrame({"x": x, "w": rng.normal(size=n), "t": t, "y": 1_000 * t + 2_000 * x + rng.normal(0, 300, n)})
+    [result] = refute(_Saboteur(), data, "t", "y", ["x"], ["w"], "total", half_width=60, refuters=["dummy_outcome"])
+    naive = 4 / (np.sqrt(n) * t.std())  # what sd(t) would allow
+    assert result.tolerance > 1.5 * naive
+    assert result.passed, result.detail
