@@ -9,7 +9,9 @@ Pure logic. Each refuter re-fits the same estimator on altered data:
 
 DoWhy's own p-values need many simulations (each a full DML fit), so the verdict
 uses the estimate's own precision instead: with h the half-width of the original
-ATE's 95 % interval, a refutation passes when the placebo effect is within ±2h of 0,
+ATE's 95 % interval, a refutation passes when the placebo effect is within 4 standard errors of a
+permuted treatment's estimate (sd of the outcome residual / (√n · sd(T)): the residual keeps the real
+treatment's variation, so ±2h would be too tight) of 0,
 the dummy-outcome effect within 4 standard errors of 0 (the dummy is unit noise: 1 / (√n · the sd of
 the treatment's DML residual)), the random-common-cause effect within
 h of the original, and the subset effect within 2h of it. DoWhy's p-values are
@@ -49,10 +51,12 @@ class Refutation:
         return {k: getattr(self, k) for k in ("refuter", "treatment", "effect", "original", "new", "tolerance", "passed", "p_value", "detail")}
 
 
-def judge(refuter: str, original: float, new: float, half_width: float, dummy_scale: float | None = None) -> tuple[bool, float, str]:
-    """Pass/fail of one refutation, from the original ATE, the refuted one and the CI half-width."""
+def judge(refuter: str, original: float, new: float, half_width: float, dummy_scale: float | None = None,
+          placebo_scale: float | None = None) -> tuple[bool, float, str]:
+    """Pass/fail of one refutation, from the original ATE, the refuted one and the CI half-width
+    (and, when given, the standard error of a placebo treatment's estimate)."""
     if refuter == "placebo_treatment":
-        tol = 2 * half_width
+        tol = 2 * half_width if placebo_scale is None else 4 * placebo_scale
         return abs(new) <= tol, tol, f"placebo effect {new:,.1f} must be within ±{tol:,.1f} of 0"
     if refuter == "random_common_cause":
         tol = half_width
@@ -103,9 +107,14 @@ def refute(
         )
         original = float(wrapper.estimate_.value)
         # DML's standard error on unit noise is 1 / (√n · sd of the treatment's residual): under
-        # near-deterministic assignment that residual, not the treatment, is what varies.
-        t_res = np.asarray(wrapper.residuals_[1], float).ravel()
-        dummy_se = 1.0 / (np.sqrt(len(t_res)) * max(float(t_res.std()), 1e-9))
+        # near-deterministic assignment that residual, not the treatment, is what varies. A permuted
+        # treatment's residual is the treatment's spread, and its outcome residual keeps the real
+        # treatment's variation: sd(outcome residual) / (√n · sd(T)).
+        y_res, t_res = (np.asarray(v, float).ravel() for v in wrapper.residuals_[:2])
+        n = len(t_res)
+        dummy_se = 1.0 / (np.sqrt(n) * max(float(t_res.std()), 1e-9))
+        t_sd = max(float(data[treatment].to_numpy(float).std()), 1e-9)
+        placebo_se = float(y_res.std()) / (np.sqrt(n) * t_sd)
         if half_width is None:  # the refitted estimator's own 95 % interval
             lo, hi = (wrapper.ate_interval(X=x, alpha=0.05) if x is not None else wrapper.ate_interval(alpha=0.05))
             half_width = (float(hi) - float(lo)) / 2
@@ -116,7 +125,7 @@ def refute(
             res = res[0] if isinstance(res, list) else res
             new = float(np.asarray(res.new_effect).ravel()[0])
             p = (res.refutation_result or {}).get("p_value") if isinstance(res.refutation_result, dict) else None
-            passed, tol, detail = judge(name, original, new, half_width, dummy_se)
+            passed, tol, detail = judge(name, original, new, half_width, dummy_se, placebo_se)
             results.append(Refutation(name, treatment, effect, original, new, tol, bool(passed),
                                       None if p is None else float(p), detail))
     return results

@@ -285,6 +285,27 @@ def incentive_effects(
 # -- refutations ------------------------------------------------------------------------------
 
 
+def refutation_fit(row: pd.Series, ident, study: Study, est_config, fit: pd.DataFrame):
+    """The estimate as `incentive_summary` recorded it (its specification and nuisance models), for
+    DoWhy to refit and refute: (unfitted estimator, the rows with a linear stage's modifiers
+    standardized as the estimate had them, X columns, W columns)."""
+    from propensity_assets.incentives import specification as spec_lib
+    from propensity_assets.incentives.estimation import Nuisances, make_estimator
+
+    text = lambda key, default: row[key] if isinstance(row.get(key), str) else default  # noqa: E731
+    model_y, model_t = Nuisances(text("outcome_model", "lightgbm"), text("treatment_model", "lightgbm"),
+                                 {}).models(est_config)
+    spec = spec_lib.named(text("specification", ""), list(study.effect_modifiers), list(ident.modifiers))
+    if spec is None:  # a constant effect
+        return make_estimator(est_config, model_y, model_t), fit, [], list(ident.controls)
+    x_cols = list(spec.modifiers)
+    w_cols = [c for c in dict.fromkeys([*ident.modifiers, *ident.controls]) if c not in x_cols]
+    if spec.final != "forest":
+        fit = fit.copy()
+        fit[x_cols] = (fit[x_cols] - fit[x_cols].mean()) / fit[x_cols].std(ddof=0).replace(0, 1)
+    return spec_lib.make(spec, model_y, model_t, est_config.folds, est_config.random_state), fit, x_cols, w_cols
+
+
 @study_asset(
     name=REFUTATIONS,
     deps=[STUDY_DATA, GRAPH, EFFECTS],
@@ -302,7 +323,6 @@ def incentive_refutations(
     context: dg.AssetExecutionContext, config: EffectsConfig, incentive_studies: IncentiveStudiesResource,
     lake: LakeResource,
 ):
-    from propensity_assets.incentives.estimation import make_estimator
     from propensity_assets.incentives.refutation import refute
     from propensity_assets.incentives.study import graph_from_edges, identify_all
 
@@ -321,10 +341,8 @@ def incentive_refutations(
         inside = effects[(effects.treatment == ident.treatment) & (effects.effect == ident.effect)]
         fitted = inside.in_fit if "in_fit" in inside else inside.in_overlap
         fit = data[data["unit_id"].isin(inside.loc[fitted.astype(bool), "unit_id"])]
-        # The default specification (a linear final stage over every modifier, LightGBM nuisances),
-        # refitted through DoWhy; the tolerances come from that fit's own interval.
-        results = refute(make_estimator(est_config), fit, ident.treatment, study.outcome, list(ident.modifiers),
-                         list(ident.controls), ident.effect, None)
+        estimator, fit, x_cols, w_cols = refutation_fit(match.iloc[0], ident, study, est_config, fit)
+        results = refute(estimator, fit, ident.treatment, study.outcome, x_cols, w_cols, ident.effect, None)
         rows += [r.row() for r in results]
     table = pd.DataFrame(rows, columns=["refuter", "treatment", "effect", "original", "new", "tolerance", "passed", "p_value", "detail"])
     study_tables.write(lake.lake, REFUTATIONS, table, study.key)
