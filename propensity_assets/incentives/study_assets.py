@@ -28,10 +28,6 @@ STUDY_DATA, GRAPH, EFFECTS, SUMMARY = (
 REFUTATIONS = tables.INCENTIVE_REFUTATIONS
 REFUTERS = ("placebo_treatment", "random_common_cause", "data_subset", "dummy_outcome")
 
-# The preset of `near_deterministic_assignment`: the covariate part of each treatment's logit ×10,
-# its noise ÷10 (about a third of the accounts then get Tech Support with probability < 2 % or > 98 %).
-NEAR_DETERMINISTIC_STRENGTH = 10.0
-
 
 def study_asset(**kwargs):
     """`dg.asset` for one study: the room's group, one partition per study of the catalogue."""
@@ -62,7 +58,6 @@ class StudyDataConfig(dg.Config):
     mediator_noise: Optional[float] = None
     assignment_strength: Optional[float] = None
     assignment: Optional[str] = None  # random | threshold (generator.ASSIGNMENTS)
-    near_deterministic_assignment: bool = False
 
 
 @study_asset(
@@ -86,8 +81,6 @@ def incentive_study_data(
     study = study_of(context, incentive_studies)
     overrides = dict(n=config.n, seed=config.seed, mediator_noise=config.mediator_noise,
                      assignment_strength=config.assignment_strength, assignment=config.assignment)
-    if config.near_deterministic_assignment and config.assignment_strength is None:
-        overrides["assignment_strength"] = NEAR_DETERMINISTIC_STRENGTH
     try:
         data = study_data(study, incentive_studies.path, config.min_per_arm, **overrides)
     except StudyCatalogError as exc:
